@@ -1,0 +1,214 @@
+import { Reading } from "./protocol/messages"
+import { deleteRecord, ErrCorrupt, readRecord, writeRecord } from "./flash"
+
+// The durable outbox: a ring of OUTBOX_SLOTS readings in flash, one settings key per slot
+// ("ob0".."ob63", slot = seq % OUTBOX_SLOTS), plus one delivery record ("ak").
+//
+// Flash writes per wake (see devs/README.md for the reasoning):
+//   1. append(): the new reading goes into its slot BEFORE any network traffic. seq and boot
+//      live inside the slot records (next seq = highest seq found + 1), so this single write
+//      also persists the counters. Overwriting an undelivered reading = "dropped".
+//   2. commit(): after the broker acknowledged, "ak" records how far delivery got. Skipped when
+//      nothing changed (e.g. broker unreachable).
+
+export const OUTBOX_SLOTS = 64
+const ACK_KEY = "ak"
+
+function slotKey(i: number) {
+    return "ob" + i
+}
+
+interface AckRecord {
+    /** every reading with seq <= w is delivered (or was dropped) */
+    w: number
+    /** QoS 2: seqs whose PUBREC came but whose PUBCOMP may not have: only PUBREL is left */
+    rel: number[]
+    /** highest seq ever handed out: a floor against reuse if slots are lost */
+    hi: number
+    /** boot number of the wake that wrote this record */
+    b: number
+}
+
+function isNat(v: any) {
+    return typeof v === "number" && Math.round(v) === v && v >= 0
+}
+
+function toRecord(r: Reading): any {
+    return { s: r.seq, b: r.boot, t: r.t, r: r.readings, bt: r.battery, dr: r.dropped, c: r.corrupt }
+}
+
+function fromRecord(o: any, key: string): Reading {
+    if (!isNat(o.s) || !isNat(o.b) || !o.r || typeof o.r !== "object")
+        throw new ErrCorrupt(key, "bad reading")
+    return {
+        seq: o.s,
+        boot: o.b,
+        t: typeof o.t === "number" ? o.t : null,
+        readings: o.r,
+        battery: typeof o.bt === "number" ? o.bt : null,
+        dropped: isNat(o.dr) ? o.dr : 0,
+        corrupt: isNat(o.c) ? o.c : 0,
+    }
+}
+
+export class Outbox {
+    /** readings in flash, ascending seq */
+    private entries: Reading[] = []
+    private ack: AckRecord = { w: 0, rel: [], hi: 0, b: 0 }
+    private savedAck = ""
+    private delivered: number[] = []
+    private corruptKeys: string[] = []
+    private maxBoot = 0
+
+    /**
+     * Reads the delivery record and only the slots that can matter: undelivered seqs (w, hi] and
+     * readings appended after the last commit (hi+1, hi+2, ... while the slot holds that seq). Without
+     * a readable delivery record every slot is read. Unreadable slots are counted, never fatal.
+     */
+    static async load(): Promise<Outbox> {
+        const box = new Outbox()
+        let haveAck = false
+        try {
+            const a = await readRecord(ACK_KEY)
+            if (a) {
+                if (!isNat(a.w) || !isNat(a.hi) || !isNat(a.b) || !Array.isArray(a.rel))
+                    throw new ErrCorrupt(ACK_KEY, "bad fields")
+                box.ack = { w: a.w, rel: a.rel.filter((s: any) => isNat(s)), hi: a.hi, b: a.b }
+                box.maxBoot = a.b
+                haveAck = true
+            }
+        } catch (e) {
+            // losing the watermark only means resending: the gateway de-duplicates on (device, seq)
+            console.error(`outbox: ${(e as Error).message}; reading every slot`)
+            box.corruptKeys.push(ACK_KEY)
+        }
+        box.savedAck = JSON.stringify(box.ack)
+        if (!haveAck) {
+            for (let i = 0; i < OUTBOX_SLOTS; i++) await box.loadSlot(i, -1)
+        } else {
+            const first = Math.max(box.ack.w + 1, box.ack.hi - OUTBOX_SLOTS + 1)
+            for (let seq = first; seq <= box.ack.hi; seq++) await box.loadSlot(seq % OUTBOX_SLOTS, -1)
+            for (let seq = box.ack.hi + 1; seq <= box.ack.hi + OUTBOX_SLOTS; seq++)
+                if (!(await box.loadSlot(seq % OUTBOX_SLOTS, seq))) break
+        }
+        box.entries.sort((a, b) => a.seq - b.seq)
+        return box
+    }
+
+    /** Loads one slot; with `expect` >= 0 only a reading with that seq counts. True when loaded. */
+    private async loadSlot(i: number, expect: number): Promise<boolean> {
+        const key = slotKey(i)
+        try {
+            const o = await readRecord(key)
+            if (o === undefined) return false
+            const r = fromRecord(o, key)
+            if (r.seq % OUTBOX_SLOTS !== i) throw new ErrCorrupt(key, `seq ${r.seq} in wrong slot`)
+            if (expect >= 0 && r.seq !== expect) return false
+            if (r.seq <= this.ack.w && this.ack.rel.indexOf(r.seq) < 0) return false // delivered
+            if (this.entries.some(e => e.seq === r.seq)) return true
+            this.entries.push(r)
+            if (r.boot > this.maxBoot) this.maxBoot = r.boot
+            return true
+        } catch (e) {
+            console.error(`outbox: ${(e as Error).message}; entry skipped`)
+            if (this.corruptKeys.indexOf(key) < 0) this.corruptKeys.push(key)
+            return false
+        }
+    }
+
+    /** Highest seq in use anywhere (0 = none yet; the first reading is seq 1). */
+    lastSeq(): number {
+        let s = Math.max(this.ack.hi, this.ack.w)
+        for (const e of this.entries) if (e.seq > s) s = e.seq
+        return s
+    }
+
+    lastBoot(): number {
+        return this.maxBoot
+    }
+
+    private isDone(seq: number) {
+        return seq <= this.ack.w || this.delivered.indexOf(seq) >= 0 || this.ack.rel.indexOf(seq) >= 0
+    }
+
+    /**
+     * Stores a new reading (THE flash write of the normal path). Fills in seq, boot, dropped
+     * (the undelivered reading it overwrites) and corrupt (unreadable entries found at load).
+     */
+    async append(values: Record<string, number>, battery: number | null, t: number | null): Promise<Reading> {
+        const seq = this.lastSeq() + 1
+        const slot = seq % OUTBOX_SLOTS
+        let dropped = 0
+        const old = this.entries.filter(e => e.seq % OUTBOX_SLOTS === slot)
+        for (const e of old) {
+            if (!this.isDone(e.seq)) {
+                dropped++
+                console.warn(`outbox: full, dropping seq ${e.seq}`)
+            }
+            this.entries.insert(this.entries.indexOf(e), -1)
+        }
+        const r: Reading = {
+            seq: seq,
+            boot: this.maxBoot + 1,
+            t: t,
+            readings: values,
+            battery: battery,
+            dropped: dropped,
+            corrupt: this.corruptKeys.length,
+        }
+        await writeRecord(slotKey(slot), toRecord(r))
+        this.maxBoot = r.boot
+        this.entries.push(r)
+        // unreadable slots would be counted again on every wake: remove them (rare path)
+        for (const key of this.corruptKeys)
+            if (key !== slotKey(slot) && key !== ACK_KEY) await deleteRecord(key)
+        this.corruptKeys = []
+        return r
+    }
+
+    /** Readings still to PUBLISH, oldest first. */
+    pending(): Reading[] {
+        const self = this
+        return this.entries.filter(e => !self.isDone(e.seq))
+    }
+
+    /** QoS 2 flows that only miss PUBREL/PUBCOMP (from an earlier wake or this one). */
+    releasing(): number[] {
+        return this.ack.rel.slice(0)
+    }
+
+    /** PUBACK (QoS 0: written to the socket) seen for `seq`. RAM only until commit(). */
+    markDelivered(seq: number) {
+        if (this.delivered.indexOf(seq) < 0) this.delivered.push(seq)
+    }
+
+    /** QoS 2 PUBREC seen: delivered exactly once, PUBREL pending. */
+    markReceived(seq: number) {
+        if (this.ack.rel.indexOf(seq) < 0) this.ack.rel.push(seq)
+    }
+
+    /** QoS 2 PUBCOMP seen. */
+    markCompleted(seq: number) {
+        const i = this.ack.rel.indexOf(seq)
+        if (i >= 0) this.ack.rel.insert(i, -1)
+    }
+
+    /** Persists delivery progress (the second flash write), only when something changed. */
+    async commit(): Promise<boolean> {
+        let w = this.ack.w
+        for (const e of this.entries) {
+            if (e.seq <= w) continue
+            if (this.delivered.indexOf(e.seq) >= 0 || this.ack.rel.indexOf(e.seq) >= 0) w = e.seq
+            else break
+        }
+        this.ack.w = w
+        this.delivered = this.delivered.filter(s => s > w)
+        this.ack.hi = this.lastSeq()
+        this.ack.b = this.maxBoot
+        const text = JSON.stringify(this.ack)
+        if (text === this.savedAck) return false
+        await writeRecord(ACK_KEY, this.ack)
+        this.savedAck = text
+        return true
+    }
+}

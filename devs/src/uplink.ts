@@ -1,0 +1,250 @@
+import * as ds from "@devicescript/core"
+import { Connection } from "./mqtt/connection"
+import { Outgoing, Session, telemetryPacketId } from "./mqtt/session"
+import { InboundPublish } from "./mqtt/reader"
+import { commandAckTopic, commandTopic, statusTopic, telemetryTopic } from "./protocol/topics"
+import { offlinePayload, onlinePayload, Reading, sleepingPayload, telemetryPayload } from "./protocol/messages"
+import { Config } from "./settings"
+import { Outbox } from "./outbox"
+import { Commands } from "./commands"
+
+// Everything this wake does with the broker: connect (again after drops, with bounded backoff),
+// restore the subscription, flush the outbox through an in-flight window, take queued commands,
+// stay awake on request, say goodbye. Reading and flash writes belong to the caller.
+
+/** PUBLISHes in flight at once (in-flight window). */
+const WINDOW = 8
+/** After the subscription is in place, wait at least this long for commands the broker queued... */
+const COMMAND_WAIT_MS = 400
+/** ...and until no message arrived for this long (bounded by the awake budget). */
+const COMMAND_QUIET_MS = 200
+const CONNECT_TIMEOUT_MS = 5000
+const BACKOFF_FIRST_MS = 250
+const BACKOFF_MAX_MS = 4000
+/** How long to wait for PUBCOMPs; an open QoS 2 flow is safely finished on the next wake. */
+const PUBCOMP_WAIT_MS = 1500
+
+/** Ties a telemetry PUBLISH's acks to its outbox entry (PUBACK, or PUBREC then PUBCOMP). */
+function trackDelivery(o: Outgoing, outbox: Outbox, seq: number) {
+    if (o.qos === 1) o.onDelivered = () => outbox.markDelivered(seq)
+    if (o.qos === 2) {
+        o.onDelivered = () => outbox.markReceived(seq)
+        o.onComplete = () => outbox.markCompleted(seq)
+    }
+}
+
+export class Uplink {
+    readonly session = new Session()
+    private conn: Connection | null = null
+    private queue: Reading[] = []
+    private lastInboundAt = 0
+    private subscribedAt = 0
+    /** connection attempts that failed this wake */
+    failures = 0
+
+    constructor(
+        private cfg: Config,
+        private outbox: Outbox,
+        private commands: Commands,
+        private boot: number
+    ) {
+        this.session.inboundQos2 = commands.inboundQos2()
+        this.queue = outbox.pending()
+        const session = this.session
+        outbox.releasing().forEach(seq => {
+            session.addRelease(telemetryPacketId(seq), () => outbox.markCompleted(seq))
+        })
+    }
+
+    /** Connected, with the subscription in place and everything in flight sent again. */
+    private async ensureConnected(deadline: number) {
+        if (this.conn && !this.conn.closed) return this.conn
+        let backoff = BACKOFF_FIRST_MS
+        for (;;) {
+            const left = deadline - ds.millis()
+            if (left <= 0) throw new Error("awake budget spent without a connection")
+            try {
+                return await this.connect(Math.min(CONNECT_TIMEOUT_MS, left))
+            } catch (e) {
+                this.failures++
+                console.warn(`mqtt: ${(e as Error).message}; retry in ${backoff} ms`)
+                await ds.sleep(Math.min(backoff, Math.max(0, deadline - ds.millis())))
+                backoff = Math.min(backoff * 2, BACKOFF_MAX_MS)
+            }
+        }
+    }
+
+    private async connect(timeoutMs: number) {
+        const cfg = this.cfg
+        const self = this
+        const conn = new Connection(
+            this.session,
+            {
+                onMessage: async msg => await self.onMessage(msg),
+                onInboundReleased: async id => await self.onInboundReleased(id),
+            },
+            cfg.keepaliveS
+        )
+        this.conn = conn
+        // what was in flight on the previous connection; messages published once this one is up
+        // (e.g. acks of commands that arrive right after CONNACK) go out by themselves
+        const resend = this.session.resendList()
+        const sessionPresent = await conn.open(
+            { host: cfg.host, port: cfg.port, tls: cfg.tls },
+            {
+                clientId: cfg.deviceId,
+                keepaliveS: cfg.keepaliveS,
+                cleanSession: false,
+                username: cfg.username,
+                password: cfg.password,
+                will: { topic: statusTopic(cfg.deviceId), payload: offlinePayload(), qos: 1, retain: true },
+            },
+            timeoutMs
+        )
+        console.log(`mqtt: connected at ${ds.millis()} ms, sessionPresent=${sessionPresent ? 1 : 0}`)
+        // spec 4.4: unacknowledged PUBLISH (DUP, same id) and PUBREL go out again first, in order
+        for (const o of resend) {
+            const bytes = this.session.wireBytes(o)
+            if (bytes) await conn.send(bytes)
+        }
+        if (!sessionPresent) {
+            // the broker lost (or never had) our session: the cmd subscription is gone with it
+            const granted = await conn.subscribe(commandTopic(cfg.deviceId), 1, timeoutMs)
+            if (granted === 0x80) console.error("mqtt: subscription to cmd refused")
+        }
+        this.subscribedAt = ds.millis()
+        await this.publish(statusTopic(cfg.deviceId), onlinePayload(this.boot), 1, true)
+        return conn
+    }
+
+    /** Queues and sends a QoS 1 message that is not a reading (status, command acks). */
+    private async publish(topic: string, payload: string, qos: number, retain: boolean) {
+        const o = this.session.add(topic, payload, qos, retain, this.session.allocateId(), false)
+        if (this.conn && !this.conn.closed) await this.conn.send(this.session.wireBytes(o))
+    }
+
+    private async onMessage(msg: InboundPublish) {
+        this.lastInboundAt = ds.millis()
+        if (msg.topic !== commandTopic(this.cfg.deviceId)) {
+            console.warn(`mqtt: ignoring message on ${msg.topic}`)
+            return
+        }
+        const ack = await this.commands.handle(msg.payload, msg.qos === 2 ? msg.packetId : 0)
+        if (msg.qos === 2 && this.session.inboundQos2.indexOf(msg.packetId) < 0)
+            this.session.inboundQos2.push(msg.packetId)
+        if (ack) await this.publish(commandAckTopic(this.cfg.deviceId), ack, 1, false)
+    }
+
+    private async onInboundReleased(packetId: number) {
+        const i = this.session.inboundQos2.indexOf(packetId)
+        if (i >= 0) this.session.inboundQos2.insert(i, -1)
+        await this.commands.released(packetId)
+    }
+
+    /** Sends queued readings while the window has room. */
+    private async fillWindow(conn: Connection) {
+        const qos = this.cfg.qos
+        while (this.queue.length && (qos === 0 || this.session.size() < WINDOW)) {
+            const r = this.queue.shift()
+            const resumed = r.boot < this.boot // may have been sent in an earlier wake
+            const o = this.session.add(
+                telemetryTopic(this.cfg.deviceId),
+                telemetryPayload(r),
+                qos,
+                false,
+                telemetryPacketId(r.seq),
+                resumed
+            )
+            const seq = r.seq
+            trackDelivery(o, this.outbox, seq)
+            try {
+                await conn.send(this.session.wireBytes(o))
+            } catch (e) {
+                return // in the session: resent after the reconnect
+            }
+            // QoS 0 has no ack: written to the socket is as delivered as it gets
+            if (qos === 0) this.outbox.markDelivered(seq)
+        }
+    }
+
+    /** True when no reading and no QoS 1/2 message waits for the broker (QoS 2: PUBREC seen). */
+    private flushed() {
+        if (this.queue.length) return false
+        return this.session.resendList().filter(o => !o.releasing).length === 0
+    }
+
+    /** Waits for one session change, sending PINGREQ when due. */
+    private async tick(conn: Connection, deadline: number) {
+        await conn.keepalive()
+        await ds.wait(this.session.changed, Math.max(1, Math.min(1000, deadline - ds.millis())))
+    }
+
+    /**
+     * Connects and flushes the outbox, then takes queued commands; false when the awake budget ran
+     * out first. Connection drops are retried within the budget.
+     */
+    async deliver(deadline: number): Promise<boolean> {
+        for (;;) {
+            if (ds.millis() >= deadline) return false
+            let conn: Connection
+            try {
+                conn = await this.ensureConnected(deadline)
+            } catch (e) {
+                console.warn(`mqtt: ${(e as Error).message}`)
+                return false
+            }
+            await this.fillWindow(conn)
+            const now = ds.millis()
+            const commandsSettled =
+                now - this.subscribedAt >= COMMAND_WAIT_MS && now - this.lastInboundAt >= COMMAND_QUIET_MS
+            if (this.flushed() && commandsSettled && !conn.closed) return true
+            await this.tick(conn, deadline)
+        }
+    }
+
+    /**
+     * QoS 2: PUBREL for flows whose PUBREC is committed to flash, then waits (bounded) for PUBCOMP.
+     * A flow left open is finished on the next wake (PUBREL again; brokers answer PUBCOMP).
+     */
+    async releaseQos2(deadline: number) {
+        deadline = Math.min(deadline, ds.millis() + PUBCOMP_WAIT_MS)
+        const released = this.session.release()
+        const conn = this.conn
+        if (!conn || conn.closed) return
+        try {
+            for (const o of released) await conn.send(this.session.wireBytes(o))
+            while (this.session.resendList().length && !conn.closed && ds.millis() < deadline)
+                await this.tick(conn, deadline)
+        } catch (e) {
+            console.warn(`mqtt: PUBREL: ${(e as Error).message}`)
+        }
+    }
+
+    /** Stays connected (reconnecting if needed) until `until`, handling commands as they come. */
+    async stayAwake(until: () => number) {
+        while (ds.millis() < until()) {
+            let conn: Connection
+            try {
+                conn = await this.ensureConnected(until())
+            } catch (e) {
+                return
+            }
+            await this.fillWindow(conn)
+            await this.tick(conn, until())
+        }
+    }
+
+    /** Retained `sleeping` status (waits for its PUBACK, bounded), DISCONNECT, socket closed. */
+    async goodbye(sleepMs: number, deadline: number) {
+        const conn = this.conn
+        if (!conn || conn.closed) return
+        try {
+            await this.publish(statusTopic(this.cfg.deviceId), sleepingPayload(this.boot, sleepMs), 1, true)
+            while (this.session.resendList().filter(o => !o.releasing).length && !conn.closed && ds.millis() < deadline)
+                await this.tick(conn, deadline)
+        } catch (e) {
+            console.warn(`mqtt: goodbye: ${(e as Error).message}`)
+        }
+        await conn.disconnect()
+    }
+}

@@ -1,0 +1,183 @@
+import { EventEmitter } from "node:events";
+import { createServer, type Server } from "node:net";
+import { randomBytes } from "node:crypto";
+import { mkdirSync } from "node:fs";
+import { Aedes, type Client, type PublishPacket, type PubrelPacket } from "aedes";
+import { createAuthHooks, type AuthCounters, type DeviceAuthOptions, type ServiceCredential } from "./device-auth.ts";
+import { silentLogger, type BrokerLogger } from "./logger.ts";
+import { trackOutgoingQos2, type OutgoingQos2Tracker } from "./qos2-tracker.ts";
+import { SqlitePersistence } from "./sqlite-persistence.ts";
+
+export interface EmbeddedBrokerOptions {
+  /** Interface to listen on, e.g. "127.0.0.1" or "0.0.0.0" for the LAN. */
+  host: string;
+  /** TCP port; 0 picks a free one (read it back from `port`). */
+  port: number;
+  /**
+   * Directory for `broker.sqlite` (sessions, queued QoS 1/2 messages, retained messages, subscriptions, wills)
+   * and, by default, `mqtt-credentials.json`. Without it everything is in memory and lost on restart.
+   */
+  dataDir?: string;
+  /** Default `{ mode: "devices" }`: open mode must be asked for explicitly. */
+  auth?: DeviceAuthOptions;
+  logger?: BrokerLogger;
+}
+
+export interface DeliveredEvent {
+  clientId: string;
+  topic: string;
+  payload: Buffer;
+  qos: 1 | 2;
+  messageId: number;
+}
+
+export interface ClientEvent {
+  clientId: string;
+}
+
+export interface BrokerCounters extends AuthCounters {
+  /** Connections closed because of a protocol or socket error (each dropped its in-flight packets). */
+  clientErrors: number;
+}
+
+interface EmbeddedBrokerEvents {
+  delivered: [DeliveredEvent];
+  clientConnected: [ClientEvent];
+  clientDisconnected: [ClientEvent];
+}
+
+export class ErrBrokerClosed extends Error {
+  override name = "ErrBrokerClosed";
+}
+
+/** A running aedes broker on TCP. Create it with {@link startEmbeddedBroker}. */
+export class EmbeddedBroker extends EventEmitter<EmbeddedBrokerEvents> {
+  private closing: Promise<void> | undefined;
+
+  /** @internal use startEmbeddedBroker */
+  constructor(
+    readonly url: string,
+    readonly port: number,
+    /** Full-rights login for the gateway's own MQTT client (also valid in open mode). */
+    readonly serviceCredentials: ServiceCredential,
+    readonly counters: Readonly<BrokerCounters>,
+    private readonly aedes: Aedes,
+    private readonly server: Server,
+    private readonly persistence: { destroy(): Promise<void> },
+  ) {
+    super();
+  }
+
+  get closed(): boolean {
+    return this.closing !== undefined;
+  }
+
+  /** Clients with a live connection. */
+  get connectedClients(): number {
+    if (this.closed) throw new ErrBrokerClosed("broker closed");
+    return this.aedes.connectedClients;
+  }
+
+  /** Stops listening, disconnects every client, flushes and closes the store. Safe to call twice. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+      await new Promise<void>((resolve) => this.aedes.close(() => resolve()));
+      await serverClosed;
+      await this.persistence.destroy();
+    })();
+    return this.closing;
+  }
+}
+
+/**
+ * Starts the embedded MQTT broker (aedes) on TCP.
+ *
+ * @example
+ * const broker = await startEmbeddedBroker({ host: "127.0.0.1", port: 1883, dataDir: "data" });
+ * const client = mqtt.connect(broker.url, { ...broker.serviceCredentials, clientId: "gateway", clean: false });
+ * broker.on("delivered", ({ clientId, topic }) => console.log(`${topic} reached ${clientId}`));
+ * await broker.close();
+ */
+export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<EmbeddedBroker> {
+  const logger = opts.logger ?? silentLogger;
+  const auth = opts.auth ?? { mode: "devices" };
+  const serviceCredentials: ServiceCredential = {
+    username: "$gateway", // "$" is not allowed in device ids, so no device can take this name
+    password: randomBytes(18).toString("base64url"),
+  };
+  const counters: BrokerCounters = { connectRefused: 0, publishDenied: 0, subscribeDenied: 0, clientErrors: 0 };
+
+  if (opts.dataDir !== undefined) mkdirSync(opts.dataDir, { recursive: true });
+  // Without a data dir the same store runs on an in-memory database: one implementation, one behaviour.
+  const persistence = new SqlitePersistence(opts.dataDir === undefined ? { file: ":memory:" } : { dataDir: opts.dataDir });
+  const tracker: OutgoingQos2Tracker = trackOutgoingQos2(persistence);
+
+  const hooks = createAuthHooks({
+    auth,
+    dataDir: opts.dataDir,
+    serviceUsers: [serviceCredentials, ...(auth.mode === "devices" ? (auth.serviceUsers ?? []) : [])],
+    counters,
+    logger,
+  });
+  const aedes = await Aedes.createBroker({
+    persistence,
+    ...hooks,
+    // docs/protocol.md allows 64-character device ids as client ids (aedes defaults to 23, the MQTT 3.1 limit).
+    maxClientsIdLength: 64,
+  });
+
+  const server = createServer(aedes.handle);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(opts.port, opts.host, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    await persistence.destroy();
+    throw err;
+  }
+  server.on("error", (err) => logger.error({ err }, "mqtt listener error"));
+  const address = server.address();
+  if (address === null || typeof address === "string") throw new Error("mqtt listener has no TCP address");
+  const host = opts.host.includes(":") ? `[${opts.host}]` : opts.host;
+
+  const broker = new EmbeddedBroker(
+    `mqtt://${host}:${address.port}`,
+    address.port,
+    serviceCredentials,
+    counters,
+    aedes,
+    server,
+    persistence,
+  );
+
+  aedes.on("ack", (packet: PublishPacket | PubrelPacket | undefined, client: Client) => {
+    const delivered = tracker.acked(client.id, packet);
+    if (delivered !== undefined) broker.emit("delivered", { clientId: client.id, ...delivered });
+  });
+  aedes.on("clientReady", (client: Client) => {
+    logger.debug({ clientId: client.id }, "mqtt client connected");
+    broker.emit("clientConnected", { clientId: client.id });
+  });
+  aedes.on("clientDisconnect", (client: Client) => {
+    logger.debug({ clientId: client.id }, "mqtt client disconnected");
+    broker.emit("clientDisconnected", { clientId: client.id });
+  });
+  aedes.on("clientError", (client: Client, err: Error) => {
+    counters.clientErrors++;
+    logger.warn({ clientId: client.id, err: err.message }, "mqtt client error, connection closed");
+  });
+  // aedes emits 'error' for store failures (e.g. a full disk); an unhandled 'error' event would end the process.
+  (aedes as EventEmitter).on("error", (err: Error) => logger.error({ err }, "mqtt broker error"));
+  aedes.on("connectionError", (_client: Client, err: Error) => {
+    counters.clientErrors++;
+    logger.warn({ err: err.message }, "mqtt connection error before CONNECT");
+  });
+  logger.info({ url: broker.url, dataDir: opts.dataDir ?? null, auth: auth.mode }, "embedded mqtt broker listening");
+  return broker;
+}

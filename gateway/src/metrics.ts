@@ -1,0 +1,79 @@
+/**
+ * Prometheus metrics. Each gateway owns its own Registry (not prom-client's global one) so several
+ * gateways can run in one test process without "metric already registered" errors.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+export function createMetrics(opts: { processMetrics?: boolean } = {}) {
+  const registry = new Registry();
+  if (opts.processMetrics) collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+  return {
+    registry,
+    messagesIn: new Counter({
+      name: "gateway_mqtt_messages_in_total",
+      help: "MQTT messages received, by kind (telemetry, status, ack, other)",
+      labelNames: ["kind"] as const,
+      registers,
+    }),
+    rejected: new Counter({
+      name: "gateway_mqtt_messages_rejected_total",
+      help: "MQTT messages rejected, by reason (too_large, not_json, bad_shape, bad_topic, db_error)",
+      labelNames: ["reason"] as const,
+      registers,
+    }),
+    duplicates: new Counter({
+      name: "gateway_duplicate_readings_total",
+      help: "Telemetry dropped because (deviceId, seq) was already stored (MQTT-level redelivery)",
+      registers,
+    }),
+    mqttDupFlag: new Counter({
+      name: "gateway_mqtt_dup_flag_total",
+      help: "MQTT PUBLISH packets received with the DUP flag set",
+      registers,
+    }),
+    eventsStored: new Counter({
+      name: "gateway_events_stored_total",
+      help: "Events given an id and stored in history, by kind",
+      labelNames: ["kind"] as const,
+      registers,
+    }),
+    eventsOut: new Counter({
+      name: "gateway_sse_events_out_total",
+      help: "Events handed to SSE streams (live and replayed)",
+      registers,
+    }),
+    clients: new Gauge({ name: "gateway_sse_clients", help: "Open SSE streams", registers }),
+    drops: new Counter({
+      name: "gateway_sse_dropped_clients_total",
+      help: "SSE streams closed by the gateway, by reason (queue_events, queue_bytes, stalled)",
+      labelNames: ["reason"] as const,
+      registers,
+    }),
+    resets: new Counter({
+      name: "gateway_sse_resets_total",
+      help: "Resumes that asked for events no longer in history",
+      registers,
+    }),
+    relayLatency: new Histogram({
+      name: "gateway_relay_latency_seconds",
+      help: "Time from MQTT receipt to the SSE write of a live event",
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    }),
+    httpRejected: new Counter({
+      name: "gateway_http_errors_total",
+      help: "HTTP requests answered with an error, by code",
+      labelNames: ["code"] as const,
+      registers,
+    }),
+    commands: new Counter({
+      name: "gateway_command_transitions_total",
+      help: "Command state changes, by state",
+      labelNames: ["state"] as const,
+      registers,
+    }),
+  };
+}

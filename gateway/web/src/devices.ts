@@ -1,0 +1,133 @@
+import type { DeviceStatus, DeviceSummary, StatusData, TelemetryData } from "./types.ts";
+
+/** What the page knows about one device, merged from GET /api/devices and the stream. */
+export interface DeviceState {
+  deviceId: string;
+  status: DeviceStatus;
+  nextWakeAt: number | null;
+  /** When the status above was reported; an older report never overrides a newer one. */
+  statusAt: number;
+  lastSeen: number | null;
+  battery: number | null;
+  lastReading: { seq: number; t: number | null; receivedAt: number; readings: Record<string, number> } | null;
+}
+
+export function stateFromSummary(s: DeviceSummary): DeviceState {
+  return { ...s, statusAt: s.lastSeen ?? 0 };
+}
+
+/** Merges a REST snapshot into live state without going back in time. */
+export function mergeSummary(d: DeviceState, s: DeviceSummary): void {
+  if ((s.lastSeen ?? 0) >= d.statusAt && s.status !== "unknown") {
+    d.status = s.status;
+    d.nextWakeAt = s.nextWakeAt;
+    d.statusAt = s.lastSeen ?? 0;
+  }
+  if (s.lastReading !== null && (d.lastReading === null || s.lastReading.seq > d.lastReading.seq)) {
+    d.lastReading = s.lastReading;
+    d.battery = s.battery;
+  }
+  d.lastSeen = Math.max(d.lastSeen ?? 0, s.lastSeen ?? 0) || null;
+}
+
+export function applyTelemetry(d: DeviceState, t: TelemetryData): void {
+  d.lastSeen = Math.max(d.lastSeen ?? 0, t.receivedAt);
+  // A reading proves the device is awake, as the gateway's device registry also concludes.
+  if (t.receivedAt >= d.statusAt) {
+    d.status = "online";
+    d.nextWakeAt = null;
+    d.statusAt = t.receivedAt;
+  }
+  if (d.lastReading === null || t.seq > d.lastReading.seq) {
+    d.lastReading = { seq: t.seq, t: t.t, receivedAt: t.receivedAt, readings: t.readings };
+    d.battery = t.battery;
+  }
+}
+
+export function applyStatus(d: DeviceState, s: StatusData): void {
+  if (s.receivedAt < d.statusAt) return;
+  d.status = s.state;
+  d.nextWakeAt = s.state === "sleeping" ? s.nextWakeAt : null;
+  d.statusAt = s.receivedAt;
+  d.lastSeen = Math.max(d.lastSeen ?? 0, s.receivedAt);
+}
+
+export function newDevice(deviceId: string): DeviceState {
+  return { deviceId, status: "unknown", nextWakeAt: null, statusAt: 0, lastSeen: null, battery: null, lastReading: null };
+}
+
+function duration(ms: number): string {
+  const s = Math.round(Math.abs(ms) / 1000);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+}
+
+export function statusText(d: DeviceState, now: number): string {
+  if (d.status !== "sleeping" || d.nextWakeAt === null) return d.status;
+  const left = d.nextWakeAt - now;
+  return left >= 0 ? `sleeping · wakes in ${duration(left)}` : `sleeping · wake overdue by ${duration(left)}`;
+}
+
+const fmt = (v: number | undefined, unit: string, digits = 1) =>
+  typeof v === "number" && Number.isFinite(v) ? `${v.toFixed(digits)} ${unit}` : "–";
+
+/**
+ * The card of one device: its fields, and slots for its chart and its commands. Ids in the markup are
+ * derived from the device id, which the protocol restricts to [A-Za-z0-9_-].
+ */
+export class DeviceCard {
+  readonly root: HTMLElement;
+  readonly chartSlot: HTMLElement;
+  readonly commandsSlot: HTMLElement;
+  private readonly fields: Record<"status" | "lastSeen" | "battery" | "temperature" | "humidity" | "seq", HTMLElement>;
+
+  constructor(readonly deviceId: string) {
+    const root = document.createElement("article");
+    root.className = "device";
+    root.dataset.deviceId = deviceId;
+    root.setAttribute("aria-labelledby", `dev-${deviceId}-h`);
+    root.innerHTML = `
+      <header class="device-head">
+        <h3 id="dev-${deviceId}-h"></h3>
+        <span class="status" data-field="status"></span>
+      </header>
+      <dl class="fields">
+        <div><dt>Last seen</dt><dd data-field="lastSeen"></dd></div>
+        <div><dt>Battery</dt><dd data-field="battery"></dd></div>
+        <div><dt>Temperature</dt><dd data-field="temperature"></dd></div>
+        <div><dt>Humidity</dt><dd data-field="humidity"></dd></div>
+        <div><dt>Reading #</dt><dd data-field="seq"></dd></div>
+      </dl>
+      <div class="chart" role="img"></div>
+      <div class="commands"></div>`;
+    root.querySelector("h3")!.textContent = deviceId;
+    const field = (name: string) => root.querySelector<HTMLElement>(`[data-field="${name}"]`)!;
+    this.fields = {
+      status: field("status"),
+      lastSeen: field("lastSeen"),
+      battery: field("battery"),
+      temperature: field("temperature"),
+      humidity: field("humidity"),
+      seq: field("seq"),
+    };
+    this.chartSlot = root.querySelector<HTMLElement>(".chart")!;
+    this.chartSlot.setAttribute("aria-label", `Temperature and humidity of ${deviceId} over time`);
+    this.commandsSlot = root.querySelector<HTMLElement>(".commands")!;
+    this.root = root;
+  }
+
+  render(d: DeviceState, now: number): void {
+    this.root.dataset.status = d.status;
+    const f = this.fields;
+    f.status.textContent = statusText(d, now);
+    f.status.dataset.status = d.status;
+    f.lastSeen.textContent = d.lastSeen === null ? "never" : `${duration(now - d.lastSeen)} ago`;
+    f.lastSeen.title = d.lastSeen === null ? "" : new Date(d.lastSeen).toLocaleString();
+    f.battery.textContent = fmt(d.battery ?? undefined, "V", 2);
+    f.temperature.textContent = fmt(d.lastReading?.readings.temperature, "°C");
+    f.humidity.textContent = fmt(d.lastReading?.readings.humidity, "%");
+    f.seq.textContent = d.lastReading === null ? "–" : String(d.lastReading.seq);
+    this.root.dataset.lastSeq = d.lastReading === null ? "" : String(d.lastReading.seq);
+  }
+}

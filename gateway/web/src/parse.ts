@@ -1,0 +1,53 @@
+import type { EventKind, StreamEvent } from "./types.ts";
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+const isNum = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+const isStr = (v: unknown): v is string => typeof v === "string" && v.length > 0;
+
+/**
+ * Turns one SSE message into a typed event, or null when it lacks what the page indexes by
+ * (the caller counts those). Only the keys used as identities are checked: deviceId, seq, commandId.
+ *
+ * @example parseEvent("telemetry", "12", '{"deviceId":"d1","seq":3,...}')
+ */
+export function parseEvent(kind: EventKind, lastEventId: string, json: string): StreamEvent | null {
+  const id = Number(lastEventId);
+  if (!Number.isSafeInteger(id) || id < 0) return null;
+  let data: unknown;
+  try {
+    data = JSON.parse(json);
+  } catch {
+    return null;
+  }
+  if (!isRecord(data)) return null;
+  switch (kind) {
+    case "telemetry":
+      if (!isStr(data.deviceId) || !isNum(data.seq) || !isRecord(data.readings) || !isNum(data.receivedAt)) return null;
+      break;
+    case "status":
+      if (!isStr(data.deviceId) || !isStr(data.state)) return null;
+      break;
+    case "command-ack":
+    case "command":
+      if (!isStr(data.deviceId) || !isStr(data.commandId)) return null;
+      break;
+    case "reset":
+      break;
+  }
+  // Checked above: the fields used as identities; the rest is the gateway's contract.
+  return { id, kind, data } as unknown as StreamEvent;
+}
+
+/** The moment the gateway saw the event, used to tell replayed (missed) events from live ones. */
+export function eventTime(ev: StreamEvent): number | null {
+  switch (ev.kind) {
+    case "telemetry":
+    case "status":
+    case "command-ack":
+      return ev.data.receivedAt;
+    case "command":
+      return ev.data.at;
+    case "reset":
+      return null;
+  }
+}

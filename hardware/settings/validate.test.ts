@@ -1,0 +1,156 @@
+import { describe, expect, it } from "vitest";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { formatDeviceScriptEnv, parseDeviceScriptEnv } from "./dotenv.ts";
+import { formatIssue, SUPPORTED_SENSORS, validateSettings, type SettingsLayer, type SettingsTarget } from "./validate.ts";
+import { loadSettingsLayers } from "./layers.ts";
+import { DEVS_DIR, listBoardIds } from "../boards/catalog.ts";
+
+const GOOD = `MQTT_HOST=192.168.1.20
+MQTT_PORT=1883
+MQTT_TLS=0
+INTERVAL_S=300
+QOS=1
+AWAKE_MAX_S=20
+KEEPALIVE_S=30
+SENSOR=sht30
+WIFI_SSID=home
+`;
+
+function layer(text: string, source = "devs/.env.local", committed = false): SettingsLayer {
+  const parsed = parseDeviceScriptEnv(text, source);
+  return { source, committed, entries: parsed.entries, issues: parsed.issues };
+}
+
+function check(text: string, target: SettingsTarget = "flash") {
+  const r = validateSettings([layer(text)], target);
+  return { ...r, errorText: r.errors.map(formatIssue).join("\n"), warningText: r.warnings.map(formatIssue).join("\n") };
+}
+
+describe("parseDeviceScriptEnv (the DeviceScript compiler's rules)", () => {
+  it("turns JSON values into numbers and keeps other text as strings", () => {
+    const { entries, issues } = parseDeviceScriptEnv('A=1883\nB=host.lan\nC="0042"\nD=\n# comment\n\n', "x.env");
+    expect(issues).toEqual([]);
+    expect(entries.map((e) => [e.key, e.value, e.line])).toEqual([
+      ["A", 1883, 1],
+      ["B", "host.lan", 2],
+      ["C", "0042", 3],
+      ["D", undefined, 4],
+    ]);
+  });
+
+  it("reports the lines DeviceScript would silently drop or mangle", () => {
+    const { entries, issues } = parseDeviceScriptEnv("WIFI_PWD=abc#def\nMQTT_HOST = gw\nTHIS_KEY_IS_TOO_LONG=1\nnonsense\nQOS=1 \n", "devs/.env.local");
+    expect(entries).toEqual([]);
+    const text = issues.map(formatIssue).join("\n");
+    expect(text).toContain("devs/.env.local:1: contains '#'");
+    expect(text).toContain(`devs/.env.local:2: MQTT_HOST invalid key "MQTT_HOST "`);
+    expect(text).toContain("devs/.env.local:3: THIS_KEY_IS_TOO_LONG key is 20 characters");
+    expect(text).toContain(`devs/.env.local:4: expected KEY=value, got "nonsense"`);
+    expect(text).toContain("devs/.env.local:5: QOS value has leading or trailing spaces");
+  });
+
+  it("writes settings back so that they parse to the same values", () => {
+    const settings = { MQTT_HOST: "gw.lan", DEVICE_ID: "1234", MQTT_PORT: 8883, SENSOR: "aht20" };
+    const back = parseDeviceScriptEnv(formatDeviceScriptEnv(settings, "header"), "x");
+    expect(back.issues).toEqual([]);
+    expect(Object.fromEntries(back.entries.map((e) => [e.key, e.value]))).toEqual(settings);
+  });
+});
+
+describe("validateSettings", () => {
+  it("accepts a complete hardware configuration", () => {
+    const r = check(GOOD);
+    expect(r.errors).toEqual([]);
+    expect(r.settings).toMatchObject({ MQTT_HOST: "192.168.1.20", INTERVAL_S: 300, SENSOR: "sht30" });
+  });
+
+  it.each([
+    ["missing broker host", GOOD.replace("MQTT_HOST=192.168.1.20\n", ""), /MQTT_HOST missing: set the broker host/],
+    ["broker URL instead of host", GOOD.replace("192.168.1.20", "mqtt://gw:1883"), /MQTT_HOST must be a host name or IPv4 address/],
+    ["loopback broker on a real board", GOOD.replace("192.168.1.20", "127.0.0.1"), /MQTT_HOST 127\.0\.0\.1 is the board itself/],
+    ["interval too short", GOOD.replace("INTERVAL_S=300", "INTERVAL_S=2"), /INTERVAL_S must be a whole number from 5 to 86400, got 2/],
+    ["interval not a number", GOOD.replace("INTERVAL_S=300", "INTERVAL_S=5min"), /INTERVAL_S must be a whole number from 5 to 86400, got "5min"/],
+    ["interval fraction", GOOD.replace("INTERVAL_S=300", "INTERVAL_S=60.5"), /INTERVAL_S must be a whole number/],
+    ["bad QoS", GOOD.replace("QOS=1", "QOS=3"), /QOS must be one of 0, 1, 2, got 3/],
+    ["unknown sensor", GOOD.replace("SENSOR=sht30", "SENSOR=BME280"), /SENSOR unknown sensor "BME280": the firmware supports sht30, shtc3, aht20/],
+    ["bad port", GOOD.replace("MQTT_PORT=1883", "MQTT_PORT=70000"), /MQTT_PORT must be a whole number from 1 to 65535/],
+    ["TLS as text", GOOD.replace("MQTT_TLS=0", "MQTT_TLS=yes"), /MQTT_TLS must be one of 0, 1/],
+    ["numeric device id", GOOD + "DEVICE_ID=1234\n", /DEVICE_ID must be text; write it in double quotes, e.g. "1234"/],
+    ["device id with a slash", GOOD + "DEVICE_ID=a/b\n", /DEVICE_ID must match/],
+    ["no Wi-Fi", GOOD.replace("WIFI_SSID=home\n", ""), /WIFI_SSID missing/],
+    ["short Wi-Fi password", GOOD + "WIFI_PWD=\"1234567\"\n", /WIFI_PWD must be empty \(open network\) or 8 to 63 characters/],
+  ])("refuses %s with a clear error", (_name, text, message) => {
+    const r = check(text);
+    expect(r.ok).toBe(false);
+    expect(r.errorText).toMatch(message);
+  });
+
+  it("points at the file and line of the bad value", () => {
+    const r = check(GOOD.replace("QOS=1", "QOS=5"));
+    expect(r.errors[0]).toMatchObject({ key: "QOS", source: "devs/.env.local", line: 5 });
+  });
+
+  it("accepts sensor names in any case, as the firmware does", () => {
+    expect(check(GOOD.replace("SENSOR=sht30", "SENSOR=AHT20")).errors).toEqual([]);
+  });
+
+  it("keeps secrets out of committed files", () => {
+    const committed = layer("MQTT_PASS=hunter22\n", "devs/.env.defaults", true);
+    const r = validateSettings([committed, layer(GOOD)], "flash");
+    expect(r.errors.map(formatIssue).join("\n")).toMatch(/devs\/\.env\.defaults:1: MQTT_PASS is a secret: move it to devs\/\.env\.local/);
+  });
+
+  it("lets later layers override earlier ones, and an empty value unset a key", () => {
+    const r = validateSettings([layer("INTERVAL_S=60\nMQTT_USER=dev1\n", "devs/.env.defaults", true), layer(GOOD + "MQTT_USER=\n")], "flash");
+    expect(r.settings.INTERVAL_S).toBe(300);
+    expect(r.settings.MQTT_USER).toBeUndefined();
+    expect(r.origin.INTERVAL_S.source).toBe("devs/.env.local");
+  });
+
+  it("warns about typos and placeholders without failing a CI board build", () => {
+    const r = check(GOOD.replace("192.168.1.20", "127.0.0.1").replace("WIFI_SSID=home\n", "") + "INTERVALS=60\n", "board");
+    expect(r.errors).toEqual([]);
+    expect(r.warningText).toMatch(/INTERVALS unknown setting \(typo\?\)/);
+    expect(r.warningText).toMatch(/127\.0\.0\.1 is the board itself/);
+  });
+
+  it("allows the loopback broker and no sensor for the simulator build", () => {
+    const r = check("MQTT_HOST=127.0.0.1\nINTERVAL_S=60\n", "simulator");
+    expect(r.errors).toEqual([]);
+  });
+});
+
+describe("the repository's own settings files", () => {
+  it("every board's layered settings are valid for a CI build", () => {
+    expect(listBoardIds().length).toBeGreaterThanOrEqual(2);
+    for (const board of listBoardIds()) {
+      const r = validateSettings(loadSettingsLayers({ devsDir: DEVS_DIR, board, includeLocal: false }), "board");
+      expect(r.errors.map(formatIssue), board).toEqual([]);
+      expect(SUPPORTED_SENSORS as readonly string[]).toContain(String(r.settings.SENSOR).toLowerCase());
+    }
+  });
+
+  it("the validator's sensor list equals the firmware's (devs/src/settings.ts SENSORS)", () => {
+    const source = join(DEVS_DIR, "src", "settings.ts");
+    expect(existsSync(source), "devs/src/settings.ts must define SENSORS").toBe(true);
+    const match = /export const SENSORS\s*=\s*\[([^\]]*)\]/.exec(readFileSync(source, "utf8"));
+    expect(match, "SENSORS array not found in devs/src/settings.ts").not.toBeNull();
+    const firmware = [...match![1].matchAll(/"([^"]+)"/g)].map((m) => m[1].toLowerCase()).sort();
+    expect([...SUPPORTED_SENSORS].sort()).toEqual(firmware);
+  });
+
+  it("a --settings file that does not exist is an error, not silently skipped", () => {
+    const dir = mkdtempSync(join(tmpdir(), "settings-"));
+    try {
+      writeFileSync(join(dir, "real.env"), "DEVICE_ID=kitchen\n");
+      const layers = loadSettingsLayers({ devsDir: DEVS_DIR, includeLocal: false, extraFiles: [join(dir, "real.env"), join(dir, "typo.env")] });
+      const r = validateSettings(layers, "board");
+      expect(r.settings.DEVICE_ID).toBe("kitchen");
+      expect(r.errors.map(formatIssue).join("\n")).toMatch(/typo\.env: settings file not found/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

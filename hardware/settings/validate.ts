@@ -1,0 +1,183 @@
+/**
+ * Checks device settings before anything is built or flashed, with one clear message per bad value.
+ * The keys and ranges are those of docs/protocol.md ("Device settings") plus the hardware-only keys
+ * (`SENSOR`, and `WIFI_SSID`/`WIFI_PWD`, which `devs bundle` hands to the runtime's Wi-Fi service).
+ */
+import type { EnvEntry, SettingValue, SettingsIssue } from "./dotenv.ts";
+
+/**
+ * SENSOR values the firmware starts a driver for (devs/src/settings.ts `SENSORS`, compared
+ * case-insensitively there and here; hardware/settings/validate.test.ts keeps the two lists equal).
+ * @devicescript/drivers 2.16.4 has start functions for these plus BME680.
+ */
+export const SUPPORTED_SENSORS = ["sht30", "shtc3", "aht20"] as const;
+export type SensorName = (typeof SUPPORTED_SENSORS)[number];
+
+/**
+ * What the settings are for.
+ * - `simulator`: the default build run in the WASM VM (loopback broker is right, no Wi-Fi).
+ * - `board`: a CI build for one board (placeholders allowed, reported as warnings).
+ * - `flash`: settings about to be written to a real device: everything must be real.
+ */
+export type SettingsTarget = "simulator" | "board" | "flash";
+
+/** One layer of settings, lowest priority first (defaults, board, local secrets, extra file). */
+export interface SettingsLayer {
+  source: string;
+  /** Committed to git: secrets must not have values here. */
+  committed: boolean;
+  entries: EnvEntry[];
+  /** Problems found while parsing the file (reported as they are). */
+  issues?: SettingsIssue[];
+}
+
+export interface ValidationResult {
+  ok: boolean;
+  settings: Record<string, SettingValue>;
+  /** Where each final value came from. */
+  origin: Record<string, EnvEntry>;
+  errors: SettingsIssue[];
+  warnings: SettingsIssue[];
+}
+
+/** Keys whose values are secrets: only in ignored files (devs/.env.local or a --settings file). */
+export const SECRET_KEYS = ["MQTT_PASS", "WIFI_PWD"];
+
+type Check = (value: SettingValue) => string | undefined;
+
+const HOST_PATTERN = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
+const DEVICE_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+function integerIn(min: number, max: number): Check {
+  return (v) =>
+    typeof v === "number" && Number.isInteger(v) && v >= min && v <= max
+      ? undefined
+      : `must be a whole number from ${min} to ${max}, got ${JSON.stringify(v)}`;
+}
+
+function oneOf(values: readonly (string | number)[]): Check {
+  return (v) =>
+    (typeof v === "string" || typeof v === "number") && values.includes(v)
+      ? undefined
+      : `must be one of ${values.join(", ")}, got ${JSON.stringify(v)}`;
+}
+
+/** Text settings: a value that JSON-parsed to a number needs quotes to stay text on the device. */
+function text(maxLength: number, pattern?: RegExp, patternHelp?: string): Check {
+  return (v) => {
+    if (typeof v !== "string") return `must be text; write it in double quotes, e.g. "${String(v)}"`;
+    if (v.length > maxLength) return `is ${v.length} characters, at most ${maxLength}`;
+    if (pattern && !pattern.test(v)) return patternHelp ?? `has an invalid format`;
+    return undefined;
+  };
+}
+
+/** Every known key and its check; docs/protocol.md is the source of the ranges. */
+export const SETTING_CHECKS: Record<string, Check> = {
+  MQTT_HOST: text(253, HOST_PATTERN, "must be a host name or IPv4 address (no scheme, no port)"),
+  MQTT_PORT: integerIn(1, 65535),
+  MQTT_TLS: oneOf([0, 1]),
+  MQTT_USER: text(64),
+  MQTT_PASS: text(128),
+  DEVICE_ID: text(64, DEVICE_ID_PATTERN, "must match ^[A-Za-z0-9_-]{1,64}$ (it is also the MQTT client id)"),
+  INTERVAL_S: integerIn(5, 86400),
+  QOS: oneOf([0, 1, 2]),
+  AWAKE_MAX_S: integerIn(1, 3600),
+  KEEPALIVE_S: integerIn(0, 65535),
+  SENSOR: (v) =>
+    typeof v === "string" && (SUPPORTED_SENSORS as readonly string[]).includes(v.toLowerCase())
+      ? undefined
+      : `unknown sensor ${JSON.stringify(v)}: the firmware supports ${SUPPORTED_SENSORS.join(", ")}`,
+  // GPIO number of the battery voltage divider's midpoint (an ADC1 pin); unset = no battery reading.
+  BATTERY_PIN: (v) => {
+    const n = typeof v === "string" && /^\d+$/.test(v) ? Number(v) : v;
+    return typeof n === "number" && Number.isInteger(n) && n >= 0 && n <= 48 ? undefined : `must be a GPIO number, got ${JSON.stringify(v)}`;
+  },
+  // Battery volts = pin volts × BATTERY_DIV (2 for two equal resistors).
+  BATTERY_DIV: (v) => (typeof v === "number" && v >= 1 && v <= 20 ? undefined : `must be a number from 1 to 20, got ${JSON.stringify(v)}`),
+  WIFI_SSID: text(32),
+  WIFI_PWD: (v) => {
+    const bad = text(63)(v);
+    if (bad) return bad;
+    const length = (v as string).length;
+    return length === 0 || length >= 8 ? undefined : "must be empty (open network) or 8 to 63 characters (WPA2)";
+  },
+};
+
+const LOOPBACK = /^(localhost|127\.\d+\.\d+\.\d+|0\.0\.0\.0)$/i;
+
+/**
+ * Merges the layers (later wins, an empty value unsets) and checks the result for a target.
+ * @example
+ * const r = validateSettings([{ source: "devs/.env.defaults", committed: true, entries }], "flash")
+ * if (!r.ok) for (const e of r.errors) console.error(formatIssue(e))
+ */
+export function validateSettings(layers: SettingsLayer[], target: SettingsTarget): ValidationResult {
+  const errors: SettingsIssue[] = [];
+  const warnings: SettingsIssue[] = [];
+  const origin: Record<string, EnvEntry> = {};
+
+  for (const layer of layers) {
+    for (const parsed of layer.issues ?? []) (parsed.severity === "error" ? errors : warnings).push(parsed);
+    for (const entry of layer.entries) {
+      if (entry.value === undefined) delete origin[entry.key];
+      else origin[entry.key] = entry;
+      if (layer.committed && SECRET_KEYS.includes(entry.key) && entry.value !== undefined && entry.value !== "") {
+        errors.push(issue("error", entry, `is a secret: move it to devs/.env.local (ignored by git)`));
+      }
+    }
+  }
+
+  const settings: Record<string, SettingValue> = {};
+  for (const [key, entry] of Object.entries(origin)) {
+    settings[key] = entry.value as SettingValue;
+    const check = SETTING_CHECKS[key];
+    if (!check) {
+      warnings.push(issue("warning", entry, `unknown setting (typo?); known: ${Object.keys(SETTING_CHECKS).join(", ")}`));
+      continue;
+    }
+    const problem = check(entry.value as SettingValue);
+    if (problem) errors.push(issue("error", entry, problem));
+  }
+
+  const host = settings.MQTT_HOST;
+  if ((host === undefined || host === "") && target !== "simulator") {
+    errors.push({ severity: "error", key: "MQTT_HOST", message: "missing: set the broker host (the gateway's LAN address)" });
+  } else if (typeof host === "string" && LOOPBACK.test(host) && target !== "simulator") {
+    const msg = `${host} is the board itself, not the broker: set MQTT_HOST to the gateway's LAN address in devs/.env.local`;
+    (target === "flash" ? errors : warnings).push(issue(target === "flash" ? "error" : "warning", origin.MQTT_HOST, msg));
+  }
+
+  if (target !== "simulator" && settings.SENSOR === undefined) {
+    errors.push({ severity: "error", key: "SENSOR", message: `missing: the board's .env must name its sensor (${SUPPORTED_SENSORS.join(", ")})` });
+  }
+
+  if (target === "flash") {
+    if (typeof settings.WIFI_SSID !== "string" || settings.WIFI_SSID === "") {
+      errors.push({ severity: "error", key: "WIFI_SSID", message: "missing: a board needs Wi-Fi; set WIFI_SSID (and WIFI_PWD) in devs/.env.local" });
+    }
+    if (settings.MQTT_USER !== undefined && settings.MQTT_USER !== "" && !settings.MQTT_PASS) {
+      warnings.push(issue("warning", origin.MQTT_USER, "MQTT_USER is set without MQTT_PASS; a broker with a password file will refuse it"));
+    }
+  }
+
+  const awake = settings.AWAKE_MAX_S;
+  const interval = settings.INTERVAL_S;
+  if (typeof awake === "number" && typeof interval === "number" && awake >= interval) {
+    warnings.push(issue("warning", origin.AWAKE_MAX_S, `AWAKE_MAX_S (${awake}) is not below INTERVAL_S (${interval}): the device may never sleep`));
+  }
+
+  return { ok: errors.length === 0, settings, origin, errors, warnings };
+}
+
+function issue(severity: "error" | "warning", entry: EnvEntry | undefined, message: string): SettingsIssue {
+  return entry
+    ? { severity, key: entry.key, source: entry.source, line: entry.line, message }
+    : { severity, message };
+}
+
+/** `devs/.env.local:3: MQTT_PORT must be ...` — one line per issue, for terminals and CI logs. */
+export function formatIssue(i: SettingsIssue): string {
+  const where = i.source ? `${i.source}${i.line ? `:${i.line}` : ""}: ` : "";
+  return `${i.severity}: ${where}${i.key ? `${i.key} ` : ""}${i.message}`;
+}

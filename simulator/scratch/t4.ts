@@ -1,0 +1,15 @@
+import { DeviceBus } from "../src/jacdac-bus.ts";
+import { createVmInstance, readFirmware } from "../src/vm.ts";
+import { parseFrame } from "../src/frames.ts";
+const fw = readFirmware("/tmp/fw1/.devicescript/bin/bytecode.devs");
+const vm = await createVmInstance();
+const t0 = Date.now();
+let flash = new Uint8Array(0);
+vm.flashLoad = () => flash; vm.flashSave = (b) => { flash = new Uint8Array(b) };
+const show = (dir: string, f: Uint8Array) => { const p = parseFrame(f)!; console.log(Date.now()-t0, dir, p.deviceIdHex, p.isCommand?"CMD":"rep", p.packets.map(x => `${x.serviceIndex}:${x.serviceCommand.toString(16)}[${Buffer.from(x.payload).toString("hex")}]`).join(" ")); };
+const bus = new DeviceBus({ read: () => ({ temperature: 21.5, humidity: 40 }), toVm: (f) => setImmediate(() => { show("->vm", f); vm.handlePacket(f); }) });
+vm.sendPacket = (f) => { show("vm->", f); bus.fromVm(f); };
+vm.dmesg = (s) => console.log(Date.now()-t0, "DMESG", s);
+vm.devsSetDeviceId("x1"); vm.devsStart(); vm.devsDeploy(fw.bytes);
+await new Promise(r => setTimeout(r, 2500));
+vm.devsStop(); await bus.close();

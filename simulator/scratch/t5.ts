@@ -1,0 +1,16 @@
+import { createServer } from "node:net";
+import { Aedes } from "aedes";
+import { startFleet } from "../src/index.ts";
+const broker = await Aedes.createBroker();
+const server = createServer(broker.handle);
+await new Promise<void>(r => server.listen(0, "127.0.0.1", r));
+const port = (server.address() as any).port;
+let n = 0;
+broker.on("publish", (p, c) => { if (c) { n++; console.log("PUB", c.id, p.topic, p.payload.toString().slice(0, 200)); } });
+const t0 = Date.now();
+const fleet = await startFleet({ devices: Number(process.argv[2] ?? 2), brokerUrl: `mqtt://127.0.0.1:${port}`, bytecodePath: "/tmp/fwreal/.devicescript/bin/bytecode.devs", flashDir: "/tmp/fwrealflash", eraseFlash: true, settings: { INTERVAL_S: 5 }, timeScale: 5, echoDmesg: process.env.DM === "1", echo: (l) => console.log(Date.now()-t0, l) });
+fleet.on("standby", (e) => console.log(Date.now()-t0, "standby", e.device.id, e.ms, e.awakeMs));
+await new Promise(r => setTimeout(r, Number(process.argv[3] ?? 8000)));
+console.log(JSON.stringify(fleet.counters()), "rss", process.memoryUsage().rss/1e6);
+await fleet.stop();
+server.close(); broker.close();

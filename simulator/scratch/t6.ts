@@ -1,0 +1,12 @@
+import { startFleet } from "../src/index.ts";
+import { startEmbeddedBroker } from "../src/embedded-broker.ts";
+const b = await startEmbeddedBroker();
+const seqs = new Map<string, number[]>();
+b.broker.on("publish", (p, c) => { if (c && p.topic.endsWith("/telemetry")) { const m = JSON.parse(p.payload.toString()); (seqs.get(c.id) ?? seqs.set(c.id, []).get(c.id)!).push(m.seq); } });
+const t0 = Date.now();
+const fleet = await startFleet({ devices: 2, brokerUrl: b.url, flashDir: "/tmp/t6flash", eraseFlash: true, seed: Number(process.argv[2] ?? 7), settings: { INTERVAL_S: 5 }, timeScale: 10, faults: { cutBeforeConnack: 0.3, cutMidPublish: 0.3, cutBeforeAck: 0.3 }, echo: process.env.E ? (l) => console.log(Date.now()-t0, l) : undefined });
+await new Promise(r => setTimeout(r, 15000));
+console.log(JSON.stringify(fleet.counters().faults), fleet.counters().boots);
+console.log(JSON.stringify(fleet.faultLog.map(f => `${f.deviceIndex}:${f.kind}:${f.opportunity}`)));
+console.log([...seqs.entries()].map(([k, v]) => `${k} ${v.join(",")}`).join("\n"));
+await fleet.stop(); await b.close();

@@ -1,0 +1,214 @@
+/**
+ * A fleet: N simulated devices in this process, all running the same compiled firmware against one broker.
+ *
+ * @example
+ * const fleet = await startFleet({ devices: 3, brokerUrl: "mqtt://127.0.0.1:1883", seed: 1, timeScale: 10 });
+ * fleet.on("standby", ({ device, ms }) => console.log(device.id, "sleeps", ms));
+ * console.log(fleet.devices.map((d) => d.id));
+ * await fleet.stop();
+ */
+import { EventEmitter } from "node:events";
+import { mkdirSync, rmSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { SimDevice, type DeviceEvents } from "./device.ts";
+import { loadEnvSettings, validateSettings } from "./env-settings.ts";
+import {
+  DeviceFaults,
+  type FaultCounters,
+  type FaultPlan,
+  type FaultRecord,
+  emptyFaultCounters,
+  validateFaultPlan,
+} from "./faults.ts";
+import { type WireCounters, sumWireCounters } from "./network.ts";
+import { DEFAULT_BYTECODE_PATH, type Firmware, readFirmware } from "./vm.ts";
+
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+export const DEFAULT_FLASH_ROOT = join(REPO_ROOT, "data/sim-flash");
+const DEVS_DIR = join(REPO_ROOT, "devs");
+
+export type DeviceSettings = Record<string, unknown>;
+
+export interface FleetOptions {
+  /** How many devices (1..1000). */
+  devices: number;
+  /** Every device's TCP goes here, whatever MQTT_HOST/MQTT_PORT its settings say. mqtt:// or mqtts://. */
+  brokerUrl: string;
+  /** Seeds device ids, sensor values and the fault schedule. Default 1. */
+  seed?: number;
+  /** Deep sleep lasts ms/timeScale real ms. Default 1. */
+  timeScale?: number;
+  /** One flash image file per device. Default data/sim-flash/seed-<seed>. Survives the process. */
+  flashDir?: string;
+  /** Erase the devices' flash images first (factory-new devices). Default false. */
+  eraseFlash?: boolean;
+  /** Compiled firmware. Default devs/.devicescript/bin/bytecode.devs. */
+  bytecodePath?: string;
+  /**
+   * DeviceScript settings written into each device's settings service before its program starts, on top of
+   * devs/.env.defaults and devs/.env.local (e.g. `{ INTERVAL_S: 5, QOS: 2 }`). A function gives per-device values.
+   */
+  settings?: DeviceSettings | ((index: number) => DeviceSettings);
+  /** Read devs/.env.defaults and .env.local as base settings. Default true. */
+  useEnvFiles?: boolean;
+  /** Seeded fault injection (issue 3). Default: none. */
+  faults?: FaultPlan;
+  /** Print firmware console lines prefixed with the device id: true = stdout, or a function. Default false. */
+  echo?: boolean | ((line: string) => void);
+  /** Also print VM diagnostics. Default false. */
+  echoDmesg?: boolean;
+  /** Prefix of the seed string each VM hashes into its hardware id. Default "sim". */
+  idPrefix?: string;
+}
+
+export interface FleetCounters {
+  faults: FaultCounters;
+  wire: WireCounters;
+  boots: number;
+  flashWrites: number;
+}
+
+/** Fleet events: the device events, each with `device` added. */
+export type FleetEvent<K extends keyof DeviceEvents> = DeviceEvents[K] & { device: SimDevice };
+
+export interface Fleet extends EventEmitter {
+  readonly devices: readonly SimDevice[];
+  readonly firmware: Firmware;
+  readonly seed: number;
+  readonly flashDir: string;
+  /** Every injected fault in order of injection (the schedule itself is a function of the seed). */
+  readonly faultLog: readonly FaultRecord[];
+  counters(): FleetCounters;
+  on<K extends keyof DeviceEvents>(event: K, listener: (e: FleetEvent<K>) => void): this;
+  once<K extends keyof DeviceEvents>(event: K, listener: (e: FleetEvent<K>) => void): this;
+  off<K extends keyof DeviceEvents>(event: K, listener: (e: FleetEvent<K>) => void): this;
+  /** Stops every device. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+const DEVICE_EVENTS: (keyof DeviceEvents)[] = [
+  "boot",
+  "standby",
+  "wake",
+  "log",
+  "dmesg",
+  "panic",
+  "power-cut",
+  "flash",
+  "publish",
+];
+
+class FleetImpl extends EventEmitter implements Fleet {
+  readonly devices: SimDevice[] = [];
+  readonly faultLog: FaultRecord[] = [];
+  private readonly faultsByDevice: DeviceFaults[] = [];
+  private stopped = false;
+
+  constructor(
+    readonly firmware: Firmware,
+    readonly seed: number,
+    readonly flashDir: string,
+  ) {
+    super();
+  }
+
+  addDevice(device: SimDevice, faults: DeviceFaults): void {
+    this.devices.push(device);
+    this.faultsByDevice.push(faults);
+    for (const name of DEVICE_EVENTS) {
+      device.on(name, (payload: object) => this.emit(name, { ...payload, device }));
+    }
+  }
+
+  recordFault(record: FaultRecord): void {
+    this.faultLog.push(record);
+  }
+
+  counters(): FleetCounters {
+    const faults = emptyFaultCounters();
+    for (const f of this.faultsByDevice) {
+      for (const kind of Object.keys(faults) as (keyof FaultCounters)[]) faults[kind] += f.injected[kind];
+    }
+    return {
+      faults,
+      wire: sumWireCounters(this.devices.map((d) => d.wire)),
+      boots: this.devices.reduce((n, d) => n + d.boots, 0),
+      flashWrites: this.devices.reduce((n, d) => n + d.flashWrites, 0),
+    };
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await Promise.all(this.devices.map((d) => d.stop()));
+  }
+}
+
+/**
+ * Starts `devices` simulated devices. Resolves once every device has booted, received its settings and the
+ * firmware (so `fleet.devices[i].id` is known). Throws ErrSimulatorSetup when the VM or the bytecode is missing.
+ */
+export async function startFleet(options: FleetOptions): Promise<Fleet> {
+  const count = options.devices;
+  if (!Number.isInteger(count) || count < 1 || count > 1000) {
+    throw new RangeError(`devices must be an integer 1..1000, got ${String(count)}`);
+  }
+  let brokerUrl: URL;
+  try {
+    brokerUrl = new URL(options.brokerUrl);
+  } catch {
+    throw new RangeError(`brokerUrl is not a URL: ${options.brokerUrl}`);
+  }
+  if (brokerUrl.protocol !== "mqtt:" && brokerUrl.protocol !== "mqtts:") {
+    throw new RangeError(`brokerUrl must be mqtt:// or mqtts://, got ${options.brokerUrl}`);
+  }
+  const seed = options.seed ?? 1;
+  const timeScale = options.timeScale ?? 1;
+  if (!(timeScale > 0)) throw new RangeError(`timeScale must be > 0, got ${timeScale}`);
+  const faultPlan = options.faults ?? {};
+  validateFaultPlan(faultPlan);
+  const firmware = readFirmware(options.bytecodePath ?? DEFAULT_BYTECODE_PATH);
+  const flashDir = resolve(options.flashDir ?? join(DEFAULT_FLASH_ROOT, `seed-${seed}`));
+  if (options.eraseFlash) rmSync(flashDir, { recursive: true, force: true });
+  mkdirSync(flashDir, { recursive: true });
+  const baseSettings = options.useEnvFiles === false ? {} : loadEnvSettings(DEVS_DIR);
+  const echo = options.echo === true ? (line: string) => console.log(line) : options.echo || undefined;
+
+  // Simulated wall clock for sensor values: starts now, runs timeScale times faster.
+  const epoch = Date.now();
+  const clock = () => epoch + (Date.now() - epoch) * timeScale;
+
+  const fleet = new FleetImpl(firmware, seed, flashDir);
+  const idPrefix = options.idPrefix ?? "sim";
+  for (let index = 0; index < count; index++) {
+    const extra = typeof options.settings === "function" ? options.settings(index) : (options.settings ?? {});
+    const settings = { ...baseSettings, ...extra };
+    validateSettings(settings, `device ${index} settings`);
+    const hardwareId = `${idPrefix}-${seed}-${index}`;
+    const faults = new DeviceFaults(faultPlan, faultPlan.seed ?? seed, index, (r) => fleet.recordFault(r));
+    const device = new SimDevice({
+      index,
+      hardwareId,
+      firmware,
+      flashPath: join(flashDir, `${hardwareId}.flash`),
+      brokerUrl,
+      seed,
+      timeScale,
+      settings,
+      faults,
+      clock,
+      echo,
+      echoDmesg: options.echoDmesg,
+    });
+    fleet.addDevice(device, faults);
+  }
+  try {
+    // Sequential first boots: each deploy writes flash a few times; spreading them keeps start-up smooth.
+    for (const device of fleet.devices) await device.start();
+  } catch (err) {
+    await fleet.stop();
+    throw err;
+  }
+  return fleet;
+}

@@ -1,0 +1,22 @@
+/** Public API of the simulator (see simulator/README.md). Extend compatibly; never break these names. */
+export { startFleet, DEFAULT_FLASH_ROOT } from "./fleet.ts";
+export type { Fleet, FleetOptions, FleetCounters, FleetEvent, DeviceSettings } from "./fleet.ts";
+export { SimDevice } from "./device.ts";
+export type { BootCause, DeviceEvents, DeviceState } from "./device.ts";
+export type { FaultPlan, FaultKind, FaultRecord, FaultCounters } from "./faults.ts";
+export { FAULT_KINDS } from "./faults.ts";
+export type { WireCounters } from "./network.ts";
+export { sensorReading } from "./sensor-values.ts";
+export type { SensorReading } from "./sensor-values.ts";
+export {
+  ErrSimulatorSetup,
+  PINNED_CLI_VERSION,
+  DEFAULT_BYTECODE_PATH,
+  readFirmware,
+  loadVm,
+  createVmInstance,
+  sha256Hex,
+} from "./vm.ts";
+export type { Firmware, VmInstance } from "./vm.ts";
+export { startEmbeddedBroker } from "./embedded-broker.ts";
+export type { EmbeddedBroker } from "./embedded-broker.ts";

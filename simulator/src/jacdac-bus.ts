@@ -1,0 +1,118 @@
+/**
+ * The Jacdac bus around one VM. On hardware, the firmware's temperature/humidity roles bind to an I2C
+ * driver's servers; in the simulator (ds.isSimulator()) they bind to servers found on the bus. This bus
+ * hosts jacdac-ts temperature and humidity servers whose readings come from sensor-values.ts, and it is
+ * also how the host talks to the VM's own services (settings). Frames from the VM go in with `fromVm`; frames
+ * the bus sends go to the VM's handlePacket.
+ */
+// jacdac-ts's package "exports" has no "types" condition, so NodeNext resolution finds no typings for the
+// bare specifier: take the types from its shipped .d.ts and the code from the package.
+import type * as JacdacTypes from "../../node_modules/jacdac-ts/dist/types/src/jacdac.js";
+import * as jacdacModule from "jacdac-ts";
+import type { SensorReading } from "./sensor-values.ts";
+
+const {
+  AnalogSensorServer,
+  JDBus,
+  JDServerServiceProvider,
+  Packet,
+  SRV_HUMIDITY,
+  SRV_TEMPERATURE,
+  createProxyBridge,
+  stringToUint8Array,
+} = jacdacModule as unknown as typeof JacdacTypes;
+
+/** SettingsCmd.Set (jacdac spec "settings"): payload `z b` = key, NUL, value bytes. */
+const SETTINGS_CMD_SET = 0x81;
+
+export interface DeviceBusOptions {
+  /** Reading for "now" (simulated time is the caller's business). */
+  read: () => SensorReading;
+  /** Sends one frame into the VM. */
+  toVm: (frame: Uint8Array) => void;
+}
+
+export class DeviceBus {
+  private readonly bus: JacdacTypes.JDBus;
+  private readonly bridge: JacdacTypes.JDBridge;
+  private readonly temperature: JacdacTypes.AnalogSensorServer;
+  private readonly humidity: JacdacTypes.AnalogSensorServer;
+  private readonly provider: JacdacTypes.JDServerServiceProvider;
+  private readonly refreshTimer: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(private readonly options: DeviceBusOptions) {
+    const first = options.read();
+    this.temperature = new AnalogSensorServer(SRV_TEMPERATURE, {
+      readingValues: [first.temperature],
+      readingError: [0.2],
+      streamingInterval: 1000,
+      minReading: -40,
+      maxReading: 125,
+    });
+    this.humidity = new AnalogSensorServer(SRV_HUMIDITY, {
+      readingValues: [first.humidity],
+      readingError: [2],
+      streamingInterval: 1000,
+      minReading: 0,
+      maxReading: 100,
+    });
+    this.bus = new JDBus([], { disableRoleManager: true });
+    this.provider = new JDServerServiceProvider("sim-sht", [this.temperature, this.humidity]);
+    this.bus.addServiceProvider(this.provider);
+    this.bridge = createProxyBridge((frame: Uint8Array) => {
+      if (!this.closed) options.toVm(frame);
+    });
+    this.bridge.bus = this.bus;
+    this.bus.start(); // announces the servers every ~500 ms: the VM binds its roles on an announce
+    // Announce once right away too: a sensor chip is there from power-on, so the first bind need not wait.
+    setImmediate(() => {
+      if (!this.closed) this.bus.emit("selfAnnounce");
+    });
+    this.refreshTimer = setInterval(() => this.refresh(), 500);
+    this.refreshTimer.unref();
+  }
+
+  /** A frame the VM sent (its hook `sendPacket`). */
+  fromVm(frame: Uint8Array): void {
+    if (!this.closed) this.bridge.receiveFrameOrPacket(frame);
+  }
+
+  /**
+   * Writes settings into the VM's own settings service (the way `devs deploy` does it, SettingsClient.setValue):
+   * values are stored as JSON text, which is what @devicescript/settings readSetting parses.
+   */
+  writeSettings(vmDeviceIdHex: string, settingsServiceIndex: number, settings: Record<string, unknown>): void {
+    for (const [key, value] of Object.entries(settings)) {
+      const payload = concat(stringToUint8Array(`${key}\u0000`), new TextEncoder().encode(JSON.stringify(value)));
+      const pkt = Packet.from(SETTINGS_CMD_SET, payload);
+      pkt.serviceIndex = settingsServiceIndex;
+      pkt.deviceIdentifier = vmDeviceIdHex;
+      pkt.isCommand = true;
+      this.options.toVm(pkt.toBuffer());
+    }
+  }
+
+  private refresh(): void {
+    const now = this.options.read();
+    this.temperature.reading.setValues([now.temperature]);
+    this.humidity.reading.setValues([now.humidity]);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.refreshTimer);
+    this.bus.removeServiceProvider(this.provider);
+    this.bridge.bus = undefined as unknown as JacdacTypes.JDBus;
+    await this.bus.stop(); // not dispose(): that one logs to the console
+
+  }
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}

@@ -1,0 +1,44 @@
+/**
+ * A tiny DeviceScript program for the simulator's own tests, built with the pinned CLI into a temp folder
+ * (never into devs/.devicescript). It counts boots in flash, reads both simulated sensors, logs one line, stays
+ * awake FX_AWAKE_MS and sleeps FX_SLEEP_MS. Independent of the real firmware, so these tests pin the runner, not the firmware.
+ */
+import { execFile } from "node:child_process";
+import { mkdtempSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+
+const FIXTURE_MAIN = `import * as ds from "@devicescript/core"
+import { standby } from "@devicescript/runtime"
+import { readSetting, writeSetting } from "@devicescript/settings"
+
+const boots = (await readSetting<number>("fx_boots", 0)) + 1
+await writeSetting("fx_boots", boots)
+const sleepMs = await readSetting<number>("FX_SLEEP_MS", 1000)
+const t = await new ds.Temperature().reading.read()
+const h = await new ds.Humidity().reading.read()
+console.log(\`fixture boot=\${boots} temperature=\${t} humidity=\${h} id=\${ds.deviceIdentifier("self")}\`)
+await ds.sleep(await readSetting<number>("FX_AWAKE_MS", 0))
+await standby(sleepMs)
+`;
+
+let built: Promise<string> | undefined;
+
+/** Path of the fixture's bytecode.devs (built once per test process). */
+export function buildFixtureFirmware(): Promise<string> {
+  built ??= (async () => {
+    const dir = mkdtempSync(join(tmpdir(), "sim-fixture-"));
+    mkdirSync(join(dir, "src"));
+    symlinkSync(join(REPO_ROOT, "devs/node_modules"), join(dir, "node_modules"));
+    writeFileSync(join(dir, "devsconfig.json"), "{}\n");
+    writeFileSync(join(dir, "src/main.ts"), FIXTURE_MAIN);
+    const cli = join(REPO_ROOT, "node_modules/.bin/devicescript");
+    await promisify(execFile)(cli, ["build", "src/main.ts"], { cwd: dir });
+    return join(dir, ".devicescript/bin/bytecode.devs");
+  })();
+  return built;
+}

@@ -1,0 +1,161 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { mosquittoAvailable } from "../helpers/mosquitto.ts";
+import {
+  startEmbeddedUnderTest,
+  startShippedMosquittoUnderTest,
+  type BrokerUnderTest,
+  type Login,
+} from "./brokers-under-test.ts";
+import { barrier, closed, connect, connectRecording, endAllClients, recordMessages, refusedCode, subscribeCodes, waitFor } from "./support.ts";
+
+/**
+ * Every device auth and ACL rule (issue 4 "MQTT side", docs/protocol.md topics), allowed and refused, on the
+ * embedded broker and on Mosquitto with the shipped hardware/mosquitto config.
+ */
+const hasMosquitto = mosquittoAvailable();
+const DEVICES = ["dev-a", "dev-b"];
+
+const brokers = [
+  { kind: "embedded", start: startEmbeddedUnderTest, skip: false },
+  { kind: "mosquitto", start: startShippedMosquittoUnderTest, skip: !hasMosquitto },
+] as const;
+
+describe.each(brokers)("$kind: device authentication and ACL", ({ kind, start, skip }) => {
+  let broker: BrokerUnderTest;
+  beforeAll(async () => {
+    if (!skip) broker = await start(DEVICES);
+  });
+  afterAll(async () => {
+    await broker?.close();
+  });
+  afterEach(endAllClients);
+
+  const as = (login: Login, extra: object = {}) => connect(broker.url(), { ...login, ...extra });
+
+  it.skipIf(skip)("accepts a provisioned device and the gateway", async () => {
+    const device = await as(broker.device("dev-a"), { clean: false });
+    const gateway = await as(broker.gateway());
+    expect(device.connected && gateway.connected).toBe(true);
+  });
+
+  it.skipIf(skip)("refuses a wrong password, an unknown user and a missing login", async () => {
+    // MQTT 3.1.1 CONNACK: embedded says 4 (bad username or password); Mosquitto 2.0 says 5 (not authorized).
+    const expected = kind === "embedded" ? 4 : 5;
+    expect(await refusedCode(broker.url(), { ...broker.device("dev-a"), password: "wrong" })).toBe(expected);
+    expect(await refusedCode(broker.url(), { username: "dev-zzz", password: "x", clientId: "dev-zzz" })).toBe(expected);
+    expect(await refusedCode(broker.url(), { clientId: "dev-a" })).toBe(expected);
+    expect(await refusedCode(broker.url(), { ...broker.gateway(), password: "wrong" })).toBe(expected);
+  });
+
+  it.skipIf(skip)("a device cannot use another device's client id to get its commands", async () => {
+    const victim = await as(broker.device("dev-b"), { clean: false });
+    await victim.subscribeAsync("sensors/dev-b/cmd", { qos: 1 });
+    await victim.endAsync(); // asleep: its session keeps the subscription
+    const impostor = { ...broker.device("dev-a"), clientId: "dev-b", clean: false };
+    const gateway = await as(broker.gateway());
+    if (kind === "embedded") {
+      expect(await refusedCode(broker.url(), impostor)).toBe(5); // client id must equal the username
+      await gateway.publishAsync("sensors/dev-b/cmd", '{"id":"c-9","op":"ping"}', { qos: 1 });
+      const [, received] = await connectRecording(broker.url(), { ...broker.device("dev-b"), clean: false });
+      await waitFor(() => received.some((m) => m.payload.includes("c-9")), "the queued command at dev-b");
+      return;
+    }
+    // Mosquitto 2.0.11 has no client id check for password-file users: the impostor takes over dev-b's
+    // session (MQTT-3.1.4-2), but the read ACL (user dev-a) still keeps dev-b's commands from it.
+    // Known limitation, see hardware/mosquitto/README.md.
+    const taken = await as(impostor);
+    const received = recordMessages(taken);
+    await taken.subscribeAsync("sensors/dev-a/cmd", { qos: 1 });
+    await gateway.publishAsync("sensors/dev-b/cmd", '{"id":"c-9","op":"ping"}', { qos: 1 });
+    await barrier(gateway, received, "sensors/dev-a/cmd");
+    expect(received.filter((m) => m.payload.includes("c-9"))).toEqual([]);
+  });
+
+  it.skipIf(skip)("a device publishes under its own sensors/{id}/ and the gateway receives it", async () => {
+    const gateway = await as(broker.gateway());
+    const received = recordMessages(gateway);
+    await gateway.subscribeAsync("sensors/#", { qos: 1 });
+    const device = await as(broker.device("dev-a"), { clean: false });
+    await device.publishAsync("sensors/dev-a/telemetry", '{"v":1,"seq":1}', { qos: 1 });
+    await device.publishAsync("sensors/dev-a/status", '{"v":1,"state":"online"}', { qos: 1, retain: true });
+    await device.publishAsync("sensors/dev-a/cmd/ack", '{"v":1,"id":"c-1","ok":true}', { qos: 1 });
+    await device.publishAsync("sensors/dev-a/telemetry", '{"v":1,"seq":2}', { qos: 2 });
+    await waitFor(() => received.length === 4, "four messages from dev-a");
+    expect(received.map((m) => m.topic)).toEqual([
+      "sensors/dev-a/telemetry",
+      "sensors/dev-a/status",
+      "sensors/dev-a/cmd/ack",
+      "sensors/dev-a/telemetry",
+    ]);
+  });
+
+  it.skipIf(skip)("a device cannot publish as another device or outside sensors/", async () => {
+    const gateway = await as(broker.gateway());
+    const received = recordMessages(gateway);
+    await gateway.subscribeAsync("sensors/#", { qos: 1 });
+    const devB = await as(broker.device("dev-b"), { clean: false });
+    const devBReceived = recordMessages(devB);
+    await devB.subscribeAsync("sensors/dev-b/cmd", { qos: 1 });
+
+    for (const topic of ["sensors/dev-b/telemetry", "sensors/dev-b/cmd", "sensors/dev-ab/telemetry", "other/dev-a"]) {
+      const devA = await as(broker.device("dev-a"), { clean: false });
+      devA.publish(topic, '{"forged":true}', { qos: 1 });
+      if (kind === "embedded") await closed(devA); // MQTT 3.1.1 has no PUBLISH refusal: aedes disconnects
+      else await devA.endAsync(); // Mosquitto acknowledges and drops the message
+    }
+    // The gateway's own marker arrives after anything dev-a sent before it; dev-b's cmd likewise.
+    const marker = await as(broker.gateway(), { clientId: "marker" });
+    await barrier(marker, received, "sensors/dev-b/marker");
+    await barrier(marker, devBReceived, "sensors/dev-b/cmd");
+    expect(received.filter((m) => m.payload.includes("forged"))).toEqual([]);
+    expect(devBReceived.filter((m) => m.payload.includes("forged"))).toEqual([]);
+  });
+
+  it.skipIf(skip)("a device subscribes to its own cmd and receives the gateway's command", async () => {
+    const device = await as(broker.device("dev-a"), { clean: false });
+    const received = recordMessages(device);
+    const granted = await device.subscribeAsync("sensors/dev-a/cmd", { qos: 1 });
+    expect(granted.map((g) => g.qos)).toEqual([1]);
+    const gateway = await as(broker.gateway());
+    await gateway.publishAsync("sensors/dev-a/cmd", '{"id":"c-2","op":"ping"}', { qos: 1 });
+    await waitFor(() => received.length === 1, "the command");
+    expect(received[0]).toMatchObject({ topic: "sensors/dev-a/cmd", payload: '{"id":"c-2","op":"ping"}', qos: 1 });
+  });
+
+  it.skipIf(skip)("a device cannot subscribe to anything else (SUBACK 0x80) and receives nothing from it", async () => {
+    const device = await as(broker.device("dev-a"), { clean: false });
+    const received = recordMessages(device);
+    const filters = ["sensors/dev-b/cmd", "sensors/+/cmd", "sensors/#", "#", "sensors/dev-a/telemetry", "sensors/dev-a/#"];
+    const codes = await subscribeCodes(device, filters, 1);
+    // The embedded broker refuses each filter in the SUBACK. Mosquitto 2.0.11 grants them and applies the
+    // read ACL to every message instead; either way nothing but its own cmd reaches the device (below).
+    expect(codes).toEqual(filters.map(() => (kind === "embedded" ? 128 : 1)));
+    await device.subscribeAsync("sensors/dev-a/cmd", { qos: 1 });
+    const gateway = await as(broker.gateway());
+    await gateway.publishAsync("sensors/dev-b/cmd", '{"id":"c-3","op":"ping"}', { qos: 1 });
+    await gateway.publishAsync("sensors/dev-a/telemetry", '{"v":1}', { qos: 1 });
+    await barrier(gateway, received, "sensors/dev-a/cmd");
+    expect(received.map((m) => m.topic)).toEqual(["sensors/dev-a/cmd"]);
+  });
+
+  it.skipIf(skip)("a device's Last Will may only be on its own topics", async () => {
+    const gateway = await as(broker.gateway());
+    const received = recordMessages(gateway);
+    await gateway.subscribeAsync("sensors/+/status", { qos: 1 });
+    const forgedWill = { topic: "sensors/dev-b/status", payload: Buffer.from('{"v":1,"state":"forged"}'), qos: 1 as const, retain: true };
+    if (kind === "embedded") {
+      expect(await refusedCode(broker.url(), { ...broker.device("dev-a"), will: forgedWill })).toBe(5);
+    } else {
+      const device = await as(broker.device("dev-a"), { will: forgedWill });
+      device.stream.destroy(); // ungraceful: Mosquitto would publish the will, but its ACL drops it
+      await closed(device);
+    }
+    const own = await as(broker.device("dev-a"), {
+      clean: false,
+      will: { topic: "sensors/dev-a/status", payload: Buffer.from('{"v":1,"state":"offline"}'), qos: 1, retain: true },
+    });
+    own.stream.destroy();
+    await waitFor(() => received.some((m) => m.payload.includes("offline")), "dev-a's own will");
+    expect(received.filter((m) => m.payload.includes("forged"))).toEqual([]);
+  });
+});
