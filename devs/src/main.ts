@@ -13,7 +13,7 @@ import { flashWriteCount } from "./flash"
 
 /** How long a sensor role may take to answer before the reading goes out without it. */
 const SENSOR_TIMEOUT_MS = 3000
-/** Reserve at the end of the awake budget for the `sleeping` status and DISCONNECT. */
+/** Reserve at the end of the awake budget for the `sleeping` status and DISCONNECT (at most a quarter). */
 const GOODBYE_MS = 1500
 
 async function wake(sensors: Sensors) {
@@ -30,7 +30,7 @@ async function wake(sensors: Sensors) {
 
     const deadline = started + cfg.awakeMaxS * 1000
     const uplink = new Uplink(cfg, outbox, commands, reading.boot)
-    const ok = await uplink.deliver(deadline - GOODBYE_MS)
+    const ok = await uplink.deliver(deadline - Math.min(GOODBYE_MS, (cfg.awakeMaxS * 1000) / 4))
     if (!ok) console.warn(`wake: awake budget spent, ${outbox.pending().length} reading(s) stay in flash`)
     await uplink.stayAwake(() => commands.effects.stayAwakeUntil)
     await outbox.commit()

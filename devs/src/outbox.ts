@@ -9,10 +9,18 @@ import { deleteRecord, ErrCorrupt, readRecord, writeRecord } from "./flash"
 //      live inside the slot records (next seq = highest seq found + 1), so this single write
 //      also persists the counters. Overwriting an undelivered reading = "dropped".
 //   2. commit(): after the broker acknowledged, "ak" records how far delivery got. Skipped when
-//      nothing changed (e.g. broker unreachable).
+//      delivery made no progress (e.g. broker unreachable).
 
 export const OUTBOX_SLOTS = 64
 const ACK_KEY = "ak"
+
+// loadSlot results
+const ABSENT = 0
+const LOADED = 1
+const NEWER = 2
+
+/** After this many readings without a delivery record update, commit() writes one anyway (bounds load()). */
+const MAX_UNRECORDED = 16
 
 function slotKey(i: number) {
     return "ob" + i
@@ -55,7 +63,10 @@ export class Outbox {
     /** readings in flash, ascending seq */
     private entries: Reading[] = []
     private ack: AckRecord = { w: 0, rel: [], hi: 0, b: 0 }
-    private savedAck = ""
+    /** w and rel as last read or written: commit() writes only when they changed */
+    private savedProgress = ""
+    /** hi as last read or written */
+    private savedHi = 0
     private delivered: number[] = []
     private corruptKeys: string[] = []
     private maxBoot = 0
@@ -67,7 +78,7 @@ export class Outbox {
      */
     static async load(): Promise<Outbox> {
         const box = new Outbox()
-        let haveAck = false
+        let fullScan = false
         try {
             const a = await readRecord(ACK_KEY)
             if (a) {
@@ -75,44 +86,51 @@ export class Outbox {
                     throw new ErrCorrupt(ACK_KEY, "bad fields")
                 box.ack = { w: a.w, rel: a.rel.filter((s: any) => isNat(s)), hi: a.hi, b: a.b }
                 box.maxBoot = a.b
-                haveAck = true
             }
         } catch (e) {
             // losing the watermark only means resending: the gateway de-duplicates on (device, seq)
             console.error(`outbox: ${(e as Error).message}; reading every slot`)
             box.corruptKeys.push(ACK_KEY)
+            fullScan = true
         }
-        box.savedAck = JSON.stringify(box.ack)
-        if (!haveAck) {
-            for (let i = 0; i < OUTBOX_SLOTS; i++) await box.loadSlot(i, -1)
-        } else {
-            const first = Math.max(box.ack.w + 1, box.ack.hi - OUTBOX_SLOTS + 1)
-            for (let seq = first; seq <= box.ack.hi; seq++) await box.loadSlot(seq % OUTBOX_SLOTS, -1)
-            for (let seq = box.ack.hi + 1; seq <= box.ack.hi + OUTBOX_SLOTS; seq++)
-                if (!(await box.loadSlot(seq % OUTBOX_SLOTS, seq))) break
+        box.savedProgress = JSON.stringify({ w: box.ack.w, rel: box.ack.rel })
+        box.savedHi = box.ack.hi
+        if (!fullScan) {
+            const hi = box.ack.hi
+            const first = Math.max(box.ack.w + 1, hi - OUTBOX_SLOTS + 1)
+            for (let seq = first; seq <= hi; seq++) await box.loadSlot(seq % OUTBOX_SLOTS, -1)
+            for (let seq = hi + 1; seq <= hi + OUTBOX_SLOTS; seq++) {
+                const found = await box.loadSlot(seq % OUTBOX_SLOTS, seq)
+                if (found === LOADED) continue
+                // a newer seq than expected: the ring wrapped since "ak" was written
+                if (found === NEWER) fullScan = true
+                break
+            }
         }
+        if (fullScan) for (let i = 0; i < OUTBOX_SLOTS; i++) await box.loadSlot(i, -1)
         box.entries.sort((a, b) => a.seq - b.seq)
         return box
     }
 
-    /** Loads one slot; with `expect` >= 0 only a reading with that seq counts. True when loaded. */
-    private async loadSlot(i: number, expect: number): Promise<boolean> {
+    /** Loads one slot; with `expect` >= 0 only a reading with that seq counts. */
+    private async loadSlot(i: number, expect: number): Promise<number> {
         const key = slotKey(i)
         try {
             const o = await readRecord(key)
-            if (o === undefined) return false
+            if (o === undefined) return ABSENT
             const r = fromRecord(o, key)
             if (r.seq % OUTBOX_SLOTS !== i) throw new ErrCorrupt(key, `seq ${r.seq} in wrong slot`)
-            if (expect >= 0 && r.seq !== expect) return false
-            if (r.seq <= this.ack.w && this.ack.rel.indexOf(r.seq) < 0) return false // delivered
-            if (this.entries.some(e => e.seq === r.seq)) return true
-            this.entries.push(r)
+            if (expect >= 0 && r.seq > expect) return NEWER
+            if (expect >= 0 && r.seq < expect) return ABSENT
             if (r.boot > this.maxBoot) this.maxBoot = r.boot
-            return true
+            if (r.seq > this.ack.hi) this.ack.hi = r.seq // floor for the next seq, also if delivered
+            if (r.seq <= this.ack.w && this.ack.rel.indexOf(r.seq) < 0) return LOADED // delivered
+            if (!this.entries.some(e => e.seq === r.seq)) this.entries.push(r)
+            return LOADED
         } catch (e) {
             console.error(`outbox: ${(e as Error).message}; entry skipped`)
             if (this.corruptKeys.indexOf(key) < 0) this.corruptKeys.push(key)
-            return false
+            return ABSENT
         }
     }
 
@@ -203,12 +221,15 @@ export class Outbox {
         }
         this.ack.w = w
         this.delivered = this.delivered.filter(s => s > w)
+        // hi and b alone are no reason to write: load() finds newer slots by scanning forward from hi
+        const unrecorded = this.lastSeq() - this.savedHi
+        if (JSON.stringify({ w: w, rel: this.ack.rel }) === this.savedProgress && unrecorded < MAX_UNRECORDED)
+            return false
         this.ack.hi = this.lastSeq()
         this.ack.b = this.maxBoot
-        const text = JSON.stringify(this.ack)
-        if (text === this.savedAck) return false
         await writeRecord(ACK_KEY, this.ack)
-        this.savedAck = text
+        this.savedProgress = JSON.stringify({ w: w, rel: this.ack.rel })
+        this.savedHi = this.ack.hi
         return true
     }
 }

@@ -1,10 +1,17 @@
 import { describe, expect, it } from "vitest";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { runTool } from "../run-tsx.ts";
 import { listBoardIds, loadBoard, ErrUnknownBoard, type BoardConfig } from "./catalog.ts";
 import { buildBoard, checkBoardConfig } from "./build-board.ts";
 import { STAGE_ROOT } from "./stage.ts";
+import { DEVS_DIR } from "./catalog.ts";
+
+/** Latest modification time under devs/src: tells whether the firmware source changed during the builds. */
+function sourceStamp(): number {
+  const dir = join(DEVS_DIR, "src");
+  return Math.max(...readdirSync(dir, { recursive: true }).map((f) => statSync(join(dir, String(f))).mtimeMs));
+}
 
 describe("board configurations", () => {
   it("include an ESP32-C3 board and an ESP32-S3 or classic ESP32 board, each with I2C pins and a sensor", () => {
@@ -38,6 +45,7 @@ describe("board configurations", () => {
 describe("npm run build:boards", () => {
   it("builds the firmware for every board configuration with the real DeviceScript compiler", async () => {
     const ids = listBoardIds();
+    const stampBefore = sourceStamp();
     // --no-simulator: leave devs/.devicescript/bin/bytecode.devs to the simulator suites running alongside.
     const r = await runTool("hardware/boards/build-all.ts", ["--no-simulator"], { timeoutMs: 50_000 });
     expect(r.stderr).toBe("");
@@ -52,7 +60,9 @@ describe("npm run build:boards", () => {
       expect(existsSync(join(STAGE_ROOT, id, ".devicescript", "bin", "bytecode.devs"))).toBe(true);
       shas.add(manifest.bytecodeSha256);
     }
-    // Boards differ in configuration only: one program for all of them.
-    expect(shas.size).toBe(1);
+    // Boards differ in configuration only: one program for all of them (unless someone edited the firmware
+    // between two of the builds, which only happens on a shared working copy, never in CI).
+    if (sourceStamp() === stampBefore) expect(shas.size).toBe(1);
+    else console.warn("devs/src changed during the board builds: bytecode identity across boards not checked");
   }, 60_000);
 });

@@ -1,7 +1,7 @@
 /**
  * `npm start`: the gateway (child process, embedded broker) plus SIM_DEVICES simulated devices.
  * Env: PORT (8080), MQTT_PORT (1883), SIM_DEVICES (3), SIM_INTERVAL_S (5), SIM_TIME_SCALE (1), SIM_SEED (1),
- * SIM_FAULTS (fault spec, see --help of `npm run sim`). The embedded broker runs in open mode unless MQTT_AUTH
+ * SIM_FAULTS (fault spec, see --help of `npm run sim`), SIM_FLASH_DIR (default data/sim-flash/seed-<seed>). The embedded broker runs in open mode unless MQTT_AUTH
  * says otherwise: this is the local demo.
  */
 import { type ChildProcess, spawn } from "node:child_process";
@@ -95,6 +95,7 @@ async function main(): Promise<void> {
         seed,
         timeScale,
         settings: { INTERVAL_S: intervalS },
+        flashDir: process.env.SIM_FLASH_DIR || undefined,
         faults,
         echo: true,
       });

@@ -198,8 +198,11 @@ export class SimDevice extends EventEmitter {
     const fault = this.options.faults.decide("power-cut");
     if (!fault) return;
     const afterMs = Math.floor(this.options.faults.detailUnit(fault) * this.options.faults.powerCutWindowMs);
-    this.options.faults.report({ ...fault, detail: afterMs });
-    this.powerCutTimer = setTimeout(() => this.powerCut(), afterMs);
+    this.powerCutTimer = setTimeout(() => {
+      if (this.state !== "awake") return;
+      this.options.faults.inject({ ...fault, detail: afterMs });
+      this.powerCut();
+    }, afterMs);
   }
 
   private onFrame(vm: VmInstance, frame: Uint8Array): void {
@@ -239,20 +242,18 @@ export class SimDevice extends EventEmitter {
 
   /**
    * The glue reports errors thrown out of the VM's process loop here, then stops the loop. An emscripten
-   * ExitStatus means the firmware reset the target (`ds.reboot()`, or the exit that follows `standby`).
+   * ExitStatus means the firmware reset the target (`ds.reboot()`, or the exit that follows `standby`);
+   * anything else is a crash of the VM or of one of our hooks. Either way the VM no longer runs: reboot it.
    */
   private onVmError(vm: VmInstance, args: unknown[]): void {
     const exit = args.find(
       (a): a is { name: string; status: number } => (a as { name?: unknown } | null)?.name === "ExitStatus",
     );
-    if (!exit) {
-      this.emitDmesg(`error: ${args.map((a) => (a instanceof Error ? a.stack ?? a.message : String(a))).join(" ")}`);
-      return;
-    }
-    this.emitDmesg(`VM exit (status ${exit.status})`);
+    if (exit) this.emitDmesg(`VM exit (status ${exit.status})`);
+    else this.emitLine(`VM error: ${args.map((a) => (a instanceof Error ? (a.stack ?? a.message) : String(a))).join(" ")}`);
     // A standby frame, if any, came first and scheduled the sleep on setImmediate: let it run, then decide.
     setImmediate(() => {
-      if (this.vm === vm && this.state === "awake") this.onPanic(vm, exit.status);
+      if (this.vm === vm && this.state === "awake" && !vm.devsIsRunning()) this.onPanic(vm, exit ? exit.status : -2);
     });
   }
 

@@ -74,14 +74,15 @@ export class DeviceFaults {
     private readonly onFault: (record: FaultRecord) => void,
   ) {}
 
-  /** Asks whether the next opportunity of `kind` is a fault; records and counts it when it is. */
+  /**
+   * Asks whether the next opportunity of `kind` is a fault. Deciding does not count it: call `inject` when
+   * the fault really happens (a planned power cut is dropped if the device went to sleep first).
+   */
   decide(kind: FaultKind): FaultRecord | undefined {
     const n = this.opportunities[kind]++;
     const p = this.plan[PROBABILITY_KEY[kind]] ?? 0;
     if (p <= 0 || unit(this.seed, "fault", this.deviceIndex, kind, n) >= p) return undefined;
-    const record: FaultRecord = { deviceIndex: this.deviceIndex, kind, opportunity: n };
-    this.injected[kind]++;
-    return record;
+    return { deviceIndex: this.deviceIndex, kind, opportunity: n };
   }
 
   /** A value in [0, 1) tied to a decided fault (split point, delay), from the same seed. */
@@ -89,7 +90,9 @@ export class DeviceFaults {
     return unit(this.seed, "fault-detail", this.deviceIndex, record.kind, record.opportunity);
   }
 
-  report(record: FaultRecord): void {
+  /** Counts and reports a fault that is being applied now. */
+  inject(record: FaultRecord): void {
+    this.injected[record.kind]++;
     this.onFault(record);
   }
 

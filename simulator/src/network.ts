@@ -246,7 +246,7 @@ export class DeviceNetwork {
 
   /** A fault: the connection dies like a reset by the peer; the device sees a socket error. */
   private cut(vm: VmInstance, fault: FaultRecord, what: string): void {
-    this.options.faults.report(fault);
+    this.options.faults.inject(fault);
     this.options.log(`net: FAULT ${fault.kind}: ${what}, connection cut`);
     this.dropSocket();
     this.emit(vm, SOCK_EVENT.error, `ECONNRESET (simulated ${fault.kind})`);

@@ -104,6 +104,40 @@ describe("simulated device", () => {
     await waitFor("the program running again", () => logs[0]!.find((l) => l.startsWith("fixture boot=")));
   });
 
+  it("ds.reboot(): the VM stops by itself and the device boots again from flash", async () => {
+    const fleet = await fleetOf({
+      flashDir: join(flashRoot, "reboot"),
+      eraseFlash: true,
+      settings: { FX_REBOOT1: true, FX_SLEEP_MS: 60_000 },
+    });
+    const logs = collectLogs(fleet);
+    const causes: string[] = [];
+    fleet.on("boot", (e) => causes.push(e.cause));
+    const panics: number[] = [];
+    fleet.on("panic", (e) => panics.push(e.code));
+    await waitFor("boot 2 after the reboot", () => bootLine(logs[0]!, 2));
+    expect(causes).toEqual(["reboot"]);
+    expect(panics).toEqual([0]);
+  });
+
+  it("a seeded power-cut plan kills VMs at seeded moments, and they come back", async () => {
+    const fleet = await fleetOf({
+      devices: 2,
+      flashDir: join(flashRoot, "plan"),
+      eraseFlash: true,
+      settings: { FX_SLEEP_MS: 100, FX_AWAKE_MS: 200 },
+      faults: { powerCut: 0.5, powerCutWindowMs: 300, powerOffMs: 20 },
+      seed: 5,
+    });
+    const restores: number[] = [];
+    fleet.on("boot", ({ device, cause }) => cause === "power-restore" && restores.push(device.index));
+    await waitFor("3 power cuts", () => fleet.counters().faults["power-cut"] >= 3);
+    await waitFor("power restores", () => restores.length >= 2);
+    const cuts = fleet.faultLog.filter((r) => r.kind === "power-cut");
+    expect(cuts.every((r) => r.detail! >= 0 && r.detail! < 300)).toBe(true);
+    expect(fleet.counters().boots).toBeGreaterThan(2);
+  });
+
   it("reads the simulated sensors: finite, plausible, different per device", async () => {
     const fleet = await fleetOf({ devices: 2, flashDir: join(flashRoot, "sensors"), eraseFlash: true, seed: 3 });
     const logs = collectLogs(fleet);

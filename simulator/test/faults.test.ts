@@ -21,10 +21,17 @@ describe("seeded fault schedule", () => {
     expect(schedule(42, 1, 500)).not.toEqual(a);
   });
 
-  it("injects each kind at about its probability and counts it", () => {
-    const faults = new DeviceFaults(PLAN, 7, 0, () => {});
+  it("decides each kind at about its probability; injected faults are counted and reported", () => {
+    const reported: FaultRecord[] = [];
+    const faults = new DeviceFaults(PLAN, 7, 0, (r) => reported.push(r));
     const n = 4000;
-    for (let i = 0; i < n; i++) for (const kind of FAULT_KINDS) faults.decide(kind);
+    for (let i = 0; i < n; i++) {
+      for (const kind of FAULT_KINDS) {
+        const fault = faults.decide(kind);
+        if (fault) faults.inject(fault);
+      }
+    }
+    expect(reported.length).toBe(Object.values(faults.injected).reduce((a, b) => a + b, 0));
     expect(faults.injected["cut-before-connack"] / n).toBeCloseTo(0.2, 1);
     expect(faults.injected["cut-mid-publish"] / n).toBeCloseTo(0.1, 1);
     expect(faults.injected["cut-before-ack"] / n).toBeCloseTo(0.3, 1);

@@ -1,7 +1,7 @@
 /**
  * A tiny DeviceScript program for the simulator's own tests, built with the pinned CLI into a temp folder
  * (never into devs/.devicescript). It counts boots in flash, reads both simulated sensors, logs one line, stays
- * awake FX_AWAKE_MS and sleeps FX_SLEEP_MS. Independent of the real firmware, so these tests pin the runner, not the firmware.
+ * awake FX_AWAKE_MS and sleeps FX_SLEEP_MS (FX_REBOOT1: calls ds.reboot() on its first boot). Independent of the real firmware, so these tests pin the runner, not the firmware.
  */
 import { execFile } from "node:child_process";
 import { mkdtempSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
@@ -22,6 +22,7 @@ const sleepMs = await readSetting<number>("FX_SLEEP_MS", 1000)
 const t = await new ds.Temperature().reading.read()
 const h = await new ds.Humidity().reading.read()
 console.log(\`fixture boot=\${boots} temperature=\${t} humidity=\${h} id=\${ds.deviceIdentifier("self")}\`)
+if (boots === 1 && (await readSetting<boolean>("FX_REBOOT1", false))) ds.reboot()
 await ds.sleep(await readSetting<number>("FX_AWAKE_MS", 0))
 await standby(sleepMs)
 `;

@@ -3,65 +3,9 @@
  * and exactly once, commands queued while a device sleeps, a broker that is down or lost the session.
  */
 import { afterEach, describe, expect, test } from "vitest";
-import { createServer, type Server } from "node:net";
-import { Aedes } from "aedes";
-import mqtt, { type MqttClient } from "mqtt";
 import { freePort } from "../helpers/ports.ts";
+import { observe, startBroker, until, type Received } from "./helpers/broker.ts";
 import { runFirmware, type FirmwareRun } from "./helpers/fleet.ts";
-
-interface Broker {
-  port: number;
-  aedes: Aedes;
-  server: Server;
-  close(): Promise<void>;
-}
-
-async function startBroker(port = 0): Promise<Broker> {
-  const aedes = await Aedes.createBroker();
-  const server = createServer(aedes.handle);
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, "127.0.0.1", () => resolve());
-  });
-  const address = server.address();
-  if (address === null || typeof address === "string") throw new Error("no port");
-  return {
-    port: address.port,
-    aedes,
-    server,
-    async close() {
-      await new Promise<void>((resolve) => aedes.close(() => resolve()));
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
-
-interface Received {
-  topic: string;
-  body: any;
-  at: number;
-}
-
-/** An observer client that records every device message. */
-async function observe(port: number): Promise<{ client: MqttClient; messages: Received[] }> {
-  const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: `obs-${Date.now()}`, clean: true });
-  const messages: Received[] = [];
-  client.on("message", (topic, payload) => {
-    messages.push({ topic, body: JSON.parse(payload.toString()), at: Date.now() });
-  });
-  await client.subscribeAsync("sensors/#", { qos: 1 });
-  return { client, messages };
-}
-
-async function until<T>(what: string, check: () => T | undefined | false, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = check();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20)); // polling step, not a timing assumption
-  }
-}
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {

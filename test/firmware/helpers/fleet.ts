@@ -2,10 +2,11 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startFleet, type Fleet } from "../../../simulator/src/index.ts";
+import { startFleet, type Fleet, type FaultPlan } from "../../../simulator/src/index.ts";
 
 export interface FirmwareRun {
   fleet: Fleet;
+  flashDir: string;
   /** every console.log/warn/error line of every device, in order */
   logs: string[];
   stop(): Promise<void>;
@@ -17,16 +18,22 @@ export async function runFirmware(options: {
   devices?: number;
   timeScale?: number;
   echo?: boolean;
+  faults?: FaultPlan;
+  /** reuse the flash images of an earlier run (its devices boot with their stored state) */
+  flashDir?: string;
+  seed?: number;
 }): Promise<FirmwareRun> {
-  const flashDir = mkdtempSync(join(tmpdir(), "fw-test-"));
+  const ownFlash = options.flashDir === undefined;
+  const flashDir = options.flashDir ?? mkdtempSync(join(tmpdir(), "fw-test-"));
   const logs: string[] = [];
   const fleet = await startFleet({
     devices: options.devices ?? 1,
     brokerUrl: `mqtt://127.0.0.1:${options.port}`,
-    seed: 7,
+    seed: options.seed ?? 7,
     timeScale: options.timeScale ?? 50,
     flashDir,
-    eraseFlash: true,
+    eraseFlash: ownFlash,
+    faults: options.faults,
     settings: options.settings ?? {},
     echo: (line: string) => {
       logs.push(line);
@@ -39,10 +46,11 @@ export async function runFirmware(options: {
   });
   return {
     fleet,
+    flashDir,
     logs,
     async stop() {
       await fleet.stop();
-      rmSync(flashDir, { recursive: true, force: true });
+      if (ownFlash) rmSync(flashDir, { recursive: true, force: true });
     },
   };
 }
