@@ -1,7 +1,8 @@
 import * as ds from "@devicescript/core"
 import { settings, writeSetting, deleteSetting } from "@devicescript/settings"
 
-// Raw access to the settings store for the firmware's own state. Unlike readSetting, readRecord
+// Raw access to the settings store for the firmware's own state. Records are kept small: the whole
+// store is about 8 KB (the VM reports "fstor: mounted; 8144 free") and is shared with the settings. Unlike readSetting, readRecord
 // tells "missing" (undefined) from "present but unreadable" (throws ErrCorrupt), so a damaged
 // entry is counted instead of silently treated as empty.
 
@@ -43,16 +44,28 @@ export async function readRecord(key: string): Promise<any> {
     } catch (e) {
         throw new ErrCorrupt(key, "not JSON")
     }
-    if (!o || typeof o !== "object" || typeof o.d !== "object" || typeof o.k !== "number")
-        throw new ErrCorrupt(key, "bad envelope")
-    if (checksum(JSON.stringify(o.d)) !== o.k) throw new ErrCorrupt(key, "checksum mismatch")
-    return o.d
+    if (!Array.isArray(o) || o.length !== 2 || typeof o[1] !== "number") throw new ErrCorrupt(key, "bad envelope")
+    if (checksum(JSON.stringify(o[0])) !== o[1]) throw new ErrCorrupt(key, "checksum mismatch")
+    return o[0]
 }
 
-/** One flash write: the value wrapped with its checksum. */
-export async function writeRecord(key: string, value: any) {
+/**
+ * One flash write: `[value, checksum]`. The settings store does not report a failed write (a full
+ * store only logs "fstor: out of space"), so with `verify` the record is read back: false = not stored.
+ */
+export async function writeRecord(key: string, value: any, verify?: boolean): Promise<boolean> {
     flashWrites++
-    await writeSetting(key, { d: value, k: checksum(JSON.stringify(value)) })
+    const text = JSON.stringify(value)
+    await writeSetting(key, [value, checksum(text)])
+    if (!verify) return true
+    try {
+        const back = await readRecord(key)
+        if (JSON.stringify(back) === text) return true
+    } catch (e) {
+        // unreadable counts as not stored
+    }
+    console.error(`flash: ${key} was not stored (settings store full?)`)
+    return false
 }
 
 export async function deleteRecord(key: string) {

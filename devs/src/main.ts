@@ -26,10 +26,13 @@ async function wake(sensors: Sensors) {
     const m = await measure(sensors, SENSOR_TIMEOUT_MS)
     // no wall clock on the device (no NTP here): t = null, the gateway stamps receivedAt
     const reading = await outbox.append(m.readings, m.battery, null)
-    console.log(`reading seq=${reading.seq} boot=${reading.boot} ${JSON.stringify(reading.readings)} stored at ${ds.millis() - started} ms`)
+    if (reading)
+        console.log(`reading seq=${reading.seq} boot=${reading.boot} ${JSON.stringify(reading.readings)} stored at ${ds.millis() - started} ms`)
+    else console.error("wake: the reading could not be stored in flash and is not sent")
+    const boot = reading ? reading.boot : outbox.lastBoot()
 
     const deadline = started + cfg.awakeMaxS * 1000
-    const uplink = new Uplink(cfg, outbox, commands, reading.boot)
+    const uplink = new Uplink(cfg, outbox, commands, boot)
     const ok = await uplink.deliver(deadline - Math.min(GOODBYE_MS, (cfg.awakeMaxS * 1000) / 4))
     if (!ok) console.warn(`wake: awake budget spent, ${outbox.pending().length} reading(s) stay in flash`)
     await uplink.stayAwake(() => commands.effects.stayAwakeUntil)

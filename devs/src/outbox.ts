@@ -2,7 +2,7 @@ import { Reading } from "./protocol/messages"
 import { deleteRecord, ErrCorrupt, readRecord, writeRecord } from "./flash"
 
 // The durable outbox: a ring of OUTBOX_SLOTS readings in flash, one settings key per slot
-// ("ob0".."ob63", slot = seq % OUTBOX_SLOTS), plus one delivery record ("ak").
+// ("o0".."o63", slot = seq % OUTBOX_SLOTS), plus one delivery record ("ak").
 //
 // Flash writes per wake (see devs/README.md for the reasoning):
 //   1. append(): the new reading goes into its slot BEFORE any network traffic. seq and boot
@@ -18,12 +18,13 @@ const ACK_KEY = "ak"
 const ABSENT = 0
 const LOADED = 1
 const NEWER = 2
+const CORRUPT = 3
 
 /** After this many readings without a delivery record update, commit() writes one anyway (bounds load()). */
 const MAX_UNRECORDED = 16
 
 function slotKey(i: number) {
-    return "ob" + i
+    return "o" + i
 }
 
 interface AckRecord {
@@ -41,21 +42,34 @@ function isNat(v: any) {
     return typeof v === "number" && Math.round(v) === v && v >= 0
 }
 
-function toRecord(r: Reading): any {
-    return { s: r.seq, b: r.boot, t: r.t, r: r.readings, bt: r.battery, dr: r.dropped, c: r.corrupt }
+/**
+ * Reading values by position in a slot record; append new keys at the end only (old records stay
+ * readable). Records are arrays, not objects: 64 of them must fit in the ~8 KB settings store.
+ */
+export const READING_KEYS = ["temperature", "humidity"]
+
+/** [seq, boot, t, battery, dropped, corrupt, ...values in READING_KEYS order (null = absent)] */
+function toRecord(r: Reading): any[] {
+    const rec: any[] = [r.seq, r.boot, r.t, r.battery, r.dropped, r.corrupt]
+    for (const k of READING_KEYS) rec.push(typeof r.readings[k] === "number" ? r.readings[k] : null)
+    return rec
 }
 
 function fromRecord(o: any, key: string): Reading {
-    if (!isNat(o.s) || !isNat(o.b) || !o.r || typeof o.r !== "object")
-        throw new ErrCorrupt(key, "bad reading")
+    if (!Array.isArray(o) || o.length < 6 || !isNat(o[0]) || !isNat(o[1])) throw new ErrCorrupt(key, "bad reading")
+    const readings: Record<string, number> = {}
+    for (let i = 0; i < READING_KEYS.length; i++) {
+        const v = o[6 + i]
+        if (typeof v === "number") readings[READING_KEYS[i]] = v
+    }
     return {
-        seq: o.s,
-        boot: o.b,
-        t: typeof o.t === "number" ? o.t : null,
-        readings: o.r,
-        battery: typeof o.bt === "number" ? o.bt : null,
-        dropped: isNat(o.dr) ? o.dr : 0,
-        corrupt: isNat(o.c) ? o.c : 0,
+        seq: o[0],
+        boot: o[1],
+        t: typeof o[2] === "number" ? o[2] : null,
+        readings: readings,
+        battery: typeof o[3] === "number" ? o[3] : null,
+        dropped: isNat(o[4]) ? o[4] : 0,
+        corrupt: isNat(o[5]) ? o[5] : 0,
     }
 }
 
@@ -102,12 +116,23 @@ export class Outbox {
             for (let seq = hi + 1; seq <= hi + OUTBOX_SLOTS; seq++) {
                 const found = await box.loadSlot(seq % OUTBOX_SLOTS, seq)
                 if (found === LOADED) continue
+                if (found === CORRUPT) {
+                    // it may have held this seq: never hand that seq out again, and look further
+                    if (seq > box.ack.hi) box.ack.hi = seq
+                    continue
+                }
                 // a newer seq than expected: the ring wrapped since "ak" was written
                 if (found === NEWER) fullScan = true
                 break
             }
         }
-        if (fullScan) for (let i = 0; i < OUTBOX_SLOTS; i++) await box.loadSlot(i, -1)
+        if (fullScan) {
+            const corrupt: number[] = []
+            for (let i = 0; i < OUTBOX_SLOTS; i++) if ((await box.loadSlot(i, -1)) === CORRUPT) corrupt.push(i)
+            // a damaged slot right after the newest reading is most likely a torn newer append
+            const next = box.lastSeq() + 1
+            if (corrupt.indexOf(next % OUTBOX_SLOTS) >= 0) box.ack.hi = next
+        }
         box.entries.sort((a, b) => a.seq - b.seq)
         return box
     }
@@ -130,7 +155,7 @@ export class Outbox {
         } catch (e) {
             console.error(`outbox: ${(e as Error).message}; entry skipped`)
             if (this.corruptKeys.indexOf(key) < 0) this.corruptKeys.push(key)
-            return ABSENT
+            return CORRUPT
         }
     }
 
@@ -152,8 +177,9 @@ export class Outbox {
     /**
      * Stores a new reading (THE flash write of the normal path). Fills in seq, boot, dropped
      * (the undelivered reading it overwrites) and corrupt (unreadable entries found at load).
+     * null when the store did not keep it (full): the reading is then not published.
      */
-    async append(values: Record<string, number>, battery: number | null, t: number | null): Promise<Reading> {
+    async append(values: Record<string, number>, battery: number | null, t: number | null): Promise<Reading | null> {
         const seq = this.lastSeq() + 1
         const slot = seq % OUTBOX_SLOTS
         let dropped = 0
@@ -174,8 +200,12 @@ export class Outbox {
             dropped: dropped,
             corrupt: this.corruptKeys.length,
         }
-        await writeRecord(slotKey(slot), toRecord(r))
         this.maxBoot = r.boot
+        if (!(await writeRecord(slotKey(slot), toRecord(r), true))) {
+            // not durable: publishing it could let its seq be handed out again after a power cut
+            this.corruptKeys = []
+            return null
+        }
         this.entries.push(r)
         // unreadable slots would be counted again on every wake: remove them (rare path)
         for (const key of this.corruptKeys)

@@ -44,6 +44,8 @@ interface CycleFigures {
   awakeMs: { p50: number; p95: number };
   /** Boot → the VM starts the program from flash (the runtime's own start-up delay). */
   bootToProgramStartMs: { p50: number; p95: number };
+  /** Boot → the firmware received its first simulated sensor reading. */
+  bootToFirstSensorReadingMs: { p50: number; p95: number };
   bootToFirstTelemetryMs: { p50: number; p95: number };
   flashWritesPerCycle: { mean: number; max: number };
   bytesPerReading: number;
@@ -68,6 +70,7 @@ async function measureCycles(qos: number, flashRoot: string): Promise<CycleFigur
     const awake: number[] = [];
     const firstTelemetry: number[] = [];
     const programStart: number[] = [];
+    const firstSensorReading: number[] = [];
     const flashPerCycle: number[] = [];
     const perDevice = fleet.devices.map(() => ({ inCycle: false, bootAt: 0, flash: 0, sawTelemetry: false, done: 0 }));
     let bytesAtStart = 0;
@@ -91,6 +94,9 @@ async function measureCycles(qos: number, flashRoot: string): Promise<CycleFigur
     fleet.on("dmesg", ({ device, line }) => {
       const d = perDevice[device.index]!;
       if (d.inCycle && line.startsWith("DevS-SHA256:")) programStart.push(Date.now() - d.bootAt);
+    });
+    fleet.on("sensor-read", ({ device, sensor, afterMs }) => {
+      if (perDevice[device.index]!.inCycle && sensor === "temperature") firstSensorReading.push(afterMs);
     });
     fleet.on("flash", ({ device }) => {
       const d = perDevice[device.index]!;
@@ -126,6 +132,7 @@ async function measureCycles(qos: number, flashRoot: string): Promise<CycleFigur
       cycles,
       awakeMs: { p50: percentile(awake, 50), p95: percentile(awake, 95) },
       bootToProgramStartMs: { p50: percentile(programStart, 50), p95: percentile(programStart, 95) },
+      bootToFirstSensorReadingMs: { p50: percentile(firstSensorReading, 50), p95: percentile(firstSensorReading, 95) },
       bootToFirstTelemetryMs: { p50: percentile(firstTelemetry, 50), p95: percentile(firstTelemetry, 95) },
       flashWritesPerCycle: {
         mean: round(flashPerCycle.reduce((a, b) => a + b, 0) / cycles),
@@ -206,7 +213,7 @@ async function main(): Promise<void> {
     const f = await measureCycles(qos, flashRoot);
     cycles.push(f);
     console.log(
-      `  awake p50 ${f.awakeMs.p50} ms, p95 ${f.awakeMs.p95} ms; boot→program start p50 ${f.bootToProgramStartMs.p50} ms; boot→telemetry p50 ${f.bootToFirstTelemetryMs.p50} ms; ` +
+      `  awake p50 ${f.awakeMs.p50} ms, p95 ${f.awakeMs.p95} ms; boot→program start p50 ${f.bootToProgramStartMs.p50} ms; boot→first sensor reading p50 ${f.bootToFirstSensorReadingMs.p50} ms; boot→telemetry p50 ${f.bootToFirstTelemetryMs.p50} ms; ` +
         `${f.bytesPerReading} B/reading on the wire (telemetry PUBLISH ${f.telemetryPublishBytes} B, ` +
         `${f.packetsPerCycle} packets/cycle); flash writes/cycle mean ${f.flashWritesPerCycle.mean}, max ${f.flashWritesPerCycle.max}`,
     );

@@ -37,6 +37,8 @@ export interface DeviceEvents {
   "power-cut": { afterMs: number };
   flash: { bytes: number; writes: number };
   publish: { topic: string; qos: number; dup: boolean; bytes: number };
+  /** First reading of a simulated sensor delivered to the firmware in this boot; afterMs since boot. */
+  "sensor-read": { sensor: "temperature" | "humidity"; afterMs: number };
 }
 
 export interface SimDeviceOptions {
@@ -146,7 +148,13 @@ export class SimDevice extends EventEmitter {
     vm.panicHandler = (code) => this.onPanic(vm, code);
     this.network.attach(vm);
     const seed = this.options.seed;
+    const readSensors = new Set<string>();
     this.bus = new DeviceBus({
+      onReading: (sensor) => {
+        if (this.vm !== vm || readSensors.has(sensor)) return;
+        readSensors.add(sensor);
+        this.emit("sensor-read", { sensor, afterMs: Date.now() - this.bootedAt });
+      },
       read: () => sensorReading(seed, this.index, this.options.clock()),
       // Never re-enter the VM: bus replies are produced while the VM is inside its process loop (its
       // sendPacket hook), and a synchronous handlePacket there loses the frame. Deliver on the next turn.
@@ -169,10 +177,12 @@ export class SimDevice extends EventEmitter {
     await this.waitForAnnounce();
     const settings = this.options.settings;
     if (Object.keys(settings).length > 0) {
-      if (this.settingsServiceIndex === undefined) {
+      if (this.settingsServiceIndex === undefined || this.settingsServiceIndex < 0) {
         throw new Error(`device ${this.hardwareId}: the VM announced no settings service; cannot write settings`);
       }
       this.bus!.writeSettings(this.vmDeviceId, this.settingsServiceIndex, settings);
+      // The frames go in on setImmediate (toVm): let them land before the program starts and reads them.
+      await new Promise((resolve) => setImmediate(resolve));
     }
     const bytes = this.options.firmware.bytes;
     const result = vm.devsDeploy(bytes);
@@ -313,7 +323,7 @@ export class SimDevice extends EventEmitter {
     const vm = this.vm;
     this.vm = undefined;
     this.network.detach();
-    void this.bus?.close();
+    this.bus?.close().catch((err: unknown) => this.emitDmesg(`bus close failed: ${String(err)}`));
     this.bus = undefined;
     if (vm) {
       vm.devsStop();

@@ -1,5 +1,9 @@
-/** A plain embedded aedes broker on loopback (port 0 = free port), for the simulator's tests and benchmark. */
-import { type AddressInfo, type Socket, createServer } from "node:net";
+/**
+ * A plain embedded aedes broker on loopback (port 0 = free port), for the simulator's tests and benchmark.
+ * With `tls` it listens for mqtts:// instead.
+ */
+import { type AddressInfo, type Server, type Socket, createServer } from "node:net";
+import { createServer as createTlsServer } from "node:tls";
 import { Aedes } from "aedes";
 
 export interface EmbeddedBroker {
@@ -9,11 +13,18 @@ export interface EmbeddedBroker {
   close(): Promise<void>;
 }
 
-export async function startEmbeddedBroker(port = 0): Promise<EmbeddedBroker> {
+export interface EmbeddedBrokerOptions {
+  port?: number;
+  /** PEM key and certificate: serve mqtts:// */
+  tls?: { key: string | Buffer; cert: string | Buffer };
+}
+
+export async function startEmbeddedBroker(options: number | EmbeddedBrokerOptions = {}): Promise<EmbeddedBroker> {
+  const { port = 0, tls } = typeof options === "number" ? { port: options } : options;
   const broker = await Aedes.createBroker();
-  const server = createServer(broker.handle);
+  const server: Server = tls ? createTlsServer(tls, broker.handle) : createServer(broker.handle);
   const sockets = new Set<Socket>();
-  server.on("connection", (socket) => {
+  server.on(tls ? "secureConnection" : "connection", (socket: Socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
   });
@@ -24,7 +35,7 @@ export async function startEmbeddedBroker(port = 0): Promise<EmbeddedBroker> {
   const actual = (server.address() as AddressInfo).port;
   let closed = false;
   return {
-    url: `mqtt://127.0.0.1:${actual}`,
+    url: `${tls ? "mqtts" : "mqtt"}://127.0.0.1:${actual}`,
     port: actual,
     broker,
     async close() {

@@ -97,6 +97,7 @@ const DEVICE_EVENTS: (keyof DeviceEvents)[] = [
   "power-cut",
   "flash",
   "publish",
+  "sensor-read",
 ];
 
 class FleetImpl extends EventEmitter implements Fleet {

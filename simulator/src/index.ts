@@ -19,4 +19,4 @@ export {
 } from "./vm.ts";
 export type { Firmware, VmInstance } from "./vm.ts";
 export { startEmbeddedBroker } from "./embedded-broker.ts";
-export type { EmbeddedBroker } from "./embedded-broker.ts";
+export type { EmbeddedBroker, EmbeddedBrokerOptions } from "./embedded-broker.ts";

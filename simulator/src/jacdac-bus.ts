@@ -9,6 +9,7 @@
 // bare specifier: take the types from its shipped .d.ts and the code from the package.
 import type * as JacdacTypes from "../../node_modules/jacdac-ts/dist/types/src/jacdac.js";
 import * as jacdacModule from "jacdac-ts";
+import { parseFrame } from "./frames.ts";
 import type { SensorReading } from "./sensor-values.ts";
 
 const {
@@ -24,12 +25,17 @@ const {
 
 /** SettingsCmd.Set (jacdac spec "settings"): payload `z b` = key, NUL, value bytes. */
 const SETTINGS_CMD_SET = 0x81;
+/** Report of register 0x101 (`reading`) of a sensor service. */
+const READING_REPORT = 0x1101;
+const SENSOR_BY_SERVICE_INDEX: Record<number, "temperature" | "humidity"> = { 1: "temperature", 2: "humidity" };
 
 export interface DeviceBusOptions {
   /** Reading for "now" (simulated time is the caller's business). */
   read: () => SensorReading;
   /** Sends one frame into the VM. */
   toVm: (frame: Uint8Array) => void;
+  /** A reading report of a simulated sensor is on its way to the VM (the firmware asked for it). */
+  onReading?: (sensor: "temperature" | "humidity") => void;
 }
 
 export class DeviceBus {
@@ -61,7 +67,9 @@ export class DeviceBus {
     this.provider = new JDServerServiceProvider("sim-sht", [this.temperature, this.humidity]);
     this.bus.addServiceProvider(this.provider);
     this.bridge = createProxyBridge((frame: Uint8Array) => {
-      if (!this.closed) options.toVm(frame);
+      if (this.closed) return;
+      if (options.onReading) this.noticeReadings(frame, options.onReading);
+      options.toVm(frame);
     });
     this.bridge.bus = this.bus;
     this.bus.start(); // announces the servers every ~500 ms: the VM binds its roles on an announce
@@ -90,6 +98,15 @@ export class DeviceBus {
       pkt.deviceIdentifier = vmDeviceIdHex;
       pkt.isCommand = true;
       this.options.toVm(pkt.toBuffer());
+    }
+  }
+
+  private noticeReadings(frame: Uint8Array, onReading: (sensor: "temperature" | "humidity") => void): void {
+    const parsed = parseFrame(frame);
+    if (!parsed || parsed.isCommand || parsed.deviceIdHex !== this.provider.deviceId) return;
+    for (const p of parsed.packets) {
+      const sensor = SENSOR_BY_SERVICE_INDEX[p.serviceIndex];
+      if (sensor && p.serviceCommand === READING_REPORT) onReading(sensor);
     }
   }
 

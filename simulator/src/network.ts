@@ -14,7 +14,8 @@ import { SOCK_EVENT, type VmInstance, readCString } from "./vm.ts";
 /** Bytes and packets seen on the wire, per device (also summed per fleet). */
 export interface WireCounters {
   connections: number;
-  connectErrors: number;
+  /** Socket errors the firmware was told about: refused connects, resets (not the injected cuts). */
+  socketErrors: number;
   bytesOut: number;
   bytesIn: number;
   /** Per MQTT packet type name (connect, publish, puback, ...), device → broker. */
@@ -32,7 +33,7 @@ export interface WireCounters {
 export function emptyWireCounters(): WireCounters {
   return {
     connections: 0,
-    connectErrors: 0,
+    socketErrors: 0,
     bytesOut: 0,
     bytesIn: 0,
     packetsOut: {},
@@ -47,7 +48,7 @@ export function sumWireCounters(all: readonly WireCounters[]): WireCounters {
   const sum = emptyWireCounters();
   for (const c of all) {
     sum.connections += c.connections;
-    sum.connectErrors += c.connectErrors;
+    sum.socketErrors += c.socketErrors;
     sum.bytesOut += c.bytesOut;
     sum.bytesIn += c.bytesIn;
     sum.dupPublishes += c.dupPublishes;
@@ -181,7 +182,7 @@ export class DeviceNetwork {
     });
     socket.on("error", (err) => {
       if (!current()) return;
-      this.options.counters.connectErrors++;
+      this.options.counters.socketErrors++;
       this.socket = undefined;
       this.emit(vm, SOCK_EVENT.error, `${asked}: ${err.message}`);
     });
@@ -244,12 +245,17 @@ export class DeviceNetwork {
     return 0;
   }
 
-  /** A fault: the connection dies like a reset by the peer; the device sees a socket error. */
+  /**
+   * A fault: the connection dies like a reset by the peer; the device sees a socket error. Told on the next
+   * turn: a cut during sockWrite happens inside the VM's own call, and the VM must not be re-entered.
+   */
   private cut(vm: VmInstance, fault: FaultRecord, what: string): void {
     this.options.faults.inject(fault);
     this.options.log(`net: FAULT ${fault.kind}: ${what}, connection cut`);
     this.dropSocket();
-    this.emit(vm, SOCK_EVENT.error, `ECONNRESET (simulated ${fault.kind})`);
+    setImmediate(() => {
+      if (!this.socket) this.emit(vm, SOCK_EVENT.error, `ECONNRESET (simulated ${fault.kind})`);
+    });
   }
 
   private dropSocket(): void {

@@ -4,11 +4,12 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { expect, it } from "vitest";
-import { buildFixtureFirmware } from "./fixture-firmware.ts";
+import { afterAll, expect, it } from "vitest";
+import { buildFixtureFirmware, removeFixtureFirmware } from "./fixture-firmware.ts";
 import { waitFor } from "./wait.ts";
 
 const REPO_ROOT = resolve(fileURLToPath(import.meta.url), "../../..");
+afterAll(() => removeFixtureFirmware());
 
 it("npm run sim: starts the devices, prints their console lines, stops cleanly on SIGTERM", async () => {
   const bytecode = await buildFixtureFirmware();

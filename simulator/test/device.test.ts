@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type Fleet, type FleetOptions, sha256Hex, startFleet } from "../src/index.ts";
-import { buildFixtureFirmware } from "./fixture-firmware.ts";
+import { buildFixtureFirmware, removeFixtureFirmware } from "./fixture-firmware.ts";
 import { waitFor } from "./wait.ts";
 
 // The fixture never opens a socket: any broker URL will do.
@@ -20,7 +20,10 @@ beforeAll(async () => {
 afterEach(async () => {
   await Promise.all(fleets.splice(0).map((f) => f.stop()));
 });
-afterAll(() => rmSync(flashRoot, { recursive: true, force: true }));
+afterAll(() => {
+  rmSync(flashRoot, { recursive: true, force: true });
+  removeFixtureFirmware();
+});
 
 async function fleetOf(options: Partial<FleetOptions> & { flashDir: string }): Promise<Fleet> {
   const fleet = await startFleet({ devices: 1, brokerUrl: NO_BROKER, bytecodePath, useEnvFiles: false, ...options });
@@ -141,6 +144,8 @@ describe("simulated device", () => {
   it("reads the simulated sensors: finite, plausible, different per device", async () => {
     const fleet = await fleetOf({ devices: 2, flashDir: join(flashRoot, "sensors"), eraseFlash: true, seed: 3 });
     const logs = collectLogs(fleet);
+    const reads: string[] = [];
+    fleet.on("sensor-read", ({ device, sensor }) => reads.push(`${device.index}:${sensor}`));
     const lines = await waitFor("both devices to log a reading", () =>
       logs.every((l) => bootLine(l, 1)) ? logs.map((l) => bootLine(l, 1)!) : undefined,
     );
@@ -155,5 +160,6 @@ describe("simulated device", () => {
       expect(v.h).toBeLessThan(70);
     }
     expect(values[0]).not.toEqual(values[1]);
+    expect(reads.sort()).toEqual(["0:humidity", "0:temperature", "1:humidity", "1:temperature"]);
   });
 });

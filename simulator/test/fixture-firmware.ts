@@ -4,7 +4,7 @@
  * awake FX_AWAKE_MS and sleeps FX_SLEEP_MS (FX_REBOOT1: calls ds.reboot() on its first boot). Independent of the real firmware, so these tests pin the runner, not the firmware.
  */
 import { execFile } from "node:child_process";
-import { mkdtempSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -28,13 +28,15 @@ await standby(sleepMs)
 `;
 
 let built: Promise<string> | undefined;
+let builtDir: string | undefined;
 
 /** Path of the fixture's bytecode.devs (built once per test process). */
 export function buildFixtureFirmware(): Promise<string> {
   built ??= (async () => {
     const dir = mkdtempSync(join(tmpdir(), "sim-fixture-"));
+    builtDir = dir;
     mkdirSync(join(dir, "src"));
-    symlinkSync(join(REPO_ROOT, "devs/node_modules"), join(dir, "node_modules"));
+    // no node_modules needed: `devicescript build` writes node_modules/@devicescript from the CLI bundle
     writeFileSync(join(dir, "devsconfig.json"), "{}\n");
     writeFileSync(join(dir, "src/main.ts"), FIXTURE_MAIN);
     const cli = join(REPO_ROOT, "node_modules/.bin/devicescript");
@@ -42,4 +44,11 @@ export function buildFixtureFirmware(): Promise<string> {
     return join(dir, ".devicescript/bin/bytecode.devs");
   })();
   return built;
+}
+
+/** Deletes the fixture build (call from afterAll). */
+export function removeFixtureFirmware(): void {
+  if (builtDir) rmSync(builtDir, { recursive: true, force: true });
+  built = undefined;
+  builtDir = undefined;
 }

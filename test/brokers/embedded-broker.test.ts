@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { startEmbeddedBroker, type EmbeddedBroker, type DeliveredEvent } from "../../gateway/src/broker/index.ts";
-import { connect, endAllClients, recordMessages, waitFor } from "./support.ts";
+import { SqlitePersistence } from "../../gateway/src/broker/sqlite-persistence.ts";
+import { connect, connectRecording, endAllClients, recordMessages, waitFor } from "./support.ts";
 
 let broker: EmbeddedBroker | undefined;
 afterEach(async () => {
@@ -63,5 +64,30 @@ describe("embedded broker basics (open mode, in memory)", () => {
     await expect(startEmbeddedBroker({ host: "127.0.0.1", port: broker.port, auth: { mode: "open" } })).rejects.toThrow(
       /EADDRINUSE/,
     );
+  });
+});
+
+describe("embedded broker: a PUBACK means the message is stored", () => {
+  it("queues a QoS 1 message for persistent subscribers before it sends PUBACK (a crash in between loses nothing)", async () => {
+    // Regression (resume.test.ts kill -9 lost bursts of readings): aedes sent PUBACK, then queued. A failing
+    // queue write stands for the process dying at that point: the publisher must not have its PUBACK yet.
+    const persistence = new SqlitePersistence({ file: ":memory:" });
+    const enqueue = persistence.outgoingEnqueueCombi.bind(persistence);
+    let writes = 0;
+    persistence.outgoingEnqueueCombi = async (subs, packet) => {
+      if (++writes === 1) throw new Error("injected: the process died before the message was queued");
+      return enqueue(subs, packet);
+    };
+    broker = await startEmbeddedBroker({ host: "127.0.0.1", port: 0, auth: { mode: "open" }, persistence });
+    const [gateway, received] = await connectRecording(broker.url, { clientId: "gw", clean: false });
+    await gateway.subscribeAsync("sensors/+/telemetry", { qos: 1 });
+
+    // Auto-reconnect on: with no PUBACK the publisher keeps the message and sends it again.
+    const device = await connect(broker.url, { clientId: "dev-1", clean: false, reconnectPeriod: 20 });
+    await device.publishAsync("sensors/dev-1/telemetry", '{"seq":1}', { qos: 1 });
+    await waitFor(() => received.length === 1, "the reading");
+    expect(received.map((m) => m.payload)).toEqual(['{"seq":1}']);
+    expect(writes).toBe(2); // the failed write and the retry's; aedes' own queue step only adopted the rows
+    expect(broker.counters.clientErrors).toBe(1); // the publisher's connection, closed without PUBACK
   });
 });

@@ -120,9 +120,10 @@ describe.each([
     const received: SseEvent[] = [];
     let sse: SseClient = track(await connectSse(gw.url, { topics: ["sensors/+/telemetry"] }));
     const TOTAL = 150;
+    const acked = new Set<number>();
     const publishing = (async () => {
       for (let seq = 1; seq <= TOTAL; seq++) {
-        pub.publish("sensors/rs/telemetry", telemetry(seq), { qos: 1 });
+        pub.publish("sensors/rs/telemetry", telemetry(seq), { qos: 1 }, (err) => err || acked.add(seq));
         if (seq % 10 === 0) await new Promise((r) => setTimeout(r, 10)); // a steady stream, not one burst
       }
     })();
@@ -133,6 +134,11 @@ describe.each([
 
     gw = await spawnGateway({ dataDir, port, mqttPort });
     await publishing;
+    // The guarantee under test: a reading the broker acknowledged (PUBACK) is never lost, kill -9 included;
+    // the publisher re-sends the rest after it reconnects, so in the end every reading is acknowledged.
+    // Two bugs broke it: aedes sent PUBACK before queueing the message (broker/queue-before-ack.ts) and reused
+    // in-flight packet ids after the restart, so a PUBACK deleted another message (broker/unique-packet-ids.ts).
+    await waitUntil(() => acked.size === TOTAL, { timeoutMs: 10_000, message: "PUBACKs for every reading" });
     sse = track(await connectSse(gw.url, { topics: ["sensors/+/telemetry"], lastEventId: received.at(-1)!.id! }));
     await sse.waitFor(() => received.length + sse.events.length >= TOTAL, { timeoutMs: 20_000, message: `${TOTAL} readings` });
     received.push(...sse.events);

@@ -7,6 +7,8 @@ import { createAuthHooks, type AuthCounters, type DeviceAuthOptions, type Servic
 import { silentLogger, type BrokerLogger } from "./logger.ts";
 import { trackOutgoingQos2, type OutgoingQos2Tracker } from "./qos2-tracker.ts";
 import { SqlitePersistence } from "./sqlite-persistence.ts";
+import { keepPacketIdsUnique } from "./unique-packet-ids.ts";
+import { queueBeforeAck } from "./queue-before-ack.ts";
 
 export interface EmbeddedBrokerOptions {
   /** Interface to listen on, e.g. "127.0.0.1" or "0.0.0.0" for the LAN. */
@@ -21,6 +23,8 @@ export interface EmbeddedBrokerOptions {
   /** Default `{ mode: "devices" }`: open mode must be asked for explicitly. */
   auth?: DeviceAuthOptions;
   logger?: BrokerLogger;
+  /** The store; default a SqlitePersistence on dataDir (in memory without one). Tests pass their own to inject faults. */
+  persistence?: SqlitePersistence;
 }
 
 export interface DeliveredEvent {
@@ -110,8 +114,11 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
 
   if (opts.dataDir !== undefined) mkdirSync(opts.dataDir, { recursive: true });
   // Without a data dir the same store runs on an in-memory database: one implementation, one behaviour.
-  const persistence = new SqlitePersistence(opts.dataDir === undefined ? { file: ":memory:" } : { dataDir: opts.dataDir });
+  const persistence =
+    opts.persistence ?? new SqlitePersistence(opts.dataDir === undefined ? { file: ":memory:" } : { dataDir: opts.dataDir });
   const tracker: OutgoingQos2Tracker = trackOutgoingQos2(persistence);
+  keepPacketIdsUnique(persistence);
+  const early = queueBeforeAck(persistence);
 
   const hooks = createAuthHooks({
     auth,
@@ -123,6 +130,20 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
   const aedes = await Aedes.createBroker({
     persistence,
     ...hooks,
+    authorizePublish(client, packet, callback) {
+      hooks.authorizePublish(client, packet, (err) => {
+        // client === null: a will re-published by the broker itself; no PUBACK is involved.
+        if (err || client === null) return callback(err);
+        early.queue(packet).then(
+          () => callback(null),
+          (error: Error) => {
+            // No PUBACK then: aedes closes the connection and the publisher sends the message again.
+            logger.error({ err: error, clientId: client.id, topic: packet.topic }, "cannot queue message; connection closed");
+            callback(error);
+          },
+        );
+      });
+    },
     // docs/protocol.md allows 64-character device ids as client ids (aedes defaults to 23, the MQTT 3.1 limit).
     maxClientsIdLength: 64,
   });

@@ -28,14 +28,16 @@ interface Updatable {
 export function trackOutgoingQos2(persistence: Updatable): OutgoingQos2Tracker {
   const pending = new Map<string, { topic: string; payload: Buffer }>();
   const outgoingUpdate = persistence.outgoingUpdate.bind(persistence);
-  persistence.outgoingUpdate = (client, packet) => {
+  persistence.outgoingUpdate = async (client, packet) => {
+    const result = await outgoingUpdate(client, packet);
+    // After the update: a wrapper (unique-packet-ids.ts) may have moved the packet id.
     if (packet.cmd === "publish" && packet.qos === 2 && typeof packet.messageId === "number") {
       const key = `${client.id}\0${packet.messageId}`;
       pending.delete(key); // re-insert at the end: Map order is the eviction order
       pending.set(key, { topic: packet.topic, payload: toBuffer(packet.payload) });
       if (pending.size > MAX_PENDING) pending.delete(pending.keys().next().value!);
     }
-    return outgoingUpdate(client, packet);
+    return result;
   };
 
   return {

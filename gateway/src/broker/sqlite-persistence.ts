@@ -20,6 +20,11 @@ type AnyPacket = Record<string, any> & { messageId?: number };
 interface ClientRef {
   id: string;
 }
+/** Where a message entered the broker: aedes stamps each publish with its broker id and a counter. */
+export interface Origin {
+  brokerId: string;
+  brokerCounter: number;
+}
 interface Sub {
   topic: string;
   qos: number;
@@ -41,7 +46,7 @@ const Packet = aedesPacket as unknown as new (original: AnyPacket) => AnyPacket;
 
 const QLOBBER_OPTIONS = { wildcard_one: "+", wildcard_some: "#", separator: "/" };
 export const BROKER_DB_FILE_NAME = "broker.sqlite";
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 export interface SqlitePersistenceOptions {
   /** The database file is `<dataDir>/broker.sqlite`. */
@@ -223,6 +228,22 @@ export class SqlitePersistence {
     this.sql.replaceOutgoing.run(brokerId, brokerCounter, messageId, meta, payload, other.seq);
   }
 
+  /**
+   * Gives every queued copy of one message (all subscribers) a new origin; returns the client ids whose copy
+   * it moved. Used by queue-before-ack.ts: the message is queued before aedes numbers it.
+   */
+  outgoingAdoptOrigin(from: Origin, to: Origin): string[] {
+    this.open();
+    const rows = this.sql.adoptOrigin.all(to.brokerId, to.brokerCounter, from.brokerId, from.brokerCounter) as Array<{ client_id: string }>;
+    return rows.map((row) => row.client_id);
+  }
+
+  /** Whether a queued message of this client other than `origin`'s holds `messageId` (see unique-packet-ids.ts). */
+  outgoingMessageIdTaken(clientId: string, messageId: number, origin: { brokerId?: string; brokerCounter?: number }): boolean {
+    this.open();
+    return this.sql.messageIdTaken.get(clientId, messageId, origin.brokerId ?? null, origin.brokerCounter ?? null) !== undefined;
+  }
+
   async outgoingClearMessageId(client: ClientRef, packet: AnyPacket): Promise<AnyPacket | undefined> {
     this.open();
     if (typeof packet?.messageId !== "number") return undefined;
@@ -327,13 +348,28 @@ interface PacketRow {
 }
 interface OutgoingRow extends PacketRow {
   seq: number;
+  broker_id: string | null;
+  broker_counter: number | null;
   message_id: number | null;
 }
 
 function migrate(db: Database.Database): void {
   const version = db.pragma("user_version", { simple: true }) as number;
   if (version === SCHEMA_VERSION) return;
-  if (version !== 0) throw new Error(`broker database schema ${version} is newer than this gateway (${SCHEMA_VERSION})`);
+  if (version > SCHEMA_VERSION) throw new Error(`broker database schema ${version} is newer than this gateway (${SCHEMA_VERSION})`);
+  db.transaction(() => {
+    if (version === 0) createSchemaV1(db);
+    // v2: every PUBACK looks a message up by packet id and every send by origin; without these indexes both
+    // scan the client's whole queue, which is long for a gateway that was down for a while.
+    db.exec(`
+      CREATE INDEX IF NOT EXISTS outgoing_by_message_id ON outgoing (client_id, message_id);
+      CREATE INDEX IF NOT EXISTS outgoing_by_origin ON outgoing (broker_id, broker_counter);
+      PRAGMA user_version = ${SCHEMA_VERSION};
+    `);
+  })();
+}
+
+function createSchemaV1(db: Database.Database): void {
   db.exec(`
     CREATE TABLE retained (topic TEXT PRIMARY KEY, meta TEXT NOT NULL, payload BLOB);
     CREATE TABLE subscriptions (client_id TEXT NOT NULL, topic TEXT NOT NULL, record TEXT NOT NULL,
@@ -344,7 +380,6 @@ function migrate(db: Database.Database): void {
     CREATE TABLE incoming (client_id TEXT NOT NULL, message_id INTEGER NOT NULL, meta TEXT NOT NULL, payload BLOB,
       PRIMARY KEY (client_id, message_id));
     CREATE TABLE wills (client_id TEXT PRIMARY KEY, broker_id TEXT, meta TEXT NOT NULL, payload BLOB);
-    PRAGMA user_version = ${SCHEMA_VERSION};
   `);
 }
 
@@ -366,15 +401,23 @@ function prepare(db: Database.Database) {
     findOutgoingByMessageId: db.prepare(
       "SELECT seq FROM outgoing WHERE client_id = ? AND message_id = ? AND broker_id IS NOT ? ORDER BY seq LIMIT 1",
     ),
+    messageIdTaken: db.prepare(
+      "SELECT 1 FROM outgoing WHERE client_id = ? AND message_id = ? AND NOT (broker_id IS ? AND broker_counter IS ?) LIMIT 1",
+    ),
     findOutgoingRowByMessageId: db.prepare(
-      "SELECT seq, message_id, meta, payload FROM outgoing WHERE client_id = ? AND message_id = ? ORDER BY seq LIMIT 1",
+      "SELECT seq, broker_id, broker_counter, message_id, meta, payload FROM outgoing WHERE client_id = ? AND message_id = ? ORDER BY seq LIMIT 1",
+    ),
+    adoptOrigin: db.prepare(
+      "UPDATE outgoing SET broker_id = ?, broker_counter = ? WHERE broker_id = ? AND broker_counter = ? RETURNING client_id",
     ),
     setOutgoingMessageId: db.prepare("UPDATE outgoing SET message_id = ? WHERE seq = ?"),
     replaceOutgoing: db.prepare(
       "UPDATE outgoing SET broker_id = ?, broker_counter = ?, message_id = ?, meta = ?, payload = ? WHERE seq = ?",
     ),
     deleteOutgoing: db.prepare("DELETE FROM outgoing WHERE seq = ?"),
-    outgoingByClient: db.prepare("SELECT seq, message_id, meta, payload FROM outgoing WHERE client_id = ? ORDER BY seq"),
+    outgoingByClient: db.prepare(
+      "SELECT seq, broker_id, broker_counter, message_id, meta, payload FROM outgoing WHERE client_id = ? ORDER BY seq",
+    ),
     upsertIncoming: db.prepare("INSERT OR REPLACE INTO incoming (client_id, message_id, meta, payload) VALUES (?, ?, ?, ?)"),
     getIncoming: db.prepare("SELECT meta, payload FROM incoming WHERE client_id = ? AND message_id = ?"),
     deleteIncoming: db.prepare("DELETE FROM incoming WHERE client_id = ? AND message_id = ?"),
@@ -405,6 +448,9 @@ function decode(meta: string, payload: Buffer | null): AnyPacket {
 
 function decodeOutgoing(row: OutgoingRow): AnyPacket {
   const packet = decode(row.meta, row.payload);
+  // The columns, not the JSON, hold the origin: outgoingAdoptOrigin changes it after the row was written.
+  if (row.broker_id !== null) packet.brokerId = row.broker_id;
+  if (row.broker_counter !== null) packet.brokerCounter = row.broker_counter;
   // Like the memory store: a queued PUBLISH has a messageId key (undefined until sent).
   if (row.message_id !== null || packet.cmd !== "publish" || packet.qos > 0) packet.messageId = row.message_id ?? undefined;
   return packet;
