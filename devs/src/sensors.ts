@@ -3,8 +3,9 @@ import { startSHT30, startSHTC3, startAHT20 } from "@devicescript/drivers"
 import { Config } from "./settings"
 
 // Temperature and humidity through DeviceScript sensor roles. On hardware the SENSOR setting picks
-// the I2C driver; in the simulator (ds.isSimulator()) the same driver start functions skip I2C and
-// bind the roles to simulated Jacdac servers that the simulator process provides.
+// the I2C driver, whose servers the roles bind to; in the simulator (ds.isSimulator()) no driver is
+// started (the drivers skip I2C there anyway) and the roles bind to the Jacdac servers that the
+// simulator process puts on the device's bus.
 
 export interface Sensors {
     temperature: ds.Temperature

@@ -18,7 +18,7 @@ import { SqliteHistory } from "./history/sqlite.ts";
 import type { AppEnv } from "./http/env.ts";
 import { Hub } from "./hub/hub.ts";
 import { createLogger, type Logger } from "./log.ts";
-import { createMetrics, type Metrics } from "./metrics.ts";
+import { createMetrics, exportBrokerCounters, type Metrics } from "./metrics.ts";
 import { Relay } from "./relay.ts";
 import { parseDeviceTopic } from "./topics.ts";
 
@@ -96,6 +96,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       });
       const b = broker;
       cleanups.push(() => b.close());
+      exportBrokerCounters(metrics, broker.counters);
       bridgeUrl = `mqtt://${loopbackFor(config.mqtt.host)}:${broker.port}`;
       credentials = broker.serviceCredentials;
     }

@@ -3,6 +3,7 @@
  * gateways can run in one test process without "metric already registered" errors.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { BrokerCounters } from "./broker/index.ts";
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
@@ -76,4 +77,30 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
       registers,
     }),
   };
+}
+
+/** Exports the embedded broker's own counters (broker.counters), read at each scrape. */
+export function exportBrokerCounters(metrics: Metrics, counters: Readonly<BrokerCounters>): void {
+  const registers = [metrics.registry];
+  new Counter({
+    name: "gateway_broker_refusals_total",
+    help: "Embedded MQTT broker refusals, by kind (connect: CONNACK refused; publish, subscribe: denied by the ACL)",
+    labelNames: ["kind"] as const,
+    registers,
+    collect() {
+      this.reset();
+      this.inc({ kind: "connect" }, counters.connectRefused);
+      this.inc({ kind: "publish" }, counters.publishDenied);
+      this.inc({ kind: "subscribe" }, counters.subscribeDenied);
+    },
+  });
+  new Counter({
+    name: "gateway_broker_client_errors_total",
+    help: "Embedded MQTT broker connections closed on a protocol or socket error",
+    registers,
+    collect() {
+      this.reset();
+      this.inc(counters.clientErrors);
+    },
+  });
 }

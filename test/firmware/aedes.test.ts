@@ -91,6 +91,29 @@ describe("firmware against aedes", () => {
     expect(second.at - online.at).toBeGreaterThanOrEqual(1900);
   });
 
+  test("during stay-awake, a command published while the device is connected is handled at once", async () => {
+    const broker = await startBroker();
+    cleanups.push(() => broker.close());
+    const obs = await observe(broker.port);
+    cleanups.push(() => obs.client.endAsync());
+    const run = await runFirmware({ port: broker.port, settings: { INTERVAL_S: 60 } });
+    cleanups.push(() => run.stop());
+    const id = run.fleet.devices[0]!.id;
+    await new Promise<void>((resolve) => run.fleet.once("standby", () => resolve()));
+    const cmd = (body: object) => obs.client.publishAsync(`sensors/${id}/cmd`, JSON.stringify(body), { qos: 1 });
+    await cmd({ id: "c-stay", op: "stay-awake", seconds: 4 });
+    const acks = () => obs.messages.filter((m) => m.topic === `sensors/${id}/cmd/ack`).map((m) => m.body.id);
+    await until("stay-awake acked", () => acks().includes("c-stay"));
+    await cmd({ id: "c-live", op: "ping" });
+    await until("live ping acked", () => acks().includes("c-live"));
+    const sleepingAt = () =>
+      obs.messages.filter((m) => m.topic === `sensors/${id}/status` && m.body.state === "sleeping").map((m) => m.at);
+    const ackAt = obs.messages.find((m) => m.topic === `sensors/${id}/cmd/ack` && m.body.id === "c-live")!.at;
+    // acked while still awake: the second `sleeping` comes after it
+    await until("second sleeping", () => sleepingAt().length >= 2);
+    expect(sleepingAt()[1]!).toBeGreaterThan(ackAt);
+  });
+
   test("set-interval survives later wakes (persisted in flash)", async () => {
     const broker = await startBroker();
     cleanups.push(() => broker.close());

@@ -96,3 +96,23 @@ describe("HTTP auth with tokens", () => {
     expect((await send(ADMIN, "kitchen")).status).toBe(202);
   });
 });
+
+describe("MQTT device auth of the embedded broker in /metrics", () => {
+  it("exports the broker's refusal and client-error counters", async () => {
+    const gw = await startTestGateway({ config: { broker: { auth: { mode: "devices" } } } });
+    try {
+      const scrape = async () => await (await fetch(`${gw.url}/metrics`)).text();
+      expect(await scrape()).toMatch(/^gateway_broker_refusals_total\{kind="connect"\} 0$/m);
+      await expect(
+        mqtt.connectAsync(gw.mqttUrl, { clientId: "intruder", username: "intruder", password: "nope", reconnectPeriod: 0 }),
+      ).rejects.toThrow();
+      const text = await scrape();
+      expect(text).toMatch(/^gateway_broker_refusals_total\{kind="connect"\} 1$/m);
+      expect(text).toMatch(/^gateway_broker_refusals_total\{kind="publish"\} 0$/m);
+      expect(text).toMatch(/^gateway_broker_refusals_total\{kind="subscribe"\} 0$/m);
+      expect(text).toMatch(/^gateway_broker_client_errors_total \d+$/m);
+    } finally {
+      await gw.close();
+    }
+  });
+});

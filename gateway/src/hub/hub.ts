@@ -4,8 +4,9 @@
  */
 import type { History, StoredEvent } from "../history/types.ts";
 import type { Metrics } from "../metrics.ts";
-import { encodeEvent } from "./sse-format.ts";
-import { SseSubscriber, type SubscriberOptions } from "./subscriber.ts";
+import { encodeEvent, encodeRetry } from "./sse-format.ts";
+import type { SseSink } from "./sink.ts";
+import { SseSubscriber, type StreamLimits, type StreamRequest, type SubscriberOwner } from "./subscriber.ts";
 
 export interface HubOptions {
   heartbeatMs: number;
@@ -23,7 +24,7 @@ export class ErrHubClosed extends Error {
   }
 }
 
-export class Hub {
+export class Hub implements SubscriberOwner {
   private readonly subscribers = new Set<SseSubscriber>();
   /** Streams whose filters are all literal topics, by topic: publish looks them up instead of matching. */
   private readonly byTopic = new Map<string, Set<SseSubscriber>>();
@@ -33,6 +34,7 @@ export class Hub {
   private flushScheduled = false;
   private readonly heartbeat: NodeJS.Timeout;
   private closed = false;
+  private readonly limits: StreamLimits;
 
   constructor(
     private readonly opts: HubOptions,
@@ -43,33 +45,39 @@ export class Hub {
       for (const sub of this.subscribers) sub.tick();
     }, opts.heartbeatMs);
     this.heartbeat.unref();
+    const { maxQueueEvents, maxQueueBytes, replayPageSize } = opts;
+    this.limits = { maxQueueEvents, maxQueueBytes, replayPageSize, retry: encodeRetry(opts.retryMs) };
   }
 
   get size(): number {
     return this.subscribers.size;
   }
 
-  /** Opens a stream. Throws ErrHubClosed during shutdown. */
-  subscribe(opts: Pick<SubscriberOptions, "filters" | "allowed" | "lastEventId" | "abortConnection">): SseSubscriber {
+  /**
+   * Opens a stream onto `sink` (which it starts). Throws ErrHubClosed during shutdown, before touching the sink.
+   */
+  subscribe(request: StreamRequest, sink: SseSink): SseSubscriber {
     if (this.closed) throw new ErrHubClosed();
-    const sub = new SseSubscriber(
-      { ...this.opts, ...opts },
-      this.history,
-      this.metrics,
-      (s) => {
-        this.subscribers.delete(s);
-        this.dirty.delete(s);
-        this.unindex(s, opts.filters);
-        this.metrics.clients.set(this.subscribers.size);
-      },
-      (s) => this.markDirty(s),
-    );
+    const sub = new SseSubscriber(request, this.limits, sink, this.history, this.metrics, this);
     if (!sub.isClosed) {
       this.subscribers.add(sub);
-      this.index(sub, opts.filters);
+      this.index(sub, request.filters);
     }
     this.metrics.clients.set(this.subscribers.size);
     return sub;
+  }
+
+  /** SubscriberOwner: a stream ended. */
+  release(sub: SseSubscriber): void {
+    if (!this.subscribers.delete(sub)) return; // ended while being created: never indexed
+    this.dirty.delete(sub);
+    this.unindex(sub, sub.filters);
+    this.metrics.clients.set(this.subscribers.size);
+  }
+
+  /** SubscriberOwner: write this stream in the next batch. */
+  scheduleFlush(sub: SseSubscriber): void {
+    this.markDirty(sub);
   }
 
   /** Fans a stored event out. `receivedMono` is performance.now() at MQTT receipt. */

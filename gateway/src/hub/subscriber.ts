@@ -1,6 +1,6 @@
 /**
- * One SSE stream: a bounded queue (events and bytes) between the hub and the HTTP response, and
- * the replay-then-live state machine.
+ * One SSE stream: a bounded queue (events and bytes) between the hub and the HTTP response (a sink,
+ * see sink.ts), and the replay-then-live state machine.
  *
  * Resume without gap or duplicate: the relay stores an event (getting its id) and publishes it to
  * the hub in the same synchronous step, and history reads are synchronous too (better-sqlite3).
@@ -12,23 +12,36 @@
 import { levelsMatch } from "../topics.ts";
 import type { History, StoredEvent } from "../history/types.ts";
 import type { Metrics } from "../metrics.ts";
-import { HEARTBEAT, encodeEvent, encodeRetry } from "./sse-format.ts";
+import { HEARTBEAT, encodeEvent } from "./sse-format.ts";
+import type { SinkEvents, SseSink } from "./sink.ts";
 
 export type DropReason = "queue_events" | "queue_bytes" | "stalled";
 
-export interface SubscriberOptions {
+/** What a client asked for. */
+export interface StreamRequest {
   /** Requested topic filters (already validated). */
   filters: string[];
   /** Token read filters; undefined = open mode (no restriction). */
   allowed?: string[];
   /** Resume point; undefined = live only. */
   lastEventId?: number;
+}
+
+/** The same for every stream of a hub: one shared object (an idle stream's memory counts, see gateway/bench). */
+export interface StreamLimits {
   maxQueueEvents: number;
   maxQueueBytes: number;
   replayPageSize: number;
-  retryMs: number;
-  /** Destroys the underlying connection (Node's ServerResponse) when the stream is dropped. */
-  abortConnection?: () => void;
+  /** The encoded `retry:` line, sent first. */
+  retry: Uint8Array;
+}
+
+/** The hub's side of a stream. */
+export interface SubscriberOwner {
+  /** Called once when the stream ends for any reason. */
+  release(sub: SseSubscriber): void;
+  /** Asks the hub to flush this stream soon (batches writes per event-loop turn). */
+  scheduleFlush(sub: SseSubscriber): void;
 }
 
 interface Queued {
@@ -38,51 +51,50 @@ interface Queued {
   isEvent: boolean;
 }
 
-export class SseSubscriber {
-  readonly stream: ReadableStream<Uint8Array>;
-  private controller!: ReadableStreamDefaultController<Uint8Array>;
+export class SseSubscriber implements SinkEvents {
   private queue: Queued[] = [];
   private queuedEvents = 0;
   private queuedBytes = 0;
-  private readPending = false;
-  private pulledSinceTick = true;
+  /** The sink can take a write now. */
+  private ready = false;
+  /** The sink took data (or asked for more) since the last heartbeat tick. */
+  private tookSinceTick = true;
   private mode: "replay" | "live";
   /** Highest event id this stream has passed (sent or filtered out). */
   private cursor: number;
   private closed = false;
+  readonly filters: string[];
   private readonly filterLevels: string[][];
   private readonly allowedLevels: string[][] | undefined;
 
   constructor(
-    private readonly opts: SubscriberOptions,
+    request: StreamRequest,
+    private readonly limits: StreamLimits,
+    private readonly sink: SseSink,
     private readonly history: History,
     private readonly metrics: Metrics,
-    /** Called once when the stream ends for any reason. */
-    private readonly onClose: (sub: SseSubscriber) => void,
-    /** Asks the hub to flush this stream soon (batches writes per event-loop turn). */
-    private readonly scheduleFlush: (sub: SseSubscriber) => void,
+    private readonly owner: SubscriberOwner,
   ) {
-    this.filterLevels = opts.filters.map((f) => f.split("/"));
-    this.allowedLevels = opts.allowed?.map((f) => f.split("/"));
-    this.mode = opts.lastEventId === undefined ? "live" : "replay";
-    this.cursor = opts.lastEventId ?? 0;
-    this.stream = new ReadableStream<Uint8Array>(
-      {
-        start: (controller) => {
-          this.controller = controller;
-          this.push({ bytes: encodeRetry(opts.retryMs), isEvent: false });
-          if (this.mode === "replay") this.startReplay();
-        },
-        pull: () => {
-          this.readPending = true;
-          this.pulledSinceTick = true;
-          this.flush();
-        },
-        cancel: () => this.finish(),
-      },
-      // No internal buffering in the web stream: our queue is the only one, so its limits are real.
-      { highWaterMark: 0 },
-    );
+    this.filters = request.filters;
+    this.filterLevels = request.filters.map((f) => f.split("/"));
+    this.allowedLevels = request.allowed?.map((f) => f.split("/"));
+    this.mode = request.lastEventId === undefined ? "live" : "replay";
+    this.cursor = request.lastEventId ?? 0;
+    this.ready = sink.open(this);
+    this.push({ bytes: limits.retry, isEvent: false });
+    if (request.lastEventId !== undefined) this.startReplay(request.lastEventId);
+  }
+
+  /** Sink event: the receiver took what was written. */
+  writable(): void {
+    this.ready = true;
+    this.tookSinceTick = true;
+    this.flush();
+  }
+
+  /** Sink event: the client went away. */
+  gone(): void {
+    this.finish();
   }
 
   get isClosed(): boolean {
@@ -101,21 +113,18 @@ export class SseSubscriber {
   /** Heartbeat tick: detect a stream whose socket accepted nothing for a whole interval. */
   tick(): void {
     if (this.closed) return;
-    if (!this.pulledSinceTick && this.queue.length > 0) return this.drop("stalled");
-    this.pulledSinceTick = false;
+    if (!this.tookSinceTick && this.queue.length > 0) return this.drop("stalled");
+    this.tookSinceTick = false;
     this.push({ bytes: HEARTBEAT, isEvent: false });
   }
 
   /** Ends the stream cleanly (graceful shutdown): queued data is still written. */
   end(): void {
     if (this.closed) return;
+    this.ready = true; // the last write may go over the sink's mark: it is the last one
     this.flushNow();
     this.finish();
-    try {
-      this.controller.close();
-    } catch {
-      // already errored or closed by the consumer
-    }
+    this.sink.end();
   }
 
   /** Writes what is queued if the HTTP side is ready for it. Called by the hub's batcher. */
@@ -131,16 +140,16 @@ export class SseSubscriber {
 
   private push(item: Queued): void {
     if (this.closed) return;
-    if (item.isEvent && this.queuedEvents + 1 > this.opts.maxQueueEvents) return this.drop("queue_events");
-    if (this.queuedBytes + item.bytes.length > this.opts.maxQueueBytes) return this.drop("queue_bytes");
+    if (item.isEvent && this.queuedEvents + 1 > this.limits.maxQueueEvents) return this.drop("queue_events");
+    if (this.queuedBytes + item.bytes.length > this.limits.maxQueueBytes) return this.drop("queue_bytes");
     this.queue.push(item);
     this.queuedBytes += item.bytes.length;
     if (item.isEvent) this.queuedEvents++;
-    this.scheduleFlush(this);
+    this.owner.scheduleFlush(this);
   }
 
   private flushNow(): void {
-    if (this.closed || !this.readPending || this.queue.length === 0) return;
+    if (this.closed || !this.ready || this.queue.length === 0) return;
     const items = this.queue;
     this.queue = [];
     const size = this.queuedBytes;
@@ -165,12 +174,11 @@ export class SseSubscriber {
       if (item.receivedMono !== undefined) this.metrics.relayLatency.observe((now - item.receivedMono) / 1000);
     }
     if (events) this.metrics.eventsOut.inc(events);
-    this.readPending = false;
-    this.controller.enqueue(chunk);
+    this.ready = this.sink.write(chunk);
+    if (this.ready) this.tookSinceTick = true;
   }
 
-  private startReplay(): void {
-    const requested = this.opts.lastEventId!;
+  private startReplay(requested: number): void {
     const bounds = this.history.bounds();
     let reason: string | undefined;
     if (requested < bounds.evictedThrough) reason = "history_evicted";
@@ -189,7 +197,7 @@ export class SseSubscriber {
 
   /** Reads history pages while the queue is under half full; goes live when a page comes back short. */
   private continueReplay(): void {
-    const { replayPageSize, maxQueueEvents, maxQueueBytes } = this.opts;
+    const { replayPageSize, maxQueueEvents, maxQueueBytes } = this.limits;
     while (!this.closed && this.mode === "replay") {
       const page = this.history.after(this.cursor, replayPageSize);
       for (const event of page) {
@@ -209,13 +217,8 @@ export class SseSubscriber {
     this.finish();
     // Cut the connection rather than end it: a stalled socket would never finish a graceful end.
     // The client sees the stream break and resumes with its last id, which replays what this
-    // queue could not hold. (Erroring the web stream instead would make @hono/node-server log it.)
-    this.opts.abortConnection?.();
-    try {
-      this.controller.close();
-    } catch {
-      // already cancelled by the connection closing
-    }
+    // queue could not hold.
+    this.sink.abort();
   }
 
   private finish(): void {
@@ -224,6 +227,6 @@ export class SseSubscriber {
     this.queue = [];
     this.queuedBytes = 0;
     this.queuedEvents = 0;
-    this.onClose(this);
+    this.owner.release(this);
   }
 }

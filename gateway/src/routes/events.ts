@@ -1,9 +1,11 @@
 /** GET /events: the SSE stream (docs/protocol.md "GET /events"). */
 import type { HttpBindings } from "@hono/node-server";
+import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import { Hono } from "hono";
 import type { AppEnv } from "../http/env.ts";
 import { jsonError } from "../http/errors.ts";
 import { ErrHubClosed, type Hub } from "../hub/hub.ts";
+import { NodeResponseSink, SSE_HEADERS, WebStreamSink } from "../hub/sink.ts";
 import { coversFilters } from "../middleware/auth/index.ts";
 import { ErrInvalidTopicFilter, validateTopicFilter } from "../topics.ts";
 
@@ -38,23 +40,17 @@ export function eventsRoute(hub: Hub): Hono<AppEnv> {
       lastEventId = Number(rawId);
     }
 
-    let sub;
+    // On Node the stream writes straight to the ServerResponse (less memory per idle stream than a
+    // ReadableStream body); under app.request() there is none, and it becomes a Response body.
+    const outgoing = (c.env as Partial<HttpBindings> | undefined)?.outgoing;
+    const sink = outgoing ? new NodeResponseSink(outgoing) : new WebStreamSink();
     try {
-      // On Node, the raw response lets a dropped stream cut its connection (absent under app.request()).
-      const outgoing = (c.env as Partial<HttpBindings> | undefined)?.outgoing;
-      sub = hub.subscribe({ filters, allowed: principal.read, lastEventId, abortConnection: () => outgoing?.destroy() });
+      hub.subscribe({ filters, allowed: principal.read, lastEventId }, sink);
     } catch (e) {
       if (e instanceof ErrHubClosed) return jsonError(c, 503, e.code, e.message);
       throw e;
     }
-    return new Response(sub.stream, {
-      headers: {
-        "Content-Type": "text/event-stream; charset=utf-8",
-        "Cache-Control": "no-cache",
-        // nginx and similar proxies buffer responses unless told not to; SSE must flow per event.
-        "X-Accel-Buffering": "no",
-      },
-    });
+    return sink instanceof WebStreamSink ? new Response(sink.body, { headers: SSE_HEADERS }) : RESPONSE_ALREADY_SENT;
   });
   return app;
 }
