@@ -1,6 +1,6 @@
 /**
- * `npm run bench:sim` — figures from the simulator running the real firmware against an embedded aedes broker
- * (issue 3): awake time per wake cycle (boot → standby, p50/p95), boot → first telemetry PUBLISH, bytes on the
+ * `npm run bench:sim` — figures from the simulator running the real firmware against the broker we ship
+ * (gateway/src/broker, embedded, in memory) (issue 3): awake time per wake cycle (boot → standby, p50/p95), boot → first telemetry PUBLISH, bytes on the
  * wire per reading at QoS 0/1/2, flash writes per cycle, and devices per process with RSS and CPU.
  * Writes bench-results/simulator.json. Figures, not a pass/fail test.
  *
@@ -239,7 +239,8 @@ async function main(): Promise<void> {
     node: process.version,
     firmware: "devs/.devicescript/bin/bytecode.devs",
     method:
-      `embedded aedes on loopback; INTERVAL_S=5, timeScale ${TIME_SCALE} for cycles; only wake cycles counted ` +
+      `shipped embedded broker (gateway/src/broker, in memory) on loopback; INTERVAL_S=5, timeScale ${TIME_SCALE} ` +
+      `for cycles; only wake cycles counted ` +
       `(boot of a new VM instance from flash → standby request); bytes = both directions incl. CONNECT, status, DISCONNECT`,
     cycles,
     fleetSizes: sizes,

@@ -15,6 +15,7 @@ import { announcedServices, parseFrame, standbyRequest } from "./frames.ts";
 import { DeviceNetwork, type WireCounters, emptyWireCounters } from "./network.ts";
 import { sensorReading } from "./sensor-values.ts";
 import { type Firmware, type VmInstance, createVmInstance, sha256Hex } from "./vm.ts";
+import { VmSettings } from "./vm-settings.ts";
 
 /** jacdac spec: settings service class (SRV_SETTINGS). */
 const SRV_SETTINGS = 0x1107dc4a;
@@ -22,6 +23,19 @@ const SRV_SETTINGS = 0x1107dc4a;
 const ANNOUNCE_TIMEOUT_MS = 5000;
 
 export type BootCause = "power-on" | "wake" | "reboot" | "power-restore";
+/** The firmware's console method: console.log (and console.info), console.warn, console.error. */
+export type LogLevel = "log" | "warn" | "error";
+
+/**
+ * The VM prints console output as dmesg lines with a level prefix (@devicescript/core console docs): "> " log,
+ * "* " warn, "! " error, "? " debug. The runtime uses the same prefixes for its own warnings and errors
+ * ("! Unhandled exception", "* connection error: ..."), which are the device's log too, except the banner it
+ * prints whenever a program starts (RUNTIME_BANNER). console.debug ("? ", e.g. @devicescript/net's socket
+ * chatter) stays a dmesg line.
+ */
+const LOG_PREFIXES: Record<string, LogLevel> = { "> ": "log", "* ": "warn", "! ": "error" };
+const RUNTIME_BANNER = /^\* (DeviceScript .* v\d+\.\d+\.\d+; file v|start: )/;
+
 export type DeviceState = "off" | "awake" | "sleeping" | "power-off" | "stopped";
 
 /** Events a SimDevice emits (fleet re-emits them with the device attached). */
@@ -29,9 +43,16 @@ export interface DeviceEvents {
   boot: { cause: BootCause; boot: number };
   standby: { ms: number; awakeMs: number };
   wake: { sleptMs: number };
-  /** A console line of the firmware (console.log), without the VM's "> " prefix. */
-  log: { line: string };
-  /** Any other VM diagnostic line. */
+  /**
+   * A console line of the firmware, without the VM's level prefix: console.log ("> ", level "log"), console.warn
+   * ("* ", "warn"), console.error ("! ", "error"). Runtime warnings and errors (exceptions, socket errors) carry
+   * the same prefixes and come as "warn"/"error" lines too. console.debug lines are only dmesg ("? ").
+   */
+  log: { line: string; level: LogLevel };
+  /**
+   * VM diagnostics and simulator notes. Warn and error lines ("* ", "! ") come here too, prefix kept (as they
+   * always did), besides their `log` event; console.log lines come only as `log`.
+   */
   dmesg: { line: string };
   panic: { code: number };
   "power-cut": { afterMs: number };
@@ -86,6 +107,8 @@ export class SimDevice extends EventEmitter {
   private sleptAt = 0;
   private settingsServiceIndex: number | undefined;
   private announceWaiters: (() => void)[] = [];
+  /** The VM's settings service while the first boot writes settings (it needs the VM's frames). */
+  private vmSettings: VmSettings | undefined;
 
   constructor(private readonly options: SimDeviceOptions) {
     super();
@@ -156,12 +179,8 @@ export class SimDevice extends EventEmitter {
         this.emit("sensor-read", { sensor, afterMs: Date.now() - this.bootedAt });
       },
       read: () => sensorReading(seed, this.index, this.options.clock()),
-      // Never re-enter the VM: bus replies are produced while the VM is inside its process loop (its
-      // sendPacket hook), and a synchronous handlePacket there loses the frame. Deliver on the next turn.
-      toVm: (frame) =>
-        setImmediate(() => {
-          if (this.vm === vm) vm.handlePacket(frame);
-        }),
+      // Bus replies are produced inside the VM's process loop (its sendPacket hook): never re-enter it.
+      toVm: (frame) => this.toVm(vm, frame),
     });
     this.boots++;
     this.bootedAt = Date.now();
@@ -169,10 +188,17 @@ export class SimDevice extends EventEmitter {
     vm.devsSetDeviceId(this.hardwareId);
     vm.devsStart();
     if (deploy) await this.deploy(vm);
+    if (this.vm !== vm) return;
     this.schedulePowerCut();
     this.emit("boot", { cause, boot: this.boots });
   }
 
+  /**
+   * Settings first, confirmed by reading them back, then the program: it starts on the VM's next tick and
+   * reads its settings at once, so nothing may still be on its way (see vm-settings.ts). No program runs
+   * meanwhile: a fresh flash has none, and one already in flash starts only after the runtime's start-up delay
+   * (about a second, see the README figures).
+   */
   private async deploy(vm: VmInstance): Promise<void> {
     await this.waitForAnnounce();
     const settings = this.options.settings;
@@ -180,14 +206,30 @@ export class SimDevice extends EventEmitter {
       if (this.settingsServiceIndex === undefined || this.settingsServiceIndex < 0) {
         throw new Error(`device ${this.hardwareId}: the VM announced no settings service; cannot write settings`);
       }
-      this.bus!.writeSettings(this.vmDeviceId, this.settingsServiceIndex, settings);
-      // The frames go in on setImmediate (toVm): let them land before the program starts and reads them.
-      await new Promise((resolve) => setImmediate(resolve));
+      this.vmSettings = new VmSettings({
+        vmDeviceIdHex: this.vmDeviceId,
+        serviceIndex: this.settingsServiceIndex,
+        toVm: (frame) => this.toVm(vm, frame),
+        name: `device ${this.hardwareId}`,
+      });
+      try {
+        await this.vmSettings.write(settings);
+      } finally {
+        this.vmSettings = undefined;
+      }
     }
+    if (this.vm !== vm) return; // stopped or power-cut meanwhile
     const bytes = this.options.firmware.bytes;
     const result = vm.devsDeploy(bytes);
     if (result !== 0) throw new Error(`device ${this.hardwareId}: devsDeploy failed with ${result} (bytecode rejected)`);
     this.deployedSha256 = sha256Hex(bytes);
+  }
+
+  /** Frames into the VM go on the next turn: a synchronous handlePacket inside the VM's own loop is lost. */
+  private toVm(vm: VmInstance, frame: Uint8Array): void {
+    setImmediate(() => {
+      if (this.vm === vm) vm.handlePacket(frame);
+    });
   }
 
   private waitForAnnounce(): Promise<void> {
@@ -225,6 +267,7 @@ export class SimDevice extends EventEmitter {
         setImmediate(() => this.sleep(vm, sleepMs));
         return;
       }
+      this.vmSettings?.fromVm(parsed);
       const services = announcedServices(parsed);
       if (services && this.settingsServiceIndex === undefined) {
         const index = services.indexOf(SRV_SETTINGS);
@@ -237,10 +280,13 @@ export class SimDevice extends EventEmitter {
 
   private onDmesg(vm: VmInstance, line: string): void {
     if (this.vm !== vm) return;
-    if (line.startsWith("> ")) {
-      const text = line.slice(2);
-      this.options.echo?.(`[${this.id || this.hardwareId}] ${text}`);
-      this.emit("log", { line: text });
+    const level = RUNTIME_BANNER.test(line) ? undefined : LOG_PREFIXES[line.slice(0, 2)];
+    if (level) {
+      // Echo with the prefix kept for anything but console.log, so warnings and errors stand out.
+      this.options.echo?.(`[${this.id || this.hardwareId}] ${level === "log" ? line.slice(2) : line}`);
+      this.emit("log", { line: line.slice(2), level });
+      if (level === "log") return;
+      this.emit("dmesg", { line });
       return;
     }
     const self = /^self-device: ([0-9a-f]{16})\//.exec(line);
@@ -322,6 +368,7 @@ export class SimDevice extends EventEmitter {
     this.powerCutTimer = undefined;
     const vm = this.vm;
     this.vm = undefined;
+    this.vmSettings?.close();
     this.network.detach();
     this.bus?.close().catch((err: unknown) => this.emitDmesg(`bus close failed: ${String(err)}`));
     this.bus = undefined;

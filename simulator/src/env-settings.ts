@@ -2,10 +2,11 @@
  * DeviceScript settings from devs/.env.defaults and devs/.env.local, parsed like the devs CLI does
  * (`KEY=value`, `#` comments; a value that parses as JSON is stored as that JSON, anything else as a
  * string). On hardware `devs deploy` writes them into the device's settings service; the simulator writes
- * the same values into each VM's settings service (see jacdac-bus.ts), plus per-device overrides.
+ * the same values into each VM's settings service (see vm-settings.ts), plus per-device overrides.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { MAX_SETTING_PAYLOAD_BYTES, settingBytes } from "./vm-settings.ts";
 
 /** DeviceScript limits setting names (@devicescript/settings MAX_KEY_SIZE). */
 export const MAX_SETTING_KEY_LENGTH = 13;
@@ -51,6 +52,11 @@ export function validateSettings(settings: Record<string, unknown>, where: strin
     }
     if (value === undefined || (typeof value === "number" && !Number.isFinite(value))) {
       throw new RangeError(`${where}: setting ${key} has no JSON value`);
+    }
+    // One Jacdac Set packet carries key, NUL and the JSON text.
+    const size = Buffer.byteLength(key) + 1 + settingBytes(value).length;
+    if (size > MAX_SETTING_PAYLOAD_BYTES) {
+      throw new RangeError(`${where}: setting ${key} is too long (${size} bytes with its name; at most ${MAX_SETTING_PAYLOAD_BYTES})`);
     }
   }
 }

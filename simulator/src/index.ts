@@ -2,7 +2,8 @@
 export { startFleet, DEFAULT_FLASH_ROOT } from "./fleet.ts";
 export type { Fleet, FleetOptions, FleetCounters, FleetEvent, DeviceSettings } from "./fleet.ts";
 export { SimDevice } from "./device.ts";
-export type { BootCause, DeviceEvents, DeviceState } from "./device.ts";
+export type { BootCause, DeviceEvents, DeviceState, LogLevel } from "./device.ts";
+export { ErrSettingsNotApplied } from "./vm-settings.ts";
 export type { FaultPlan, FaultKind, FaultRecord, FaultCounters } from "./faults.ts";
 export { FAULT_KINDS } from "./faults.ts";
 export type { WireCounters } from "./network.ts";

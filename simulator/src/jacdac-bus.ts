@@ -1,9 +1,8 @@
 /**
  * The Jacdac bus around one VM. On hardware, the firmware's temperature/humidity roles bind to an I2C
  * driver's servers; in the simulator (ds.isSimulator()) they bind to servers found on the bus. This bus
- * hosts jacdac-ts temperature and humidity servers whose readings come from sensor-values.ts, and it is
- * also how the host talks to the VM's own services (settings). Frames from the VM go in with `fromVm`; frames
- * the bus sends go to the VM's handlePacket.
+ * hosts jacdac-ts temperature and humidity servers whose readings come from sensor-values.ts. Frames from the
+ * VM go in with `fromVm`; frames the bus sends go to the VM's handlePacket. (Settings: vm-settings.ts.)
  */
 // jacdac-ts's package "exports" has no "types" condition, so NodeNext resolution finds no typings for the
 // bare specifier: take the types from its shipped .d.ts and the code from the package.
@@ -16,15 +15,11 @@ const {
   AnalogSensorServer,
   JDBus,
   JDServerServiceProvider,
-  Packet,
   SRV_HUMIDITY,
   SRV_TEMPERATURE,
   createProxyBridge,
-  stringToUint8Array,
 } = jacdacModule as unknown as typeof JacdacTypes;
 
-/** SettingsCmd.Set (jacdac spec "settings"): payload `z b` = key, NUL, value bytes. */
-const SETTINGS_CMD_SET = 0x81;
 /** Report of register 0x101 (`reading`) of a sensor service. */
 const READING_REPORT = 0x1101;
 const SENSOR_BY_SERVICE_INDEX: Record<number, "temperature" | "humidity"> = { 1: "temperature", 2: "humidity" };
@@ -86,21 +81,6 @@ export class DeviceBus {
     if (!this.closed) this.bridge.receiveFrameOrPacket(frame);
   }
 
-  /**
-   * Writes settings into the VM's own settings service (the way `devs deploy` does it, SettingsClient.setValue):
-   * values are stored as JSON text, which is what @devicescript/settings readSetting parses.
-   */
-  writeSettings(vmDeviceIdHex: string, settingsServiceIndex: number, settings: Record<string, unknown>): void {
-    for (const [key, value] of Object.entries(settings)) {
-      const payload = concat(stringToUint8Array(`${key}\u0000`), new TextEncoder().encode(JSON.stringify(value)));
-      const pkt = Packet.from(SETTINGS_CMD_SET, payload);
-      pkt.serviceIndex = settingsServiceIndex;
-      pkt.deviceIdentifier = vmDeviceIdHex;
-      pkt.isCommand = true;
-      this.options.toVm(pkt.toBuffer());
-    }
-  }
-
   private noticeReadings(frame: Uint8Array, onReading: (sensor: "temperature" | "humidity") => void): void {
     const parsed = parseFrame(frame);
     if (!parsed || parsed.isCommand || parsed.deviceIdHex !== this.provider.deviceId) return;
@@ -123,13 +103,5 @@ export class DeviceBus {
     this.bus.removeServiceProvider(this.provider);
     this.bridge.bus = undefined as unknown as JacdacTypes.JDBus;
     await this.bus.stop(); // not dispose(): that one logs to the console
-
   }
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a, 0);
-  out.set(b, a.length);
-  return out;
 }

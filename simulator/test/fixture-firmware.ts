@@ -1,7 +1,9 @@
 /**
  * A tiny DeviceScript program for the simulator's own tests, built with the pinned CLI into a temp folder
- * (never into devs/.devicescript). It counts boots in flash, reads both simulated sensors, logs one line, stays
- * awake FX_AWAKE_MS and sleeps FX_SLEEP_MS (FX_REBOOT1: calls ds.reboot() on its first boot). Independent of the real firmware, so these tests pin the runner, not the firmware.
+ * (never into devs/.devicescript). First thing, it reads the settings FX_S1..FX_S6 and logs them as JSON (missing
+ * ones as null); then it counts boots in flash, reads both simulated sensors, logs one line (and one
+ * console.warn and one console.error line), stays awake FX_AWAKE_MS and sleeps FX_SLEEP_MS (FX_REBOOT1: calls
+ * ds.reboot() on its first boot). Independent of the real firmware, so these tests pin the runner, not the firmware.
  */
 import { execFile } from "node:child_process";
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
@@ -16,12 +18,17 @@ const FIXTURE_MAIN = `import * as ds from "@devicescript/core"
 import { standby } from "@devicescript/runtime"
 import { readSetting, writeSetting } from "@devicescript/settings"
 
+const seen: any = {}
+for (const key of ["FX_S1", "FX_S2", "FX_S3", "FX_S4", "FX_S5", "FX_S6"]) seen[key] = await readSetting(key, null)
+console.log(\`fixture settings \${JSON.stringify(seen)}\`)
 const boots = (await readSetting<number>("fx_boots", 0)) + 1
 await writeSetting("fx_boots", boots)
 const sleepMs = await readSetting<number>("FX_SLEEP_MS", 1000)
 const t = await new ds.Temperature().reading.read()
 const h = await new ds.Humidity().reading.read()
 console.log(\`fixture boot=\${boots} temperature=\${t} humidity=\${h} id=\${ds.deviceIdentifier("self")}\`)
+console.warn(\`fixture warn boot=\${boots}\`)
+console.error(\`fixture error boot=\${boots}\`)
 if (boots === 1 && (await readSetting<boolean>("FX_REBOOT1", false))) ds.reboot()
 await ds.sleep(await readSetting<number>("FX_AWAKE_MS", 0))
 await standby(sleepMs)

@@ -16,6 +16,20 @@ export const skipReason =
     : undefined;
 if (skipReason) console.warn(`\n⚠ ${skipReason}\n`);
 
+/**
+ * A host name that Chromium resolves to 127.0.0.1. A page loaded through it is, like a Pi reached at
+ * http://<lan-ip>, not a secure context (only localhost and loopback addresses count as secure over http):
+ * no Web Locks, no crypto.randomUUID. Use `lanUrl()` to open the gateway that way.
+ */
+export const LAN_HOST = "sensors-lan.test";
+
+/** The same URL through LAN_HOST. */
+export function lanUrl(url: string): string {
+  const u = new URL(url);
+  u.hostname = LAN_HOST;
+  return u.href;
+}
+
 // Flags from docs (`--headless` comes from playwright's headless option): without the background-networking
 // ones Chromium tries Google's hosts on this closed network.
 const ARGS = [
@@ -26,6 +40,7 @@ const ARGS = [
   "--disable-background-networking",
   "--disable-component-update",
   "--disable-sync",
+  `--host-resolver-rules=MAP ${LAN_HOST} 127.0.0.1`,
 ];
 
 export interface Browser {

@@ -33,6 +33,26 @@ export async function connState(page: Page): Promise<{ state: string; role: stri
   });
 }
 
+/** Each tab's role in its tab group: "leader" (holds the stream) or "follower". */
+export async function roles(pages: Page[]): Promise<string[]> {
+  return Promise.all(pages.map(async (p) => (await connState(p)).role));
+}
+
+/** Waits until every tab has a reading newer than those its charts held when called. */
+export async function everyTabUpdates(pages: Page[], timeout = 20_000): Promise<void> {
+  const before = await Promise.all(pages.map(async (p) => (await chartInfo(p)).map((c) => c.lastSeq ?? 0)));
+  await Promise.all(
+    pages.map((p, i) =>
+      p.waitForFunction(
+        (prev) =>
+          [...document.querySelectorAll<HTMLElement>(".device .chart")].some((el, j) => Number(el.dataset.lastSeq) > (prev[j] ?? 0)),
+        before[i]!,
+        { timeout },
+      ),
+    ),
+  );
+}
+
 /** Waits until every listed device's chart holds at least `min` points. */
 export async function waitForPoints(page: Page, deviceIds: string[], min: number, timeout = 30_000): Promise<void> {
   await page.waitForFunction(

@@ -1,11 +1,13 @@
 /**
- * The real firmware (devs build output) in the simulator against a real broker (aedes over TCP on loopback):
- * exact bytecode, deep-sleep cycles, seeded faults at MQTT packet boundaries, broker restarts.
+ * The real firmware (devs build output) in the simulator against the broker we ship (gateway/src/broker over
+ * TCP on loopback): exact bytecode, settings on the first boot, deep-sleep cycles, seeded faults at MQTT
+ * packet boundaries, broker restarts, mqtts://.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import mqtt from "mqtt";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { DEFAULT_BYTECODE_PATH, type Fleet, type FleetOptions, sha256Hex, startFleet } from "../../simulator/src/index.ts";
 import {
@@ -14,6 +16,7 @@ import {
   startEmbeddedBroker,
 } from "../../simulator/src/embedded-broker.ts";
 import { waitFor } from "../../simulator/test/wait.ts";
+import { EmbeddedBroker as ShippedBroker } from "../../gateway/src/broker/index.ts";
 
 const flashRoot = mkdtempSync(join(tmpdir(), "sim-fw-"));
 const cleanups: (() => Promise<void>)[] = [];
@@ -48,15 +51,63 @@ function telemetrySeqs(b: EmbeddedBroker): Map<string, number[]> {
 
 const FAST = { INTERVAL_S: 5 };
 
+/** Status messages per topic, as an MQTT subscriber of the broker receives them. */
+async function observeStatus(b: EmbeddedBroker): Promise<Map<string, { state: string; sleepMs?: number }[]>> {
+  const client = await mqtt.connectAsync(b.url, { clientId: `obs-${Date.now()}`, clean: true });
+  cleanups.push(() => client.endAsync());
+  const byTopic = new Map<string, { state: string; sleepMs?: number }[]>();
+  client.on("message", (topic, payload) => {
+    if (!byTopic.has(topic)) byTopic.set(topic, []);
+    byTopic.get(topic)!.push(JSON.parse(payload.toString()) as { state: string; sleepMs?: number });
+  });
+  await client.subscribeAsync("sensors/+/status", { qos: 1 });
+  return byTopic;
+}
+
 describe("firmware in the simulator", () => {
   it("runs exactly the bytecode devs build produced", async () => {
     const fileSha = sha256Hex(readFileSync(DEFAULT_BYTECODE_PATH));
     const b = await broker();
+    expect(b.shipped).toBeInstanceOf(ShippedBroker); // the broker we ship, not a plain aedes
     const f = await fleet({ devices: 2, brokerUrl: b.url, flashDir: join(flashRoot, "sha"), eraseFlash: true });
     for (const d of f.devices) {
       expect(d.deployedSha256).toBe(fileSha);
       await waitFor("the VM's program hash", () => d.runningSha256);
       expect(d.runningSha256).toBe(fileSha);
+    }
+  });
+
+  it("first boot: the firmware sees every setting (DEVICE_ID in its topics, INTERVAL_S, QOS), 4 devices, 3 rounds", async () => {
+    // DEVICE_ID is the first key written (no env files): the position the old write-then-deploy lost.
+    const settingsOf = (round: number, i: number) => ({ DEVICE_ID: `r${round}-dev-${i}`, INTERVAL_S: 5 + i, QOS: i % 3 });
+    for (const round of [0, 1, 2]) {
+      const b = await broker();
+      const statuses = await observeStatus(b);
+      const published: { device: number; topic: string; qos: number }[] = [];
+      const f = await fleet({
+        devices: 4,
+        brokerUrl: b.url,
+        flashDir: join(flashRoot, `first-boot-${round}`),
+        eraseFlash: true,
+        useEnvFiles: false,
+        settings: (i) => settingsOf(round, i),
+        timeScale: 50,
+      });
+      f.on("publish", ({ device, topic, qos }) => published.push({ device: device.index, topic, qos }));
+      const sleeping = (i: number) =>
+        (statuses.get(`sensors/${settingsOf(round, i).DEVICE_ID}/status`) ?? []).find((m) => m.state === "sleeping");
+      await waitFor(`round ${round}: every device reported sleeping`, () => f.devices.every((d) => sleeping(d.index)), 30_000);
+      for (const d of f.devices) {
+        const expected = settingsOf(round, d.index);
+        expect(d.id).toBe(expected.DEVICE_ID);
+        const own = published.filter((p) => p.device === d.index);
+        expect(own.length).toBeGreaterThan(0);
+        for (const p of own) expect(p.topic.startsWith(`sensors/${expected.DEVICE_ID}/`), p.topic).toBe(true);
+        expect(sleeping(d.index)!.sleepMs).toBe(expected.INTERVAL_S * 1000);
+        for (const p of own.filter((x) => x.topic.endsWith("/telemetry"))) expect(p.qos).toBe(expected.QOS);
+      }
+      await f.stop();
+      await b.close();
     }
   });
 

@@ -143,3 +143,7 @@ addEventListener("pagehide", () => {
   stream?.close();
   group.close();
 });
+// Back from the back/forward cache the page has left its tab group and has no stream: start over.
+addEventListener("pageshow", (e) => {
+  if (e.persisted) location.reload();
+});

@@ -1,33 +1,22 @@
-/** A real aedes broker on 127.0.0.1 and an observer client, for firmware tests. */
-import { createServer, type Server } from "node:net";
-import { Aedes } from "aedes";
+/**
+ * The broker we ship (gateway/src/broker, open auth, in memory) on 127.0.0.1, and an observer client, for
+ * firmware tests. `aedes` is the aedes instance inside it, for tests that watch "publish" / "subscribe".
+ */
+import type { Aedes } from "aedes";
 import mqtt, { type MqttClient } from "mqtt";
+import { startEmbeddedBroker } from "../../../simulator/src/embedded-broker.ts";
 
 export interface Broker {
   port: number;
+  url: string;
   aedes: Aedes;
-  server: Server;
   close(): Promise<void>;
 }
 
+/** port 0 = a free one; give the old port to restart a broker where devices expect it (without its sessions). */
 export async function startBroker(port = 0): Promise<Broker> {
-  const aedes = await Aedes.createBroker();
-  const server = createServer(aedes.handle);
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, "127.0.0.1", () => resolve());
-  });
-  const address = server.address();
-  if (address === null || typeof address === "string") throw new Error("no port");
-  return {
-    port: address.port,
-    aedes,
-    server,
-    async close() {
-      await new Promise<void>((resolve) => aedes.close(() => resolve()));
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
+  const broker = await startEmbeddedBroker({ port });
+  return { port: broker.port, url: broker.url, aedes: broker.broker, close: () => broker.close() };
 }
 
 export interface Received {
@@ -65,4 +54,3 @@ export async function until<T>(what: string, check: () => T | undefined | false,
     await new Promise((r) => setTimeout(r, 20)); // polling step, not a timing assumption
   }
 }
-
