@@ -16,7 +16,7 @@
  */
 import { type AddressInfo, type Socket, connect } from "node:net";
 import { type TLSSocket, createServer as createTlsServer } from "node:tls";
-import { Aedes } from "aedes";
+import type { Aedes } from "aedes";
 import {
   type EmbeddedBroker as ShippedBroker,
   startEmbeddedBroker as startShippedBroker,
@@ -28,7 +28,7 @@ export interface EmbeddedBroker {
   port: number;
   /**
    * The aedes instance inside the shipped broker, for test observers (its "publish", "subscribe", "client"
-   * events). The shipped broker keeps it private; see aedesOf.
+   * events).
    */
   broker: Aedes;
   /** The shipped broker itself: counters, "delivered"/"clientConnected" events, serviceCredentials. */
@@ -66,7 +66,7 @@ export async function startEmbeddedBroker(options: number | EmbeddedBrokerOption
   return {
     url: `${tls ? "mqtts" : "mqtt"}://127.0.0.1:${actual}`,
     port: actual,
-    broker: aedesOf(shipped),
+    broker: shipped.aedes,
     shipped,
     close() {
       closing ??= (async () => {
@@ -76,18 +76,6 @@ export async function startEmbeddedBroker(options: number | EmbeddedBrokerOption
       return closing;
     },
   };
-}
-
-/**
- * The aedes instance of a shipped broker. EmbeddedBroker holds it in a TypeScript-private field and has no
- * accessor yet; reading the field is checked here, in one place, so a rename fails loudly instead of silently.
- */
-function aedesOf(shipped: ShippedBroker): Aedes {
-  const inner = (shipped as unknown as { aedes?: unknown }).aedes;
-  if (!(inner instanceof Aedes)) {
-    throw new Error("gateway/src/broker EmbeddedBroker no longer has its aedes instance in `aedes`: update aedesOf");
-  }
-  return inner;
 }
 
 interface TlsTerminator {

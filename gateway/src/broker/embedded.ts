@@ -65,7 +65,8 @@ export class EmbeddedBroker extends EventEmitter<EmbeddedBrokerEvents> {
     /** Full-rights login for the gateway's own MQTT client (also valid in open mode). */
     readonly serviceCredentials: ServiceCredential,
     readonly counters: Readonly<BrokerCounters>,
-    private readonly aedes: Aedes,
+    /** The aedes instance inside, for observers (tests watch its `publish` / `subscribe` events). */
+    readonly aedes: Aedes,
     private readonly server: Server,
     private readonly persistence: { destroy(): Promise<void> },
   ) {

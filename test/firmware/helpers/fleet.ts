@@ -40,10 +40,6 @@ export async function runFirmware(options: {
       if (options.echo || process.env.FW_ECHO) console.log(line);
     },
   });
-  // console.warn / console.error lines reach the host as dmesg lines prefixed "* " / "! "
-  fleet.on("dmesg", (e) => {
-    if (/^[!*] /.test(e.line)) logs.push(`[${e.device.id}] ${e.line}`);
-  });
   return {
     fleet,
     flashDir,
