@@ -144,7 +144,7 @@ export async function runSoak(plan: SoakPlan): Promise<SoakResult> {
       const awake = calm.devices.filter((d) => d.state !== "sleeping").map((d) => `${d.id} (${d.state})`);
       throw new Error(
         `${e.message}: every device asleep after a calm wake and every stored reading at the gateway (${context()}); ` +
-          `not resting: ${awake.join(" ") || "none"}; missing at the gateway: ${lastMissing.slice(0, 20).join(" ") || "none"}\n` +
+          `not resting: ${awake.join(" ") || "none"}; missing at the gateway (${lastMissing.length}): ${lastMissing.slice(0, 20).join(" ") || "none"}\n` +
           `--- gateway ---\n${stack.gatewayOutput().slice(-4000)}`,
       );
     });

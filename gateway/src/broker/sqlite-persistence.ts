@@ -217,6 +217,16 @@ export class SqlitePersistence {
     const brokerId = packet.brokerId ?? null;
     const brokerCounter = packet.brokerCounter ?? null;
     const messageId = packet.messageId ?? null;
+    if (brokerId === null) {
+      // A PUBREL has no origin: it replaces the flow that holds its message id (the PUBLISH, or the PUBREL
+      // stored before a reconnect). Matching on the NULL origin instead would renumber an older, unrelated
+      // PUBREL row and leave this flow's PUBLISH queued, to be sent again after every restart (soak finding).
+      const flow = this.sql.findOutgoingRowByMessageId.get(client.id, messageId) as OutgoingRow | undefined;
+      if (flow === undefined) throw new Error("no such packet");
+      const { meta, payload } = encode(packet);
+      this.sql.replaceOutgoing.run(null, null, messageId, meta, payload, flow.seq);
+      return;
+    }
     const same = this.sql.findOutgoingByOrigin.get(client.id, brokerId, brokerCounter) as { seq: number } | undefined;
     if (same !== undefined) {
       this.sql.setOutgoingMessageId.run(messageId, same.seq);
