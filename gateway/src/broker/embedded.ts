@@ -2,6 +2,7 @@ import { EventEmitter } from "node:events";
 import { createServer, type Server } from "node:net";
 import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
+import { forwardAtGrantedQos } from "./granted-qos.ts";
 import { Aedes, type Client, type PublishPacket, type PubrelPacket } from "aedes";
 import { createAuthHooks, type AuthCounters, type DeviceAuthOptions, type ServiceCredential } from "./device-auth.ts";
 import { silentLogger, type BrokerLogger } from "./logger.ts";
@@ -145,6 +146,7 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
         );
       });
     },
+    authorizeForward: forwardAtGrantedQos,
     // docs/protocol.md allows 64-character device ids as client ids (aedes defaults to 23, the MQTT 3.1 limit).
     maxClientsIdLength: 64,
   });

@@ -196,13 +196,25 @@ export class SqlitePersistence {
     await this.outgoingEnqueueCombi([sub], packet);
   }
 
-  async outgoingEnqueueCombi(subs: Array<{ clientId: string }>, packet: AnyPacket): Promise<void> {
+  async outgoingEnqueueCombi(subs: Array<{ clientId: string; qos?: number }>, packet: AnyPacket): Promise<void> {
     this.open();
     if (subs.length === 0) return;
-    // Normalised exactly like the memory store (a fresh Packet: no message id until aedes sends it).
-    const { meta, payload } = encode(new Packet(packet));
+    // Normalised exactly like the memory store (a fresh Packet: no message id until aedes sends it), but queued
+    // at the QoS each subscriber was granted: aedes sends a queued packet as stored (see granted-qos.ts).
+    const encoded = new Map<number, ReturnType<typeof encode>>();
+    const encodedAt = (qos: number) => {
+      let e = encoded.get(qos);
+      if (e === undefined) {
+        const copy = new Packet(packet);
+        copy.qos = qos;
+        encoded.set(qos, (e = encode(copy)));
+      }
+      return e;
+    };
     this.db.transaction(() => {
       for (const sub of subs) {
+        const qos = typeof sub.qos === "number" && sub.qos < packet.qos ? sub.qos : packet.qos;
+        const { meta, payload } = encodedAt(qos);
         this.sql.insertOutgoing.run(sub.clientId, packet.brokerId ?? null, packet.brokerCounter ?? null, meta, payload);
       }
     })();
