@@ -5,8 +5,23 @@
  */
 import { unit } from "./prng.ts";
 
-export type FaultKind = "cut-before-connack" | "cut-mid-publish" | "cut-before-ack" | "power-cut";
-export const FAULT_KINDS: readonly FaultKind[] = ["cut-before-connack", "cut-mid-publish", "cut-before-ack", "power-cut"];
+export type FaultKind =
+  | "cut-before-connack"
+  | "cut-mid-publish"
+  | "cut-before-ack"
+  | "power-cut"
+  | "connect-hang"
+  | "wifi-fail"
+  | "torn-write";
+export const FAULT_KINDS: readonly FaultKind[] = [
+  "cut-before-connack",
+  "cut-mid-publish",
+  "cut-before-ack",
+  "power-cut",
+  "connect-hang",
+  "wifi-fail",
+  "torn-write",
+];
 
 /** Probabilities per opportunity (0..1). All default to 0: no faults unless asked. */
 export interface FaultPlan {
@@ -18,6 +33,18 @@ export interface FaultPlan {
   cutBeforeAck?: number;
   /** Kill the VM without clean shutdown at a random moment after boot (per boot). */
   powerCut?: number;
+  /**
+   * esp32 profile: the socket worker's DNS lookup/connect hangs with no timeout (per connection attempt);
+   * commands queued behind it wait, and its late result lands on whatever socket comes next (sock.c).
+   */
+  connectHang?: number;
+  /** esp32 profile: Wi-Fi association fails for the whole boot: connect() keeps throwing "network not available". */
+  wifiFail?: number;
+  /**
+   * Power cut between a settings value and its entry (per flash write of the program, jd_fstor.c): the
+   * runtime finds a non-erased byte in the free gap at mount and reformats the store: the device is bricked.
+   */
+  tornWrite?: number;
   /** Power cuts happen uniformly within this many ms after boot. Default 3000. */
   powerCutWindowMs?: number;
   /** Power stays off this long (real ms) before the device boots again. Default 200. */
@@ -38,7 +65,15 @@ export interface FaultRecord {
 export type FaultCounters = Record<FaultKind, number>;
 
 export function emptyFaultCounters(): FaultCounters {
-  return { "cut-before-connack": 0, "cut-mid-publish": 0, "cut-before-ack": 0, "power-cut": 0 };
+  return {
+    "cut-before-connack": 0,
+    "cut-mid-publish": 0,
+    "cut-before-ack": 0,
+    "power-cut": 0,
+    "connect-hang": 0,
+    "wifi-fail": 0,
+    "torn-write": 0,
+  };
 }
 
 const PROBABILITY_KEY: Record<FaultKind, keyof FaultPlan> = {
@@ -46,6 +81,9 @@ const PROBABILITY_KEY: Record<FaultKind, keyof FaultPlan> = {
   "cut-mid-publish": "cutMidPublish",
   "cut-before-ack": "cutBeforeAck",
   "power-cut": "powerCut",
+  "connect-hang": "connectHang",
+  "wifi-fail": "wifiFail",
+  "torn-write": "tornWrite",
 };
 
 /** Validates a plan up front so a typo fails at start, not silently mid-run. */
