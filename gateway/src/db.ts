@@ -5,6 +5,7 @@
 import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { readingTime } from "./bridge/reading-time.ts";
 
 export type Db = Database.Database;
 
@@ -17,6 +18,8 @@ CREATE TABLE IF NOT EXISTS events (
   topic TEXT NOT NULL,
   device_id TEXT NOT NULL,
   seq INTEGER,
+  -- telemetry: when the reading was taken (bridge/reading-time.ts); added by migration 1 in older files
+  t INTEGER,
   received_at INTEGER NOT NULL,
   data TEXT NOT NULL
 );
@@ -63,5 +66,55 @@ export function openDatabase(dataDir: string, synchronous: "normal" | "full" = "
   db.pragma(`synchronous = ${synchronous === "full" ? "FULL" : "NORMAL"}`);
   db.pragma("busy_timeout = 5000");
   db.exec(SCHEMA);
+  migrate(db);
   return db;
+}
+
+/** Schema changes after the first release, in order; `PRAGMA user_version` = how many were applied. */
+const MIGRATIONS: Array<(db: Db) => void> = [
+  // 1: reading time (docs/protocol.md "Telemetry"). Readings stored before it have `t` null in their data
+  // unless the device sent one: give every stored reading its `t`, `age` and `timeSource` the way new ones
+  // get them (so REST, SSE replay and the device list read them alike), and index readings by time.
+  (db) => {
+    const columns = db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('events')").all();
+    if (!columns.some((c) => c.name === "t")) db.exec("ALTER TABLE events ADD COLUMN t INTEGER");
+    const page = db.prepare<[number], { id: number; received_at: number; data: string }>(
+      "SELECT id, received_at, data FROM events WHERE kind = 'telemetry' AND t IS NULL AND id > ? ORDER BY id LIMIT 1000",
+    );
+    const update = db.prepare<[number, string, number], void>("UPDATE events SET t = ?, data = ? WHERE id = ?");
+    for (let after = 0, rows = page.all(after); rows.length > 0; rows = page.all(after)) {
+      for (const r of rows) {
+        const data = withReadingTime(JSON.parse(r.data) as Record<string, unknown>, r.received_at);
+        update.run(data.t as number, JSON.stringify(data), r.id);
+        after = r.id;
+      }
+    }
+    const devices = db.prepare<[], { device_id: string; last_reading: string }>(
+      "SELECT device_id, last_reading FROM devices WHERE last_reading IS NOT NULL",
+    );
+    const setLast = db.prepare<[string, string], void>("UPDATE devices SET last_reading = ? WHERE device_id = ?");
+    for (const d of devices.all()) {
+      const last = JSON.parse(d.last_reading) as Record<string, unknown>;
+      if (typeof last.receivedAt !== "number" || "timeSource" in last) continue;
+      setLast.run(JSON.stringify(withReadingTime(last, last.receivedAt)), d.device_id);
+    }
+    db.exec("CREATE INDEX IF NOT EXISTS events_reading_time ON events(device_id, t, seq) WHERE kind = 'telemetry'");
+  },
+];
+
+function migrate(db: Db): void {
+  const applied = db.pragma("user_version", { simple: true }) as number;
+  if (applied > MIGRATIONS.length) throw new Error(`gateway database schema ${applied} is newer than this gateway (${MIGRATIONS.length})`);
+  for (let v = applied; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      MIGRATIONS[v]!(db);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+}
+
+/** A stored reading (event data or last_reading) as of migration 1: with `t`, `age` and `timeSource`. */
+function withReadingTime(reading: Record<string, unknown>, receivedAt: number): Record<string, unknown> {
+  const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : undefined);
+  return { ...reading, ...readingTime({ t: num(reading.t) ?? null, age: num(reading.age) }, receivedAt) };
 }

@@ -1,4 +1,5 @@
 /** Per-device state behind GET /api/devices: last status, last reading, last seen. Kept in SQLite. */
+import type { ReadingTime, TimeSource } from "./bridge/reading-time.ts";
 import type { Db } from "./db.ts";
 import type { Status, Telemetry } from "./schema.ts";
 
@@ -10,7 +11,15 @@ export interface DeviceView {
   nextWakeAt: number | null;
   lastSeen: number | null;
   battery: number | null;
-  lastReading: { seq: number; t: number | null; receivedAt: number; readings: Record<string, number> } | null;
+  /** The reading with the highest seq, at its own time `t` (docs/protocol.md "Telemetry"). */
+  lastReading: {
+    seq: number;
+    t: number;
+    age: number | null;
+    timeSource: TimeSource;
+    receivedAt: number;
+    readings: Record<string, number>;
+  } | null;
 }
 
 type Row = {
@@ -49,8 +58,8 @@ export class DeviceRegistry {
     this.selectOne = db.prepare<[string], Row>("SELECT * FROM devices WHERE device_id = ?");
   }
 
-  recordReading(deviceId: string, t: Telemetry, receivedAt: number): void {
-    const last = JSON.stringify({ seq: t.seq, t: t.t, receivedAt, readings: t.readings });
+  recordReading(deviceId: string, t: Telemetry, time: ReadingTime, receivedAt: number): void {
+    const last = JSON.stringify({ seq: t.seq, t: time.t, age: time.age, timeSource: time.timeSource, receivedAt, readings: t.readings });
     this.upsertReading.run(deviceId, receivedAt, t.battery, last, t.seq, receivedAt);
   }
 

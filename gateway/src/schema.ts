@@ -10,11 +10,16 @@ const u32 = z.number().int().min(0).max(0xffff_ffff);
 const finite = z.number().finite();
 const readingKey = /^[a-z][a-zA-Z0-9_]{0,31}$/;
 
+/** Upper bound of telemetry `age`: 400 days in ms (beyond any outbox's life; keeps receivedAt - age sane). */
+export const MAX_AGE_MS = 400 * 24 * 3600_000;
+
 export const telemetrySchema = z.object({
   v: z.literal(1),
   seq: u32,
   boot: u32,
   t: z.number().int().min(0).nullable(),
+  /** ms between taking the reading and building this PUBLISH, on the device's clock (see bridge/reading-time.ts). */
+  age: z.number().int().min(0).max(MAX_AGE_MS).optional(),
   readings: z
     .record(z.string().regex(readingKey, "reading key must match ^[a-z][a-zA-Z0-9_]{0,31}$"), finite)
     .refine((r) => Object.keys(r).length <= 16, "at most 16 readings"),

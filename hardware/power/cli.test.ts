@@ -3,21 +3,67 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runTool } from "../run-tsx.ts";
-import { importBench } from "./figures.ts";
+import { importBench, loadSplit } from "./figures.ts";
 
 const CLI = "hardware/power/cli.ts";
 
+// The split of a benchmark in the format of `npm run bench:sim` (hardware/power/figures.ts).
+const BENCH = {
+  generatedAt: "2026-12-02T10:00:00Z",
+  esp32: {
+    qos1: {
+      p50: { runtimeStartMs: 1100, wifiMs: 3200, mqttMs: 200, commandWaitMs: 600, goodbyeMs: 100, awakeMs: 5500, flashWritesPerWake: 2 },
+      p95: { runtimeStartMs: 1200, wifiMs: 4000, mqttMs: 300, commandWaitMs: 700, goodbyeMs: 200, awakeMs: 6500, flashWritesPerWake: 2 },
+    },
+    qos2: {
+      p50: { runtimeStartMs: 1100, wifiMs: 3200, mqttMs: 260, commandWaitMs: 600, goodbyeMs: 150, awakeMs: 5600, flashWritesPerWake: 2 },
+      p95: { runtimeStartMs: 1200, wifiMs: 4000, mqttMs: 350, commandWaitMs: 700, goodbyeMs: 250, awakeMs: 6400, flashWritesPerWake: 2 },
+    },
+  },
+};
+
+function withBench<T>(run: (bench: string, dir: string) => Promise<T> | T): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), "power-"));
+  const bench = join(dir, "simulator.json");
+  writeFileSync(bench, JSON.stringify(BENCH));
+  return Promise.resolve(run(bench, dir)).finally(() => rmSync(dir, { recursive: true, force: true }));
+}
+
 describe("npm run power", () => {
-  it("prints a battery life for a board, interval and capacity", async () => {
-    const r = await runTool(CLI, ["--interval", "300", "--battery-mah", "2500", "--board", "xiao_c3_sht30"]);
+  it("prints a battery life for a board, interval and capacity, every figure labelled", async () => {
+    // --bench none: measured.json only, whatever bench-results/ holds on this machine
+    const r = await runTool(CLI, ["--interval", "300", "--battery-mah", "2500", "--board", "xiao_c3_sht30", "--bench", "none"]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/battery life about \d+(\.\d)? (days|years) \(awake time p50\)/);
+    expect(r.stdout).toContain("awake-time split: hardware/power/measured.json vm.qos1");
+    expect(r.stdout).toMatch(/note: .*no wifiMs: the modelled Wi-Fi wait is added/);
+    for (const line of r.stdout.split("\n").filter((l) => / (ms|s)\s+\d/.test(l) && /mAs/.test(l))) {
+      expect(line, "each phase line names where its duration and current come from").toMatch(/(\[(measured \(simulator\)|modelled|datasheet)\]|INTERVAL_S) \/ \[/);
+    }
+    expect(r.stdout).toMatch(/\[measured \(simulator\)\] 2453 — hardware\/power\/measured\.json vm\.qos1\.p50\.awakeMs/);
+    expect(r.stdout).toMatch(/\[modelled\] \d+ — the ESP32 runtime's Wi-Fi/);
     expect(r.stdout).toContain("[datasheet]");
-    expect(r.stdout).toMatch(/\[(measured|estimate)\].*\(p50\)/);
   });
 
+  it("takes the awake-time split from a simulator benchmark", () =>
+    withBench(async (bench) => {
+      const r = await runTool(CLI, ["--interval", "300", "--battery-mah", "2500", "--board", "xiao_c3_sht30", "--bench", bench]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain(`awake-time split: ${bench} esp32.qos1 (2026-12-02T10:00:00Z), QoS 1, simulator profile esp32`);
+      for (const phase of ["runtime start", "firmware work", "Wi-Fi (scan, join, DHCP)", "MQTT connect + flush", "command wait", "goodbye"]) {
+        expect(r.stdout).toContain(`  ${phase}`);
+      }
+      expect(r.stdout).toMatch(/runtime start +1\.10 s +1\.20 s +22 mA .*\[measured \(simulator\)\] \/ \[datasheet\]/);
+      expect(r.stdout).toMatch(/Wi-Fi \(scan, join, DHCP\) +3\.20 s +4\.00 s .*\[modelled\] \/ \[modelled\]/);
+      expect(r.stdout).toMatch(/awake in total +5\.80 s +6\.80 s/);
+      expect(r.stdout).toContain("flash writes per wake: 2 [measured (simulator)]");
+      const q2 = await runTool(CLI, ["--interval", "300", "--battery-mah", "2500", "--board", "xiao_c3_sht30", "--bench", bench, "--qos", "2"]);
+      expect(q2.stdout).toMatch(/esp32\.qos2 .*QoS 2/);
+      expect(q2.stdout).toMatch(/awake in total +5\.90 s/);
+    }));
+
   it("prints a Markdown table of common intervals", async () => {
-    const r = await runTool(CLI, ["--table", "--markdown", "--battery-mah", "2500", "--board", "supermini_c3_shtc3"]);
+    const r = await runTool(CLI, ["--table", "--markdown", "--battery-mah", "2500", "--board", "supermini_c3_shtc3", "--bench", "none"]);
     expect(r.code).toBe(0);
     expect(r.stdout.split("\n").filter((l) => l.startsWith("| ")).length).toBe(7);
   });
@@ -32,6 +78,9 @@ describe("npm run power", () => {
     [["--interval", "300", "--battery-mah", "lots", "--board", "xiao_c3_sht30"], /--battery-mah must be a positive number/],
     [["--interval", "300", "--battery-mah", "2500", "--board", "xiao_c3_sht30", "--usable", "1.2"], /--usable must be at most 1/],
     [["--interval", "300", "--table", "--battery-mah", "2500", "--board", "xiao_c3_sht30"], /either --interval or --table/],
+    [["--interval", "300", "--battery-mah", "2500", "--board", "xiao_c3_sht30", "--qos", "3"], /--qos must be 0, 1 or 2, got "3"/],
+    [["--interval", "300", "--battery-mah", "2500", "--board", "xiao_c3_sht30", "--bench", "/nonexistent/b.json"], /--bench \/nonexistent\/b\.json: file not found/],
+    [["--interval", "300", "--battery-mah", "2500", "--board", "xiao_c3_sht30", "--bench", "none", "--qos", "0"], /measured\.json: no awake-time split for QoS 0/],
     [["--intervall", "300"], /Unknown option '--intervall'/],
   ])("refuses %j with a clear message and exit code 2", async (args, message) => {
     const r = await runTool(CLI, args);
@@ -40,19 +89,16 @@ describe("npm run power", () => {
     expect(r.stderr).toContain("usage: npm run power");
   });
 
-  it("imports the awake time of a simulator benchmark with date and source", () => {
-    const dir = mkdtempSync(join(tmpdir(), "power-"));
-    try {
-      const bench = join(dir, "simulator.json");
+  it("imports the split of a simulator benchmark, every profile and QoS, with date and source", () =>
+    withBench((bench, dir) => {
       const out = join(dir, "measured.json");
-      writeFileSync(bench, JSON.stringify({ date: "2025-11-25T15:00:00Z", cycles: { awakeMs: { p50: 412.4, p95: 655.6 } } }));
-      const m = importBench(bench, out);
-      expect(m).toMatchObject({ kind: "measured", date: "2025-11-25T15:00:00Z", awakeMs: { p50: 412, p95: 656 } });
-      expect(JSON.parse(readFileSync(out, "utf8")).source).toContain("cycles.awakeMs");
+      const splits = importBench(bench, out);
+      expect(splits.map((s) => s.at)).toEqual(["esp32.qos1", "esp32.qos2"]);
+      const written = JSON.parse(readFileSync(out, "utf8"));
+      expect(written).toMatchObject({ kind: "measured (simulator)", date: "2026-12-02T10:00:00Z", esp32: { qos1: BENCH.esp32.qos1 } });
+      expect(written.source).toContain("simulator.json");
+      expect(loadSplit({ benchFile: null, measuredFile: out }).split.p50).toEqual(BENCH.esp32.qos1.p50);
       writeFileSync(bench, JSON.stringify({ rss: 1 }));
-      expect(() => importBench(bench, out)).toThrow(/no awake time found.*top-level keys: rss/);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+      expect(() => importBench(bench, out)).toThrow(/no awake-time split found .*top-level keys: rss/);
+    }));
 });

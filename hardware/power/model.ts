@@ -1,17 +1,29 @@
 /**
  * Battery-life arithmetic for a device that wakes, connects, publishes and deep-sleeps.
- * Pure functions: the figures come from hardware/power/boards.json (datasheet, vendor and estimated
- * currents) and hardware/power/measured.json (firmware awake time measured in the simulator).
+ * Pure functions: the figures come from hardware/power/figures.json (datasheet currents, modelled timings)
+ * and the simulator's measured awake-time split (bench-results/simulator.json, else measured.json), put
+ * together by figures.ts `awakePhases()`.
  *
- * One cycle = boot + Wi-Fi connect + firmware awake time + `intervalS` of deep sleep
- * (the firmware calls standby(interval) after its work, so sleep does not shrink with awake time).
- * Charge per cycle (mA·s) = Σ phase duration × phase current; average current = charge / cycle length.
+ * One cycle = the awake phases (wake overhead, runtime start, firmware work, Wi-Fi, MQTT, command wait,
+ * goodbye) + `intervalS` of deep sleep (the firmware calls standby(interval) after its work, so sleep does not
+ * shrink with awake time). Charge per cycle (mA·s) = Σ phase duration × phase current; average current =
+ * charge / cycle length.
  */
 
-/** A figure with where it comes from, so every output line can say "datasheet", "measured", …. */
+/**
+ * Where a figure comes from, printed next to it:
+ * - `measured (simulator)`: the firmware's bytecode in the DeviceScript VM (`npm run bench:sim`);
+ * - `measured (given)`: a value you measured and passed on the command line;
+ * - `modelled`: derived from the runtime's sources or our assumptions (the source says which); measure it;
+ * - `datasheet`: chip or sensor datasheet, or the board maker's published figure.
+ */
+export type FigureKind = "measured (simulator)" | "measured (given)" | "modelled" | "datasheet";
+export const FIGURE_KINDS: readonly FigureKind[] = ["measured (simulator)", "measured (given)", "modelled", "datasheet"];
+
+/** A figure with where it comes from, so every output line can say "datasheet", "modelled", …. */
 export interface Figure {
   value: number;
-  kind: "datasheet" | "vendor" | "measured" | "estimate";
+  kind: FigureKind;
   source: string;
 }
 
@@ -19,9 +31,9 @@ export interface BoardPower {
   name: string;
   /** Board deep-sleep current (chip + regulator + LEDs + USB bridge), µA. */
   sleepUa: Figure;
-  /** CPU running, radio off (runtime boot), mA. */
+  /** CPU running, radio off (wake overhead, runtime start, firmware work before the network), mA. */
   cpuMa: Figure;
-  /** Average while associating with the access point and getting a DHCP lease, mA. */
+  /** Average while scanning, associating with the access point and getting a DHCP lease, mA. */
   wifiConnectMa: Figure;
   /** Radio on and listening (RX) during the MQTT exchange, mA. */
   activeMa: Figure;
@@ -31,14 +43,20 @@ export interface BoardPower {
   extraSleepUa: Record<string, Figure>;
 }
 
+/** Which of the board's currents a phase draws. */
+export type PhaseCurrent = "cpuMa" | "wifiConnectMa" | "activeMa";
+
+/** One part of the awake time. */
+export interface AwakePhase {
+  name: string;
+  duration: Figure;
+  current: PhaseCurrent;
+}
+
 export interface Timing {
-  /** Power-on to program start (runtime boot), ms. */
-  bootMs: Figure;
-  /** Wi-Fi association + WPA2 handshake + DHCP, ms. */
-  wifiConnectMs: Figure;
-  /** Firmware awake time from program start to standby, ms (simulator measurement). */
-  awakeMs: Figure;
-  /** Transmit airtime per cycle, ms (frames × airtime per frame). */
+  /** The awake time of one wake, in order; their sum is the awake time. */
+  awake: AwakePhase[];
+  /** Transmit airtime per cycle, ms (frames × airtime per frame); inside the awake time, counted above RX. */
   txMs: Figure;
 }
 
@@ -83,6 +101,9 @@ export function estimatePower(input: PowerInput): PowerEstimate {
   if (!(Number.isFinite(intervalS) && intervalS > 0)) throw new ErrPowerInput(`interval must be a positive number of seconds, got ${intervalS}`);
   if (!(Number.isFinite(batteryMah) && batteryMah > 0)) throw new ErrPowerInput(`battery capacity must be a positive number of mAh, got ${batteryMah}`);
   if (!(usableFraction > 0 && usableFraction <= 1)) throw new ErrPowerInput(`usable fraction must be in (0, 1], got ${usableFraction}`);
+  for (const p of timing.awake) {
+    if (!(Number.isFinite(p.duration.value) && p.duration.value >= 0)) throw new ErrPowerInput(`${p.name}: duration must be a number of ms ≥ 0, got ${p.duration.value}`);
+  }
 
   const s = (f: Figure) => f.value / 1000;
   const extras = Object.values(board.extraSleepUa);
@@ -95,14 +116,12 @@ export function estimatePower(input: PowerInput): PowerEstimate {
     sources,
   });
   const phases: Phase[] = [
-    phase("boot", s(timing.bootMs), board.cpuMa.value, [timing.bootMs, board.cpuMa]),
-    phase("Wi-Fi connect", s(timing.wifiConnectMs), board.wifiConnectMa.value, [timing.wifiConnectMs, board.wifiConnectMa]),
-    phase("firmware awake", s(timing.awakeMs), board.activeMa.value, [timing.awakeMs, board.activeMa]),
+    ...timing.awake.map((p) => phase(p.name, s(p.duration), board[p.current].value, [p.duration, board[p.current]])),
     // Transmit bursts happen inside the awake time: count only the current above listening.
     phase("transmit (extra)", s(timing.txMs), Math.max(0, board.txMa.value - board.activeMa.value), [timing.txMs, board.txMa]),
     phase("deep sleep", intervalS, sleepUa / 1000, [board.sleepUa, ...extras]),
   ];
-  const awakeS = s(timing.bootMs) + s(timing.wifiConnectMs) + s(timing.awakeMs);
+  const awakeS = timing.awake.reduce((sum, p) => sum + s(p.duration), 0);
   const cycleS = awakeS + intervalS;
   const chargePerCycleMas = phases.reduce((sum, p) => sum + p.chargeMas, 0);
   const averageMa = chargePerCycleMas / cycleS;

@@ -2,8 +2,21 @@ import { describe, expect, it } from "vitest";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { formatDeviceScriptEnv, parseDeviceScriptEnv } from "./dotenv.ts";
-import { formatIssue, SUPPORTED_SENSORS, validateSettings, type SettingsLayer, type SettingsTarget } from "./validate.ts";
+import { formatDeviceScriptEnv, MAX_SETTING_KEY_LENGTH, parseDeviceScriptEnv, type SettingValue } from "./dotenv.ts";
+import {
+  formatIssue,
+  MAX_SETTING_RECORD_BYTES,
+  NO_MDNS,
+  PLAIN_WITHOUT_CREDENTIALS,
+  SETTING_CHECKS,
+  settingRecordBytes,
+  SUPPORTED_SENSORS,
+  TLS_PUBLIC_ROOTS_ONLY,
+  validateSettings,
+  type SettingsLayer,
+  type SettingsTarget,
+} from "./validate.ts";
+
 import { loadSettingsLayers } from "./layers.ts";
 import { DEVS_DIR, listBoardIds } from "../boards/catalog.ts";
 
@@ -21,6 +34,10 @@ WIFI_SSID=home
 function layer(text: string, source = "devs/.env.local", committed = false): SettingsLayer {
   const parsed = parseDeviceScriptEnv(text, source);
   return { source, committed, entries: parsed.entries, issues: parsed.issues };
+}
+
+function entry(key: string, value: unknown) {
+  return { key, value: value as SettingValue, raw: JSON.stringify(value), source: "x", line: 1 };
 }
 
 function check(text: string, target: SettingsTarget = "flash") {
@@ -118,6 +135,140 @@ describe("validateSettings", () => {
 
   it("allows the loopback broker and no sensor for the simulator build", () => {
     const r = check("MQTT_HOST=127.0.0.1\nINTERVAL_S=60\n", "simulator");
+    expect(r.errors).toEqual([]);
+  });
+});
+
+describe("firmware settings for battery protection, wake overhead and the command budget", () => {
+  it.each([
+    ["LOW_BATT_V", [0, 3.3, 5], [-0.1, 5.5, '"3.3"']],
+    ["LOW_BATT_X", [1, 4, 100], [0, 101, 2.5]],
+    ["BOOT_MS", [0, 300, 5000], [-1, 5001, 12.5]],
+    ["CMD_BUDGET", [0, 10, 100], [-1, 101, 1.5]],
+  ] as const)("%s: accepts its range and refuses values outside it", (key, good, bad) => {
+    const run = (value: unknown) => validateSettings([{ source: "x", committed: false, entries: [entry(key, value)] }], "simulator");
+    for (const v of good) expect(run(v).errors, `${key}=${v}`).toEqual([]);
+    for (const v of bad) {
+      const r = run(typeof v === "string" ? JSON.parse(v) : v);
+      expect(r.errors.map(formatIssue).join("\n"), `${key}=${v}`).toMatch(new RegExp(`${key} must be a (whole )?number from`));
+    }
+  });
+
+  it("LOW_BATT_V takes a fraction, the others only whole numbers", () => {
+    expect(check(GOOD + "LOW_BATT_V=3.45\n").errors).toEqual([]);
+    expect(check(GOOD + "CMD_BUDGET=2.5\n").errorText).toMatch(/CMD_BUDGET must be a whole number from 0 to 100, got 2\.5/);
+  });
+
+  // @devicescript/settings (api.ts MAX_KEY_SIZE = 13): readSetting/writeSetting throw RangeError for longer keys.
+  it("every known key fits the DeviceScript 13-character key limit", () => {
+    for (const key of Object.keys(SETTING_CHECKS)) expect(key.length, key).toBeLessThanOrEqual(MAX_SETTING_KEY_LENGTH);
+    expect(check(GOOD + "WAKE_OVERHEAD_MS=250\n").errorText).toMatch(/WAKE_OVERHEAD_MS key is 16 characters; DeviceScript settings keys hold at most 13/);
+  });
+
+  it("knows every setting the firmware has a default for (devs/src/settings.ts DEFAULTS)", () => {
+    const src = readFileSync(join(DEVS_DIR, "src", "settings.ts"), "utf8");
+    const block = /export const DEFAULTS = \{([\s\S]*?)\n\}/.exec(src);
+    expect(block, "DEFAULTS literal in devs/src/settings.ts").not.toBeNull();
+    const firmware = [...block![1]!.matchAll(/^\s*([A-Z0-9_]+):/gm)].map((m) => m[1]!);
+    expect(firmware.length).toBeGreaterThan(5);
+    for (const key of firmware) expect(Object.keys(SETTING_CHECKS), `checker lacks ${key}`).toContain(key);
+  });
+});
+
+describe("setting records over the runtime's read limit", () => {
+  it("counts key + NUL + the JSON the devs CLI stores (text with its quotes)", () => {
+    expect(settingRecordBytes("QOS", 1)).toBe(3 + 1 + 1);
+    expect(settingRecordBytes("MQTT_USER", "ab")).toBe(9 + 1 + 4);
+    expect(settingRecordBytes("MQTT_USER", "ä")).toBe(9 + 1 + 4); // UTF-8 bytes, not characters
+  });
+
+  it("refuses a value whose record is over 232 bytes, and accepts exactly 232", () => {
+    // MQTT_HOST (9) + NUL (1) + quotes (2) leaves 220 bytes of host name for 232
+    const label = (n: number) => "a".repeat(n);
+    const host = (n: number) => [label(63), label(63), label(63), label(n - 3 * 64)].join(".");
+    expect(host(220).length).toBe(220);
+    expect(settingRecordBytes("MQTT_HOST", host(220))).toBe(MAX_SETTING_RECORD_BYTES);
+    expect(check(GOOD.replace("192.168.1.20", host(220))).errors).toEqual([]);
+    const r = check(GOOD.replace("192.168.1.20", host(221)));
+    expect(r.ok).toBe(false);
+    expect(r.errorText).toContain(
+      "devs/.env.local:1: MQTT_HOST setting record is 233 bytes (key + 1 + JSON value), over 232: the runtime panics reading a setting over 232 bytes with its name",
+    );
+  });
+
+  it("checks unknown keys too (they are deployed all the same), but not the Wi-Fi keys", () => {
+    const r = check(GOOD + `NOTES="${"x".repeat(230)}"\n`, "board");
+    expect(r.errorText).toMatch(/NOTES setting record is 238 bytes/);
+    expect(check(GOOD + `WIFI_PWD="${"x".repeat(63)}"\n`).errorText).not.toMatch(/setting record/);
+  });
+});
+
+describe("TLS, hosts and credentials on a board (warnings: the simulator may use TLS)", () => {
+  const TLS = GOOD.replace("MQTT_TLS=0", "MQTT_TLS=1").replace("MQTT_PORT=1883", "MQTT_PORT=8883") + "MQTT_USER=dev1\nMQTT_PASS=secret-password\n";
+
+  it.each([
+    ["an IPv4 address", "192.168.1.20"],
+    ["an IPv6 address", "fd00::20"],
+    ["a single-label name", "raspberrypi"],
+    ["a .local (mDNS) name", "raspberrypi.local"],
+    ["a private-use name (.lan)", "pi.lan"],
+    ["a private-use name (.home.arpa)", "pi.home.arpa"],
+  ])("MQTT_TLS=1 with %s: warns that only publicly trusted certificates work", (kind, host) => {
+    for (const target of ["board", "flash"] as const) {
+      const r = check(TLS.replace("192.168.1.20", host), target);
+      expect(r.warningText).toContain(`MQTT_HOST MQTT_TLS=1 with ${kind} (${host}): ${TLS_PUBLIC_ROOTS_ONLY}`);
+      expect(r.errors.filter((e) => e.key === "MQTT_TLS")).toEqual([]);
+    }
+  });
+
+  it("the exact TLS text", () => {
+    expect(TLS_PUBLIC_ROOTS_ONLY).toBe(
+      "the ESP32 runtime checks TLS certificates against its public root bundle only: use a DNS name with a publicly trusted certificate, or MQTT_TLS=0 with per-device credentials on the LAN",
+    );
+  });
+
+  it("MQTT_TLS=1 with a public DNS name on 8883 and credentials: no warning", () => {
+    const r = check(TLS.replace("192.168.1.20", "mqtt.example.org"));
+    expect(r.errors).toEqual([]);
+    expect(r.warnings).toEqual([]);
+  });
+
+  it("MQTT_TLS=1 on port 1883: likely the wrong port", () => {
+    const r = check(TLS.replace("192.168.1.20", "mqtt.example.org").replace("MQTT_PORT=8883", "MQTT_PORT=1883"), "board");
+    expect(r.warningText).toContain("devs/.env.local:2: MQTT_PORT MQTT_TLS=1 with MQTT_PORT 1883, the plain MQTT port (likely wrong port: TLS listeners use 8883)");
+    expect(r.errors).toEqual([]);
+  });
+
+  it.each([["MQTT_TLS=0", GOOD + "MQTT_USER=dev1\nMQTT_PASS=secret-password\n"], ["MQTT_TLS=1", TLS]])(
+    ".local host with %s: no mDNS on the board",
+    (_tls, text) => {
+      for (const host of ["raspberrypi.local", "Gateway.LOCAL"]) {
+        const r = check(text.replace("192.168.1.20", host), "board");
+        expect(r.warningText).toContain(`devs/.env.local:1: MQTT_HOST ${NO_MDNS}`);
+        expect(r.errors).toEqual([]);
+      }
+    },
+  );
+
+  it("the exact mDNS text", () => {
+    expect(NO_MDNS).toBe("no mDNS in the ESP32 runtime: .local names do not resolve; use the Pi's IP address or a DNS name");
+  });
+
+  it("plain TCP without credentials when flashing: warns; with credentials, or for a CI board build: quiet", () => {
+    const plain = check(GOOD, "flash");
+    expect(plain.errors).toEqual([]);
+    expect(plain.warningText).toContain(`warning: MQTT_TLS ${PLAIN_WITHOUT_CREDENTIALS} (MQTT_TLS=0 and no MQTT_USER/MQTT_PASS`);
+    expect(PLAIN_WITHOUT_CREDENTIALS).toBe("plain TCP without credentials: anyone on the LAN can publish as this device");
+    expect(check(GOOD + "MQTT_USER=dev1\n", "flash").warningText).toContain(PLAIN_WITHOUT_CREDENTIALS);
+    expect(check(GOOD.replace("MQTT_TLS=0\n", ""), "flash").warningText).toContain(PLAIN_WITHOUT_CREDENTIALS); // default 0
+    const provisioned = check(GOOD + "MQTT_USER=dev1\nMQTT_PASS=secret-password\n", "flash");
+    expect(provisioned.warnings).toEqual([]);
+    expect(check(GOOD, "board").warningText).not.toContain(PLAIN_WITHOUT_CREDENTIALS);
+  });
+
+  it("none of these rules apply to the simulator build", () => {
+    const r = check("MQTT_HOST=raspberrypi.local\nMQTT_TLS=1\nMQTT_PORT=1883\n", "simulator");
+    expect(r.warnings).toEqual([]);
     expect(r.errors).toEqual([]);
   });
 });

@@ -2,6 +2,9 @@
  * Checks device settings before anything is built or flashed, with one clear message per bad value.
  * The keys and ranges are those of docs/protocol.md ("Device settings") plus the hardware-only keys
  * (`SENSOR`, and `WIFI_SSID`/`WIFI_PWD`, which `devs bundle` hands to the runtime's Wi-Fi service).
+ * Also the limits of the ESP32 runtime (../shared/DESIGN.md "The ESP32 runtime is stricter than the WASM VM"):
+ * a setting record over 232 bytes is an error (reading it panics the runtime); TLS to a host that cannot have
+ * a publicly trusted certificate, TLS on 1883, `.local` hosts and plain TCP without credentials are warnings.
  */
 import type { EnvEntry, SettingValue, SettingsIssue } from "./dotenv.ts";
 
@@ -55,6 +58,11 @@ function integerIn(min: number, max: number): Check {
       : `must be a whole number from ${min} to ${max}, got ${JSON.stringify(v)}`;
 }
 
+function numberIn(min: number, max: number): Check {
+  return (v) =>
+    typeof v === "number" && Number.isFinite(v) && v >= min && v <= max ? undefined : `must be a number from ${min} to ${max}, got ${JSON.stringify(v)}`;
+}
+
 function oneOf(values: readonly (string | number)[]): Check {
   return (v) =>
     (typeof v === "string" || typeof v === "number") && values.includes(v)
@@ -95,6 +103,15 @@ export const SETTING_CHECKS: Record<string, Check> = {
   },
   // Battery volts = pin volts × BATTERY_DIV (2 for two equal resistors).
   BATTERY_DIV: (v) => (typeof v === "number" && v >= 1 && v <= 20 ? undefined : `must be a number from 1 to 20, got ${JSON.stringify(v)}`),
+  // Battery protection (firmware, only with BATTERY_PIN): below LOW_BATT_V (volts; 0 = off) the device makes
+  // no flash writes, sends no new reading, only its status, and sleeps LOW_BATT_X times longer.
+  LOW_BATT_V: numberIn(0, 5),
+  LOW_BATT_X: integerIn(1, 100),
+  // Wake overhead: end of deep sleep → the runtime's clock starts (ROM boot + bootloader), for the device
+  // clock that dates readings. Default 300 ms is modelled: measure it on a board.
+  BOOT_MS: integerIn(0, 5000),
+  // Commands handled per wake; the rest wait in the broker for the next wake.
+  CMD_BUDGET: integerIn(0, 100),
   WIFI_SSID: text(32),
   WIFI_PWD: (v) => {
     const bad = text(63)(v);
@@ -105,6 +122,50 @@ export const SETTING_CHECKS: Record<string, Check> = {
 };
 
 const LOOPBACK = /^(localhost|127\.\d+\.\d+\.\d+|0\.0\.0\.0)$/i;
+
+/**
+ * A settings read replies with key + NUL + value; above this many bytes the runtime panics
+ * (jacdac-c jd_util.c:129; on ESP32 abort() resets the board, so the device boot-loops).
+ * ../shared/DESIGN.md "The ESP32 runtime is stricter than the WASM VM"; simulator/src/profile.ts.
+ */
+export const MAX_SETTING_RECORD_BYTES = 232;
+
+/** Keys that `devs` routes to the Wi-Fi service instead of the settings store. */
+const WIFI_KEYS = ["WIFI_SSID", "WIFI_PWD"];
+
+/**
+ * Bytes of the settings record the runtime reads for a key: key + NUL + the value as the devs CLI stores it
+ * (`stringToSettingValue`: always `JSON.stringify` of the parsed value, so text gets its quotes).
+ */
+export function settingRecordBytes(key: string, value: SettingValue): number {
+  return Buffer.byteLength(key, "utf8") + 1 + Buffer.byteLength(JSON.stringify(value), "utf8");
+}
+
+/** Texts of the TLS and host warnings (exported for the tests). */
+export const TLS_PUBLIC_ROOTS_ONLY =
+  "the ESP32 runtime checks TLS certificates against its public root bundle only: use a DNS name with a publicly trusted certificate, or MQTT_TLS=0 with per-device credentials on the LAN";
+export const NO_MDNS = "no mDNS in the ESP32 runtime: .local names do not resolve; use the Pi's IP address or a DNS name";
+export const PLAIN_WITHOUT_CREDENTIALS = "plain TCP without credentials: anyone on the LAN can publish as this device";
+
+const IPV4_LITERAL = /^\d{1,3}(\.\d{1,3}){3}$/;
+
+/**
+ * Top-level names no public CA issues certificates for (RFC 8375 home.arpa, ICANN's .internal, RFC 2606/6761
+ * names, and common router defaults). `.local` is reported on its own (mDNS).
+ */
+const PRIVATE_SUFFIXES = /\.(home\.arpa|internal|lan|home|localdomain|intranet|corp|test|invalid|localhost)$/i;
+
+/** Why MQTT_HOST cannot carry a publicly trusted certificate; undefined for an ordinary public DNS name. */
+function hostWithoutPublicCertificate(host: string): string | undefined {
+  const h = host.replace(/\.$/, "");
+  if (IPV4_LITERAL.test(h)) return "an IPv4 address";
+  if (h.includes(":") || /^\[.*\]$/.test(h)) return "an IPv6 address";
+  if (/\.local$/i.test(h)) return "a .local (mDNS) name";
+  if (!h.includes(".")) return "a single-label name";
+  const suffix = PRIVATE_SUFFIXES.exec(h);
+  if (suffix) return `a private-use name (.${suffix[1]!.toLowerCase()})`;
+  return undefined;
+}
 
 /**
  * Merges the layers (later wins, an empty value unsets) and checks the result for a target.
@@ -140,6 +201,20 @@ export function validateSettings(layers: SettingsLayer[], target: SettingsTarget
     if (problem) errors.push(issue("error", entry, problem));
   }
 
+  for (const [key, entry] of Object.entries(origin)) {
+    if (WIFI_KEYS.includes(key)) continue;
+    const bytes = settingRecordBytes(key, entry.value as SettingValue);
+    if (bytes > MAX_SETTING_RECORD_BYTES) {
+      errors.push(
+        issue(
+          "error",
+          entry,
+          `setting record is ${bytes} bytes (key + 1 + JSON value), over ${MAX_SETTING_RECORD_BYTES}: the runtime panics reading a setting over ${MAX_SETTING_RECORD_BYTES} bytes with its name`,
+        ),
+      );
+    }
+  }
+
   const host = settings.MQTT_HOST;
   if ((host === undefined || host === "") && target !== "simulator") {
     errors.push({ severity: "error", key: "MQTT_HOST", message: "missing: set the broker host (the gateway's LAN address)" });
@@ -147,6 +222,8 @@ export function validateSettings(layers: SettingsLayer[], target: SettingsTarget
     const msg = `${host} is the board itself, not the broker: set MQTT_HOST to the gateway's LAN address in devs/.env.local`;
     (target === "flash" ? errors : warnings).push(issue(target === "flash" ? "error" : "warning", origin.MQTT_HOST, msg));
   }
+
+  if (target !== "simulator") checkTransport(settings, origin, target, warnings);
 
   if (target !== "simulator" && settings.SENSOR === undefined) {
     errors.push({ severity: "error", key: "SENSOR", message: `missing: the board's .env must name its sensor (${SUPPORTED_SENSORS.join(", ")})` });
@@ -168,6 +245,35 @@ export function validateSettings(layers: SettingsLayer[], target: SettingsTarget
   }
 
   return { ok: errors.length === 0, settings, origin, errors, warnings };
+}
+
+/**
+ * TLS and host rules of the ESP32 runtime (board and flash targets only; warnings, since the simulator may use
+ * TLS): certificates are checked against the public root bundle only (devicescript-esp32 main/sock.c:185
+ * esp_crt_bundle_attach), and there is no mDNS. hardware/mosquitto/README.md "TLS and devices".
+ */
+function checkTransport(settings: Record<string, SettingValue>, origin: Record<string, EnvEntry>, target: SettingsTarget, warnings: SettingsIssue[]): void {
+  const host = typeof settings.MQTT_HOST === "string" ? settings.MQTT_HOST : undefined;
+  const tls = settings.MQTT_TLS === 1;
+  const kind = host ? hostWithoutPublicCertificate(host) : undefined;
+  if (tls && host && kind) {
+    warnings.push(issue("warning", origin.MQTT_HOST, `MQTT_TLS=1 with ${kind} (${host}): ${TLS_PUBLIC_ROOTS_ONLY}`));
+  }
+  if (tls && settings.MQTT_PORT === 1883) {
+    warnings.push(
+      issue("warning", origin.MQTT_PORT, "MQTT_TLS=1 with MQTT_PORT 1883, the plain MQTT port (likely wrong port: TLS listeners use 8883)"),
+    );
+  }
+  if (host && /\.local\.?$/i.test(host)) warnings.push(issue("warning", origin.MQTT_HOST, NO_MDNS));
+  const user = settings.MQTT_USER;
+  const pass = settings.MQTT_PASS;
+  if (target === "flash" && !tls && (typeof user !== "string" || user === "" || typeof pass !== "string" || pass === "")) {
+    warnings.push({
+      severity: "warning",
+      key: "MQTT_TLS",
+      message: `${PLAIN_WITHOUT_CREDENTIALS} (MQTT_TLS=0 and no MQTT_USER/MQTT_PASS: create them with \`npm run provision -- --device <id>\`)`,
+    });
+  }
 }
 
 function issue(severity: "error" | "warning", entry: EnvEntry | undefined, message: string): SettingsIssue {

@@ -19,7 +19,12 @@ function expectValidTelemetry(data: any, deviceIds: string[]): void {
   expect(data.topic).toBe(`sensors/${data.deviceId}/telemetry`);
   expect(Number.isInteger(data.seq) && data.seq >= 0).toBe(true);
   expect(Number.isInteger(data.boot) && data.boot >= 0).toBe(true);
-  expect(data.t === null || Number.isFinite(data.t)).toBe(true);
+  // The reading time: always a number, with how the gateway got it (docs/protocol.md "Reading time").
+  expect(Number.isInteger(data.t)).toBe(true);
+  expect(["device", "age", "received"]).toContain(data.timeSource);
+  expect(data.age === null || (Number.isInteger(data.age) && data.age >= 0)).toBe(true);
+  if (data.timeSource === "age") expect(data.t).toBe(data.receivedAt - data.age);
+  if (data.timeSource === "received") expect(data.t).toBe(data.receivedAt);
   expect(Number.isFinite(data.receivedAt)).toBe(true);
   expect(typeof data.readings.temperature).toBe("number");
   expect(typeof data.readings.humidity).toBe("number");

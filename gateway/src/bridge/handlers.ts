@@ -10,6 +10,7 @@ import type { Metrics } from "../metrics.ts";
 import type { Relay } from "../relay.ts";
 import { commandAckSchema, parsePayload, statusSchema, telemetrySchema, type PayloadRejection } from "../schema.ts";
 import { parseDeviceTopic } from "../topics.ts";
+import { readingTime } from "./reading-time.ts";
 
 export interface HandlerContext {
   relay: Relay;
@@ -51,6 +52,7 @@ export function handleTelemetry(ctx: HandlerContext, m: Inbound, reject: Reject)
   const parsed = parsePayload(telemetrySchema, m.payload);
   if (!parsed.ok) return reject(parsed.reason, m.topic, parsed.detail);
   const t = parsed.value;
+  const time = readingTime(t, m.receivedAt);
   const stored = ctx.relay.emit(
     {
       kind: "telemetry",
@@ -58,12 +60,15 @@ export function handleTelemetry(ctx: HandlerContext, m: Inbound, reject: Reject)
       deviceId: m.deviceId,
       receivedAt: m.receivedAt,
       seq: t.seq,
+      t: time.t,
       data: {
         deviceId: m.deviceId,
         topic: m.topic,
         seq: t.seq,
         boot: t.boot,
-        t: t.t,
+        t: time.t,
+        age: time.age,
+        timeSource: time.timeSource,
         receivedAt: m.receivedAt,
         readings: t.readings,
         battery: t.battery,
@@ -77,7 +82,7 @@ export function handleTelemetry(ctx: HandlerContext, m: Inbound, reject: Reject)
     ctx.metrics.duplicates.inc();
     return;
   }
-  ctx.devices.recordReading(m.deviceId, t, m.receivedAt);
+  ctx.devices.recordReading(m.deviceId, t, time, m.receivedAt);
 }
 
 export function handleStatus(ctx: HandlerContext, m: Inbound, reject: Reject): void {

@@ -20,13 +20,14 @@ function open(retention = { maxEvents: 1000, maxAgeMs: 3600_000 }, dir = mkdtemp
   return { history: new SqliteHistory(db, retention), dir, db };
 }
 
-const reading = (deviceId: string, seq: number, receivedAt = Date.now()): NewEvent => ({
+const reading = (deviceId: string, seq: number, receivedAt = Date.now(), t = receivedAt): NewEvent => ({
   kind: "telemetry",
   topic: `sensors/${deviceId}/telemetry`,
   deviceId,
   receivedAt,
   seq,
-  data: { deviceId, seq, readings: { temperature: seq } },
+  t,
+  data: { deviceId, seq, t, readings: { temperature: seq } },
 });
 
 describe("SqliteHistory", () => {
@@ -68,7 +69,24 @@ describe("SqliteHistory", () => {
     const { history } = open();
     for (let s = 1; s <= 10; s++) history.append(reading("d", s, 1000 + s));
     history.append({ ...reading("other", 1), seq: 1 });
-    expect(history.readings("d", 0, 3).map((e) => JSON.parse(e.data).seq)).toEqual([8, 9, 10]);
-    expect(history.readings("d", 1009, 100).map((e) => JSON.parse(e.data).seq)).toEqual([9, 10]);
+    expect(history.readings("d", { since: 0 }, 3).map((e) => JSON.parse(e.data).seq)).toEqual([8, 9, 10]);
+    expect(history.readings("d", { since: 1009 }, 100).map((e) => JSON.parse(e.data).seq)).toEqual([9, 10]);
+  });
+
+  it("orders readings by the time they were taken, then seq, and filters on it with from/to", () => {
+    const { history } = open();
+    history.append(reading("d", 1, 10_000, 10_000));
+    history.append(reading("d", 2, 11_000, 11_000));
+    history.append(reading("d", 3, 12_000, 5_000)); // waited 7 s in the outbox: taken before seq 1
+    history.append(reading("d", 4, 13_000, 11_000)); // same t as seq 2: seq decides
+    const seqs = (q: Parameters<typeof history.readings>[1], limit = 100) =>
+      history.readings("d", q, limit).map((e) => JSON.parse(e.data).seq);
+    expect(seqs({})).toEqual([3, 1, 2, 4]);
+    // The latest by reading time, not by arrival.
+    expect(seqs({}, 2)).toEqual([2, 4]);
+    expect(seqs({ from: 5_000, to: 10_000 })).toEqual([3, 1]);
+    expect(seqs({ from: 10_001 })).toEqual([2, 4]);
+    expect(seqs({ since: 12_000 })).toEqual([3, 4]);
+    expect(seqs({ since: 12_000, from: 6_000 })).toEqual([4]);
   });
 });

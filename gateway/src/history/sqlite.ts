@@ -1,6 +1,6 @@
 /** History in SQLite (see db.ts for the schema and durability settings). */
 import type { Db } from "../db.ts";
-import type { History, HistoryBounds, NewEvent, StoredEvent } from "./types.ts";
+import type { History, HistoryBounds, NewEvent, ReadingsQuery, StoredEvent } from "./types.ts";
 
 type Row = { id: number; kind: StoredEvent["kind"]; topic: string; device_id: string; received_at: number; data: string };
 
@@ -29,15 +29,17 @@ export class SqliteHistory implements History {
     private readonly db: Db,
     private readonly retention: { maxEvents: number; maxAgeMs: number },
   ) {
-    this.insert = db.prepare<[string, string, string, number | null, number, string], { id: number }>(
-      "INSERT INTO events (kind, topic, device_id, seq, received_at, data) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+    this.insert = db.prepare<[string, string, string, number | null, number | null, number, string], { id: number }>(
+      "INSERT INTO events (kind, topic, device_id, seq, t, received_at, data) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
     );
     this.selectReading = db.prepare<[string, number], { id: number }>(
       "SELECT id FROM events WHERE device_id = ? AND seq = ? AND kind = 'telemetry'",
     );
     this.selectAfter = db.prepare<[number, number], Row>("SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?");
-    this.selectReadings = db.prepare<[string, number, number], Row>(
-      "SELECT * FROM events WHERE device_id = ? AND kind = 'telemetry' AND received_at >= ? ORDER BY id DESC LIMIT ?",
+    // events_reading_time serves this: device, then t and seq in order.
+    this.selectReadings = db.prepare<[string, number, number, number, number], Row>(
+      `SELECT * FROM events WHERE device_id = ? AND kind = 'telemetry' AND t >= ? AND t <= ? AND received_at >= ?
+       ORDER BY t DESC, seq DESC LIMIT ?`,
     );
     this.selectBounds = db.prepare<[], { earliest: number | null; latest: number | null }>(
       "SELECT (SELECT min(id) FROM events) AS earliest, (SELECT seq FROM sqlite_sequence WHERE name = 'events') AS latest",
@@ -61,7 +63,7 @@ export class SqliteHistory implements History {
       return undefined;
     }
     const data = JSON.stringify(event.data);
-    const row = this.insert.get(event.kind, event.topic, event.deviceId, event.seq ?? null, event.receivedAt, data);
+    const row = this.insert.get(event.kind, event.topic, event.deviceId, event.seq ?? null, event.t ?? null, event.receivedAt, data);
     if (!row) return undefined;
     return { id: row.id, kind: event.kind, topic: event.topic, deviceId: event.deviceId, receivedAt: event.receivedAt, data };
   }
@@ -94,7 +96,8 @@ export class SqliteHistory implements History {
     })();
   }
 
-  readings(deviceId: string, since: number, limit: number): StoredEvent[] {
-    return this.selectReadings.all(deviceId, since, limit).map(toEvent).reverse();
+  readings(deviceId: string, query: ReadingsQuery, limit: number): StoredEvent[] {
+    const { since = 0, from = Number.MIN_SAFE_INTEGER, to = Number.MAX_SAFE_INTEGER } = query;
+    return this.selectReadings.all(deviceId, from, to, since, limit).map(toEvent).reverse();
   }
 }

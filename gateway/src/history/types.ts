@@ -21,6 +21,8 @@ export interface NewEvent {
   receivedAt: number;
   /** Telemetry only: with deviceId, the reading's identity. */
   seq?: number;
+  /** Telemetry only: when the reading was taken, ms (bridge/reading-time.ts); the readings API orders by it. */
+  t?: number;
   data: Record<string, unknown>;
 }
 
@@ -41,6 +43,18 @@ export interface History {
   bounds(): HistoryBounds;
   /** Applies retention by count and age; returns how many events were deleted. */
   prune(now: number): number;
-  /** Latest `limit` telemetry events of a device received at or after `since`, oldest first. */
-  readings(deviceId: string, since: number, limit: number): StoredEvent[];
+  /**
+   * The latest `limit` telemetry events of a device (latest by reading time `t`, then seq) that match
+   * `query`, ordered by `t`, then seq: a reading that arrived late sits at the time it was taken.
+   */
+  readings(deviceId: string, query: ReadingsQuery, limit: number): StoredEvent[];
+}
+
+export interface ReadingsQuery {
+  /** Received at or after this time (ms); default 0. */
+  since?: number;
+  /** Taken at or after this time (ms, reading time `t`); default no bound. */
+  from?: number;
+  /** Taken at or before this time (ms, reading time `t`); default no bound. */
+  to?: number;
 }

@@ -33,14 +33,28 @@ export function devicesRoute(deps: { devices: DeviceRegistry; history: History; 
 
   app.get("/:id/readings", (c) => {
     const since = intParam(c.req.query("since"), 0);
+    const from = intParam(c.req.query("from"), 0);
+    const to = intParam(c.req.query("to"), Number.MAX_SAFE_INTEGER);
     const limit = intParam(c.req.query("limit"), 100);
-    if (since === undefined || since < 0) return jsonError(c, 400, "invalid_query", "since must be a non-negative integer (ms)");
+    for (const [name, v] of [["since", since], ["from", from], ["to", to]] as const) {
+      if (v === undefined || v < 0) return jsonError(c, 400, "invalid_query", `${name} must be a non-negative integer (ms)`);
+    }
     if (limit === undefined || limit < 1 || limit > MAX_LIMIT) {
       return jsonError(c, 400, "invalid_query", `limit must be an integer in 1..${MAX_LIMIT}`);
     }
-    const readings = deps.history.readings(c.req.param("id"), since, limit).map((e) => {
+    const readings = deps.history.readings(c.req.param("id"), { since, from, to }, limit).map((e) => {
       const d = JSON.parse(e.data) as Record<string, unknown>;
-      return { eventId: e.id, seq: d.seq, boot: d.boot, t: d.t, receivedAt: d.receivedAt, readings: d.readings, battery: d.battery };
+      return {
+        eventId: e.id,
+        seq: d.seq,
+        boot: d.boot,
+        t: d.t,
+        age: d.age,
+        timeSource: d.timeSource,
+        receivedAt: d.receivedAt,
+        readings: d.readings,
+        battery: d.battery,
+      };
     });
     return c.json({ readings });
   });

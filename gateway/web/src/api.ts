@@ -42,9 +42,9 @@ export async function getDevices(): Promise<DeviceSummary[]> {
 
 const READINGS_PAGE = 1000;
 
-/** The latest READINGS_PAGE readings received at or after `since` (ms), oldest first. */
-export async function getReadings(deviceId: string, since: number): Promise<Reading[]> {
-  const q = new URLSearchParams({ since: String(since), limit: String(READINGS_PAGE) });
+/** The latest READINGS_PAGE readings taken at or after `from` (ms, reading time `t`), ordered by `t`. */
+export async function getReadings(deviceId: string, from: number): Promise<Reading[]> {
+  const q = new URLSearchParams({ from: String(Math.max(0, Math.floor(from))), limit: String(READINGS_PAGE) });
   const path = `api/devices/${encodeURIComponent(deviceId)}/readings?${q}`;
   return (await request<{ readings: Reading[] }>(path)).readings;
 }

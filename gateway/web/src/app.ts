@@ -80,8 +80,9 @@ export class Dashboard {
   async loadHistory(): Promise<void> {
     const summaries = await getDevices();
     for (const s of summaries) this.mergeSummary(s);
-    const since = Date.now() - this.historyMs;
-    await Promise.all(summaries.map((s) => this.loadReadings(s.deviceId, since)));
+    // The chart's time axis is when readings were taken: ask for those taken in the window.
+    const from = Date.now() - this.historyMs;
+    await Promise.all(summaries.map((s) => this.loadReadings(s.deviceId, from)));
   }
 
   setFilter(f: ViewFilter): void {
@@ -101,10 +102,10 @@ export class Dashboard {
     for (const d of this.devices.values()) d.chart.rebuild();
   }
 
-  private async loadReadings(deviceId: string, since: number): Promise<void> {
+  private async loadReadings(deviceId: string, from: number): Promise<void> {
     const chart = this.device(deviceId).chart;
-    // The gateway answers the latest READINGS_PAGE readings since `since`: the recent end of the chart.
-    for (const r of await getReadings(deviceId, since)) chart.add(r);
+    // The gateway answers the latest READINGS_PAGE readings taken since `from`: the recent end of the chart.
+    for (const r of await getReadings(deviceId, from)) chart.add(r);
   }
 
   private mergeSummary(s: DeviceSummary): void {

@@ -3,8 +3,8 @@ import uPlot from "uplot";
 /** A reading as both the REST history and the `telemetry` event carry it. */
 export interface ChartReading {
   seq: number;
-  t: number | null;
-  receivedAt: number;
+  /** When the reading was taken (the gateway always sets it; docs/protocol.md "Telemetry"): its x. */
+  t: number;
   readings: Record<string, number>;
 }
 
@@ -26,8 +26,12 @@ const cssVar = (name: string) => getComputedStyle(document.documentElement).getP
 /**
  * Temperature and humidity of one device over time. Points are keyed by `seq`, the reading's identity
  * with the device id (docs/protocol.md), so history reloads and stream replays never draw a point twice.
+ * Each point sits at the time its reading was taken (`t`), so a reading that arrives late (it waited in
+ * the device's outbox) is inserted among the earlier points, not appended.
  * For tests and tools the element carries data-points, data-first-seq, data-last-seq and data-seq-gaps
- * (readings missing between the first and the last seq shown).
+ * (readings missing between the first and the last seq shown); data-t-first / data-t-last (ms) and
+ * data-t-first-seq / data-t-last-seq: the earliest and latest point in time; data-drawn-points and
+ * data-x-sorted ("true" when the x data last handed to uPlot was in order).
  */
 export class DeviceChart {
   private readonly bySeq = new Map<number, Point>();
@@ -54,7 +58,7 @@ export class DeviceChart {
     const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : null);
     const p: Point = {
       seq: r.seq,
-      x: (r.t ?? r.receivedAt) / 1000,
+      x: r.t / 1000,
       temperature: num(r.readings.temperature),
       humidity: num(r.readings.humidity),
     };
@@ -108,6 +112,12 @@ export class DeviceChart {
     this.el.dataset.lastSeq = n > 0 ? String(this.maxSeq) : "";
     // Seqs are unique per device and +1 per reading, so the range minus the count is what is missing.
     this.el.dataset.seqGaps = String(n > 0 ? this.maxSeq - this.minSeq + 1 - n : 0);
+    const first = this.sorted[0];
+    const last = this.sorted[n - 1];
+    this.el.dataset.tFirst = first === undefined ? "" : String(Math.round(first.x * 1000));
+    this.el.dataset.tLast = last === undefined ? "" : String(Math.round(last.x * 1000));
+    this.el.dataset.tFirstSeq = first === undefined ? "" : String(first.seq);
+    this.el.dataset.tLastSeq = last === undefined ? "" : String(last.seq);
   }
 
   private scheduleDraw(): void {
@@ -127,7 +137,11 @@ export class DeviceChart {
   }
 
   private draw(): void {
-    if (this.plot !== null) return this.plot.setData(this.data());
+    const data = this.data();
+    const xs = data[0];
+    this.el.dataset.drawnPoints = String(xs.length);
+    this.el.dataset.xSorted = String(xs.every((x, i) => i === 0 || xs[i - 1]! <= x));
+    if (this.plot !== null) return this.plot.setData(data);
     const fg = cssVar("--fg");
     const grid = { stroke: cssVar("--grid"), width: 1 };
     const axis = { stroke: fg, grid, ticks: grid };
@@ -152,7 +166,7 @@ export class DeviceChart {
           { ...axis, scale: "hum", side: 1, label: "%", grid: { show: false } },
         ],
       },
-      this.data(),
+      data,
       this.el,
     );
   }

@@ -1,4 +1,4 @@
-import type { DeviceStatus, DeviceSummary, StatusData, TelemetryData } from "./types.ts";
+import type { DeviceStatus, DeviceSummary, LastReading, StatusData, TelemetryData } from "./types.ts";
 
 /** What the page knows about one device, merged from GET /api/devices and the stream. */
 export interface DeviceState {
@@ -9,7 +9,7 @@ export interface DeviceState {
   statusAt: number;
   lastSeen: number | null;
   battery: number | null;
-  lastReading: { seq: number; t: number | null; receivedAt: number; readings: Record<string, number> } | null;
+  lastReading: LastReading | null;
 }
 
 export function stateFromSummary(s: DeviceSummary): DeviceState {
@@ -39,7 +39,14 @@ export function applyTelemetry(d: DeviceState, t: TelemetryData): void {
     d.statusAt = t.receivedAt;
   }
   if (d.lastReading === null || t.seq > d.lastReading.seq) {
-    d.lastReading = { seq: t.seq, t: t.t, receivedAt: t.receivedAt, readings: t.readings };
+    d.lastReading = {
+      seq: t.seq,
+      t: t.t,
+      age: t.age,
+      timeSource: t.timeSource,
+      receivedAt: t.receivedAt,
+      readings: t.readings,
+    };
     d.battery = t.battery;
   }
 }
@@ -63,6 +70,17 @@ function duration(ms: number): string {
   return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
 }
 
+/** A reading that reached the gateway later than this after it was taken gets a hint on its card. */
+export const LATE_HINT_MS = 60_000;
+
+/** "taken 1 h 2 min before it arrived" when the reading waited (e.g. in the device's outbox), else "". */
+export function lateText(r: { t: number; receivedAt: number }): string {
+  const late = r.receivedAt - r.t;
+  return late > LATE_HINT_MS ? `taken ${duration(late)} before it arrived` : "";
+}
+
+const TIME_SOURCE_TEXT = { device: "device clock", age: "device age", received: "arrival time" } as const;
+
 export function statusText(d: DeviceState, now: number): string {
   if (d.status !== "sleeping" || d.nextWakeAt === null) return d.status;
   const left = d.nextWakeAt - now;
@@ -80,7 +98,10 @@ export class DeviceCard {
   readonly root: HTMLElement;
   readonly chartSlot: HTMLElement;
   readonly commandsSlot: HTMLElement;
-  private readonly fields: Record<"status" | "lastSeen" | "battery" | "temperature" | "humidity" | "seq", HTMLElement>;
+  private readonly fields: Record<
+    "status" | "lastSeen" | "battery" | "temperature" | "humidity" | "seq" | "takenAt" | "late",
+    HTMLElement
+  >;
 
   constructor(readonly deviceId: string) {
     const root = document.createElement("article");
@@ -98,7 +119,9 @@ export class DeviceCard {
         <div><dt>Temperature</dt><dd data-field="temperature"></dd></div>
         <div><dt>Humidity</dt><dd data-field="humidity"></dd></div>
         <div><dt>Reading #</dt><dd data-field="seq"></dd></div>
+        <div><dt>Taken</dt><dd data-field="takenAt"></dd></div>
       </dl>
+      <p class="late-hint" data-field="late" hidden></p>
       <div class="chart" role="img"></div>
       <div class="commands"></div>`;
     root.querySelector("h3")!.textContent = deviceId;
@@ -110,6 +133,8 @@ export class DeviceCard {
       temperature: field("temperature"),
       humidity: field("humidity"),
       seq: field("seq"),
+      takenAt: field("takenAt"),
+      late: field("late"),
     };
     this.chartSlot = root.querySelector<HTMLElement>(".chart")!;
     this.chartSlot.setAttribute("aria-label", `Temperature and humidity of ${deviceId} over time`);
@@ -129,5 +154,14 @@ export class DeviceCard {
     f.humidity.textContent = fmt(d.lastReading?.readings.humidity, "%");
     f.seq.textContent = d.lastReading === null ? "–" : String(d.lastReading.seq);
     this.root.dataset.lastSeq = d.lastReading === null ? "" : String(d.lastReading.seq);
+    // The last reading at its own time, which is not its arrival when it waited in the device's outbox.
+    const r = d.lastReading;
+    f.takenAt.textContent = r === null ? "–" : now >= r.t ? `${duration(now - r.t)} ago` : `${duration(r.t - now)} ahead`;
+    f.takenAt.title = r === null ? "" : `${new Date(r.t).toLocaleString()} (${TIME_SOURCE_TEXT[r.timeSource] ?? r.timeSource})`;
+    const late = r === null ? "" : lateText(r);
+    f.late.textContent = late;
+    f.late.hidden = late === "";
+    this.root.dataset.readingT = r === null ? "" : String(r.t);
+    this.root.dataset.timeSource = r === null ? "" : r.timeSource;
   }
 }

@@ -1,3 +1,4 @@
+import { lateText } from "./devices.ts";
 import type { StreamEvent } from "./types.ts";
 
 const KEEP = 50;
@@ -6,7 +7,8 @@ function describe(ev: StreamEvent): string {
   switch (ev.kind) {
     case "telemetry": {
       const values = Object.entries(ev.data.readings).map(([k, v]) => `${k}=${Number.isInteger(v) ? v : v.toFixed(2)}`);
-      return `${ev.data.deviceId} #${ev.data.seq} ${values.join(" ")}`;
+      const late = lateText(ev.data);
+      return `${ev.data.deviceId} #${ev.data.seq} ${values.join(" ")}${late === "" ? "" : ` (${late})`}`;
     }
     case "status":
       return `${ev.data.deviceId} ${ev.data.state}`;

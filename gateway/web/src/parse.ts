@@ -6,7 +6,8 @@ const isStr = (v: unknown): v is string => typeof v === "string" && v.length > 0
 
 /**
  * Turns one SSE message into a typed event, or null when it lacks what the page indexes by
- * (the caller counts those). Only the keys used as identities are checked: deviceId, seq, commandId.
+ * (the caller counts those). Only the keys used as identities are checked: deviceId, seq, commandId, and a
+ * reading's time `t`, which places it on its chart.
  *
  * @example parseEvent("telemetry", "12", '{"deviceId":"d1","seq":3,...}')
  */
@@ -22,7 +23,10 @@ export function parseEvent(kind: EventKind, lastEventId: string, json: string): 
   if (!isRecord(data)) return null;
   switch (kind) {
     case "telemetry":
-      if (!isStr(data.deviceId) || !isNum(data.seq) || !isRecord(data.readings) || !isNum(data.receivedAt)) return null;
+      // `t` places the reading on its chart's time axis.
+      if (!isStr(data.deviceId) || !isNum(data.seq) || !isRecord(data.readings) || !isNum(data.receivedAt) || !isNum(data.t)) {
+        return null;
+      }
       break;
     case "status":
       if (!isStr(data.deviceId) || !isStr(data.state)) return null;

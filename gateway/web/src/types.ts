@@ -4,13 +4,23 @@
 export type DeviceStatus = "online" | "sleeping" | "offline" | "unknown";
 export type CommandState = "queued" | "delivered" | "acked" | "failed";
 export type CommandOp = "set-interval" | "stay-awake" | "ping" | "reboot";
+/** How the gateway obtained a reading's `t`: sent by the device, `receivedAt - age`, or `receivedAt`. */
+export type TimeSource = "device" | "age" | "received";
 
-export interface TelemetryData {
+/** When a reading was taken (docs/protocol.md "Telemetry"): every report of a reading carries these. */
+export interface ReadingTime {
+  /** ms since epoch when the reading was taken: where charts and cards place it. */
+  t: number;
+  /** ms between taking the reading and publishing it, as the device sent it; null when it sent none. */
+  age: number | null;
+  timeSource: TimeSource;
+}
+
+export interface TelemetryData extends ReadingTime {
   deviceId: string;
   topic: string;
   seq: number;
   boot: number;
-  t: number | null;
   receivedAt: number;
   readings: Record<string, number>;
   battery: number | null;
@@ -69,15 +79,21 @@ export interface DeviceSummary {
   nextWakeAt: number | null;
   lastSeen: number | null;
   battery: number | null;
-  lastReading: { seq: number; t: number | null; receivedAt: number; readings: Record<string, number> } | null;
+  lastReading: LastReading | null;
+}
+
+/** The reading with the highest seq of a device (GET /api/devices `lastReading`). */
+export interface LastReading extends ReadingTime {
+  seq: number;
+  receivedAt: number;
+  readings: Record<string, number>;
 }
 
 /** GET /api/devices/:id/readings item. */
-export interface Reading {
+export interface Reading extends ReadingTime {
   eventId: number;
   seq: number;
   boot: number;
-  t: number | null;
   receivedAt: number;
   readings: Record<string, number>;
   battery: number | null;
