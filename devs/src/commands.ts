@@ -1,22 +1,58 @@
 import * as ds from "@devicescript/core"
 import { Command, commandAckPayload, parseCommand } from "./protocol/messages"
-import { readRecord, writeRecord, ErrCorrupt } from "./flash"
+import { checksum, readRecord, writeRecord, ErrCorrupt } from "./flash"
 
-// Commands from `sensors/{id}/cmd` (docs/protocol.md). State in flash (key "cmd"): the last
-// command ids (each id is processed at most once), the interval set by `set-interval`, and the
-// inbound QoS 2 packet ids between PUBREC and PUBREL. Written only when a command arrives, i.e.
-// never on the normal path.
+// Commands from `sensors/{id}/cmd` (docs/protocol.md). State in flash (key "cmd"): hashes of the last
+// command ids (each id is processed at most once), the interval set by `set-interval`, and the inbound
+// QoS 2 packet ids between PUBREC and PUBREL. Written only when a command arrives, i.e. never on the
+// normal path.
+//
+// The record is bounded by construction: the ESP32 runtime panics reading a setting whose key + NUL +
+// value exceeds 232 bytes (../shared/DESIGN.md), and a record that grows past it boot-loops the device
+// forever. Ids are remembered as 32-bit FNV-1a hashes (≤ 10 digits, whatever the id's length), at most
+// REMEMBERED_IDS of them, and at most MAX_INBOUND_QOS2 QoS 2 ids:
+//   [86400,[65535,65535,65535,65535],[4294967295 × 14]] = 189 bytes, + envelope [v,4294967295] = 201,
+//   + "cmd" + NUL = 205 ≤ 232 (devs/README.md, "Flash records and their bounds").
 
 const CMD_KEY = "cmd"
 /** how many command ids are remembered against redelivery */
-const REMEMBERED_IDS = 16
+export const REMEMBERED_IDS = 14
+/** inbound QoS 2 flows kept open at once (we subscribe QoS 1: brokers never send QoS 2 to us) */
+export const MAX_INBOUND_QOS2 = 4
+/** payloads larger than this are not parsed (the contract caps payloads at 1 KB) */
+export const MAX_COMMAND_BYTES = 1024
 
+/** [interval override or null, inbound QoS 2 ids, id hashes oldest first] */
 interface CommandState {
-    ids: string[]
-    /** interval set by set-interval, or null: INTERVAL_S from settings applies */
     iv: number | null
-    /** inbound QoS 2 ids awaiting PUBREL */
     q2: number[]
+    ids: number[]
+}
+
+function isU16(v: any) {
+    return typeof v === "number" && Math.round(v) === v && v >= 1 && v <= 65535
+}
+
+function isU32(v: any) {
+    return typeof v === "number" && Math.round(v) === v && v >= 0 && v <= 0xffffffff
+}
+
+/** Reads the record; the object form of earlier firmware ({ids: string[], iv, q2}) is converted. */
+function decodeState(s: any): CommandState {
+    if (Array.isArray(s)) {
+        if (s.length !== 3 || !Array.isArray(s[1]) || !Array.isArray(s[2])) throw new ErrCorrupt(CMD_KEY, "bad fields")
+        return {
+            iv: typeof s[0] === "number" ? s[0] : null,
+            q2: s[1].filter((v: any) => isU16(v)).slice(-MAX_INBOUND_QOS2),
+            ids: s[2].filter((v: any) => isU32(v)).slice(-REMEMBERED_IDS),
+        }
+    }
+    if (!s || !Array.isArray(s.ids) || !Array.isArray(s.q2)) throw new ErrCorrupt(CMD_KEY, "bad fields")
+    return {
+        iv: typeof s.iv === "number" ? s.iv : null,
+        q2: s.q2.filter((v: any) => isU16(v)).slice(-MAX_INBOUND_QOS2),
+        ids: s.ids.map((id: any) => checksum("" + id)).slice(-REMEMBERED_IDS),
+    }
 }
 
 /** What the wake cycle must do after the commands of this wake. */
@@ -27,19 +63,25 @@ export interface CommandEffects {
 }
 
 export class Commands {
-    private state: CommandState = { ids: [], iv: null, q2: [] }
+    private state: CommandState = { iv: null, q2: [], ids: [] }
     readonly effects: CommandEffects = { stayAwakeUntil: 0, reboot: false }
-    /** commands that could not even be acknowledged (no valid id): counted, logged */
+    /** commands that could not even be acknowledged (no valid id, oversized): counted, logged */
     rejected = 0
+    /** commands left unacknowledged for the next wake because the budget was spent */
+    deferred = 0
+    /** commands handled (executed, repeated or refused with an ack) this wake */
+    handled = 0
+    /** commands admitted to the connection's inbox, not yet handled */
+    private queued = 0
 
-    static async load(): Promise<Commands> {
-        const c = new Commands()
+    /** @param budget commands this wake may handle (CMD_BUDGET; 0 at low battery: no flash writes) */
+    constructor(private budget: number) {}
+
+    static async load(budget: number): Promise<Commands> {
+        const c = new Commands(budget)
         try {
             const s = await readRecord(CMD_KEY)
-            if (s) {
-                if (!Array.isArray(s.ids) || !Array.isArray(s.q2)) throw new ErrCorrupt(CMD_KEY, "bad fields")
-                c.state = { ids: s.ids, iv: typeof s.iv === "number" ? s.iv : null, q2: s.q2 }
-            }
+            if (s) c.state = decodeState(s)
         } catch (e) {
             console.error(`commands: ${(e as Error).message}; starting with no command history`)
         }
@@ -61,7 +103,40 @@ export class Commands {
      * acknowledge the MQTT message: a power cut before that means a redelivery, which the id list
      * turns into a repeated ack without a second execution.
      */
+    /** True once this wake handled (or queued) as many commands as its budget allows. */
+    budgetSpent(): boolean {
+        return this.handled + this.queued >= this.budget
+    }
+
+    /** One more inbound message may wait for handle(); false (counted as deferred) once the budget is spent. */
+    admit(): boolean {
+        if (this.budgetSpent()) {
+            this.deferred++
+            return false
+        }
+        this.queued++
+        return true
+    }
+
+    /** An admitted message is now handled. */
+    private take() {
+        if (this.queued > 0) this.queued--
+        this.handled++
+    }
+
+    /**
+     * Handles one admitted command payload; returns the ack payload to publish (null when the command
+     * carries no usable id). State changes are in flash before this returns, so the caller may then
+     * acknowledge: a power cut before that means a redelivery, which the id list turns into a repeated
+     * ack without a second execution.
+     */
     async handle(payload: Buffer, qos2PacketId: number): Promise<string | null> {
+        this.take()
+        if (payload.length > MAX_COMMAND_BYTES) {
+            console.warn(`command rejected: ${payload.length} bytes > ${MAX_COMMAND_BYTES}`)
+            this.rejected++
+            return null
+        }
         let obj: any
         try {
             obj = JSON.parse(payload.toString())
@@ -79,17 +154,38 @@ export class Commands {
             return commandAckPayload(parsed.id, parsed.op || "", parsed.error)
         }
         const cmd = parsed.command
-        if (this.state.ids.indexOf(cmd.id) >= 0) {
+        const hash = checksum(cmd.id)
+        if (this.state.ids.indexOf(hash) >= 0) {
             console.log(`command ${cmd.id} already processed: ack again`)
             if (qos2PacketId) await this.rememberQos2(qos2PacketId)
             return commandAckPayload(cmd.id, cmd.op)
         }
         this.apply(cmd)
-        this.state.ids.push(cmd.id)
+        this.state.ids.push(hash)
         while (this.state.ids.length > REMEMBERED_IDS) this.state.ids.shift()
-        if (qos2PacketId && this.state.q2.indexOf(qos2PacketId) < 0) this.state.q2.push(qos2PacketId)
-        await writeRecord(CMD_KEY, this.state)
+        if (qos2PacketId) this.addQos2(qos2PacketId)
+        await this.save()
         return commandAckPayload(cmd.id, cmd.op)
+    }
+
+    /** A message too long to read (mqtt/reader.ts skipped it): counted, acknowledged unread. */
+    rejectOversized(bytes: number) {
+        this.take()
+        this.rejected++
+        console.warn(`command rejected: ${bytes}+ bytes, too long to read`)
+    }
+
+    private async save() {
+        await writeRecord(CMD_KEY, [this.state.iv, this.state.q2, this.state.ids])
+    }
+
+    private addQos2(packetId: number) {
+        if (this.state.q2.indexOf(packetId) >= 0) return
+        this.state.q2.push(packetId)
+        while (this.state.q2.length > MAX_INBOUND_QOS2) {
+            console.warn(`commands: more than ${MAX_INBOUND_QOS2} inbound QoS 2 flows open; forgetting the oldest`)
+            this.state.q2.shift()
+        }
     }
 
     private apply(cmd: Command) {
@@ -102,8 +198,8 @@ export class Commands {
 
     private async rememberQos2(packetId: number) {
         if (this.state.q2.indexOf(packetId) >= 0) return
-        this.state.q2.push(packetId)
-        await writeRecord(CMD_KEY, this.state)
+        this.addQos2(packetId)
+        await this.save()
     }
 
     /** PUBREL for an inbound QoS 2 id: forget it (persisted, or a reused id would be ignored). */
@@ -111,6 +207,6 @@ export class Commands {
         const i = this.state.q2.indexOf(packetId)
         if (i < 0) return
         this.state.q2.insert(i, -1)
-        await writeRecord(CMD_KEY, this.state)
+        await this.save()
     }
 }

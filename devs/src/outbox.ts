@@ -36,6 +36,16 @@ interface AckRecord {
     hi: number
     /** boot number of the wake that wrote this record */
     b: number
+    /** device-clock time of the next boot that wake planned (clock.ts); absent in old records */
+    nb?: number
+}
+
+/** Where this wake's device clock comes from: the newest plan in flash. */
+export interface ClockPlan {
+    /** boot number of the wake that made the plan (0: none) */
+    boot: number
+    /** its planned next boot on the device clock, as a function of the period in force */
+    next: (periodMs: number) => number
 }
 
 function isNat(v: any) {
@@ -48,15 +58,33 @@ function isNat(v: any) {
  */
 export const READING_KEYS = ["temperature", "humidity"]
 
-/** [seq, boot, t, battery, dropped, corrupt, ...values in READING_KEYS order (null = absent)] */
-function toRecord(r: Reading): any[] {
-    const rec: any[] = [r.seq, r.boot, r.t, r.battery, r.dropped, r.corrupt]
+/** A reading's clock fields: its wake's boot time, ms since that boot, and the wake's planned periods. */
+export interface ReadingClock {
+    bootAt: number
+    takenMs: number
+    /** the wake planned its next boot at bootAt + periods × period (clock.ts), unless "ak" says otherwise */
+    periods: number
+}
+
+/**
+ * [seq, boot, clock, battery, dropped, corrupt, ...values in READING_KEYS order (null = absent)];
+ * clock = [bootAt, takenMs, periods] or null (records from before the device clock).
+ */
+function toRecord(r: Reading, c: ReadingClock): any[] {
+    const rec: any[] = [r.seq, r.boot, [c.bootAt, c.takenMs, c.periods], r.battery, r.dropped, r.corrupt]
     for (const k of READING_KEYS) rec.push(typeof r.readings[k] === "number" ? r.readings[k] : null)
     return rec
 }
 
+function clockOf(o: any): ReadingClock | null {
+    const c = o[2]
+    if (!Array.isArray(c) || c.length !== 3 || !isNat(c[0]) || !isNat(c[1]) || !isNat(c[2]) || c[2] < 1) return null
+    return { bootAt: c[0], takenMs: c[1], periods: c[2] }
+}
+
 function fromRecord(o: any, key: string): Reading {
     if (!Array.isArray(o) || o.length < 6 || !isNat(o[0]) || !isNat(o[1])) throw new ErrCorrupt(key, "bad reading")
+    const clock = clockOf(o)
     const readings: Record<string, number> = {}
     for (let i = 0; i < READING_KEYS.length; i++) {
         const v = o[6 + i]
@@ -65,7 +93,7 @@ function fromRecord(o: any, key: string): Reading {
     return {
         seq: o[0],
         boot: o[1],
-        t: typeof o[2] === "number" ? o[2] : null,
+        takenAt: clock ? clock.bootAt + clock.takenMs : null,
         readings: readings,
         battery: typeof o[3] === "number" ? o[3] : null,
         dropped: isNat(o[4]) ? o[4] : 0,
@@ -84,6 +112,9 @@ export class Outbox {
     private delivered: number[] = []
     private corruptKeys: string[] = []
     private maxBoot = 0
+    /** the newest reading's clock fields (by boot), whether delivered or not */
+    private newestClock: ReadingClock | null = null
+    private newestClockBoot = 0
 
     /**
      * Reads the delivery record and only the slots that can matter: undelivered seqs (w, hi] and
@@ -99,6 +130,7 @@ export class Outbox {
                 if (!isNat(a.w) || !isNat(a.hi) || !isNat(a.b) || !Array.isArray(a.rel))
                     throw new ErrCorrupt(ACK_KEY, "bad fields")
                 box.ack = { w: a.w, rel: a.rel.filter((s: any) => isNat(s)), hi: a.hi, b: a.b }
+                if (isNat(a.nb)) box.ack.nb = a.nb
                 box.maxBoot = a.b
             }
         } catch (e) {
@@ -148,6 +180,11 @@ export class Outbox {
             if (expect >= 0 && r.seq > expect) return NEWER
             if (expect >= 0 && r.seq < expect) return ABSENT
             if (r.boot > this.maxBoot) this.maxBoot = r.boot
+            const clock = clockOf(o)
+            if (clock && r.boot >= this.newestClockBoot) {
+                this.newestClock = clock
+                this.newestClockBoot = r.boot
+            }
             if (r.seq > this.ack.hi) this.ack.hi = r.seq // floor for the next seq, also if delivered
             if (r.seq <= this.ack.w && this.ack.rel.indexOf(r.seq) < 0) return LOADED // delivered
             if (!this.entries.some(e => e.seq === r.seq)) this.entries.push(r)
@@ -170,6 +207,21 @@ export class Outbox {
         return this.maxBoot
     }
 
+    /**
+     * The plan this wake's clock continues (clock.ts): the delivery record's explicit next boot when it is
+     * at least as new as the newest reading, else that reading's wake boot + its planned periods.
+     */
+    clockPlan(): ClockPlan {
+        const ack = this.ack
+        const c = this.newestClock
+        if (isNat(ack.nb) && (!c || ack.b >= this.newestClockBoot)) {
+            const nb: number = ack.nb
+            return { boot: ack.b, next: () => nb }
+        }
+        if (c) return { boot: this.newestClockBoot, next: (periodMs: number) => c.bootAt + c.periods * periodMs }
+        return { boot: 0, next: () => 0 }
+    }
+
     private isDone(seq: number) {
         return seq <= this.ack.w || this.delivered.indexOf(seq) >= 0 || this.ack.rel.indexOf(seq) >= 0
     }
@@ -179,7 +231,7 @@ export class Outbox {
      * (the undelivered reading it overwrites) and corrupt (unreadable entries found at load).
      * null when the store did not keep it (full): the reading is then not published.
      */
-    async append(values: Record<string, number>, battery: number | null, t: number | null): Promise<Reading | null> {
+    async append(values: Record<string, number>, battery: number | null, clock: ReadingClock): Promise<Reading | null> {
         const seq = this.lastSeq() + 1
         const slot = seq % OUTBOX_SLOTS
         let dropped = 0
@@ -194,19 +246,21 @@ export class Outbox {
         const r: Reading = {
             seq: seq,
             boot: this.maxBoot + 1,
-            t: t,
+            takenAt: clock.bootAt + clock.takenMs,
             readings: values,
             battery: battery,
             dropped: dropped,
             corrupt: this.corruptKeys.length,
         }
         this.maxBoot = r.boot
-        if (!(await writeRecord(slotKey(slot), toRecord(r), true))) {
+        if (!(await writeRecord(slotKey(slot), toRecord(r, clock), true))) {
             // not durable: publishing it could let its seq be handed out again after a power cut
             this.corruptKeys = []
             return null
         }
         this.entries.push(r)
+        this.newestClock = clock
+        this.newestClockBoot = r.boot
         // unreadable slots would be counted again on every wake: remove them (rare path)
         for (const key of this.corruptKeys)
             if (key !== slotKey(slot) && key !== ACK_KEY) await deleteRecord(key)
@@ -241,8 +295,11 @@ export class Outbox {
         if (i >= 0) this.ack.rel.insert(i, -1)
     }
 
-    /** Persists delivery progress (the second flash write), only when something changed. */
-    async commit(): Promise<boolean> {
+    /**
+     * Persists delivery progress (the second flash write) with the planned next boot (clock.ts), only
+     * when something changed, or when `force`: the next wake could not derive its clock without it.
+     */
+    async commit(nextBoot: number, force: boolean): Promise<boolean> {
         let w = this.ack.w
         for (const e of this.entries) {
             if (e.seq <= w) continue
@@ -253,10 +310,15 @@ export class Outbox {
         this.delivered = this.delivered.filter(s => s > w)
         // hi and b alone are no reason to write: load() finds newer slots by scanning forward from hi
         const unrecorded = this.lastSeq() - this.savedHi
-        if (JSON.stringify({ w: w, rel: this.ack.rel }) === this.savedProgress && unrecorded < MAX_UNRECORDED)
+        if (
+            JSON.stringify({ w: w, rel: this.ack.rel }) === this.savedProgress &&
+            unrecorded < MAX_UNRECORDED &&
+            !force
+        )
             return false
         this.ack.hi = this.lastSeq()
         this.ack.b = this.maxBoot
+        this.ack.nb = nextBoot
         await writeRecord(ACK_KEY, this.ack)
         this.savedProgress = JSON.stringify({ w: w, rel: this.ack.rel })
         this.savedHi = this.ack.hi

@@ -16,6 +16,10 @@ export const DEFAULTS = {
     AWAKE_MAX_S: 20,
     KEEPALIVE_S: 30,
     SENSOR: "sht30",
+    LOW_BATT_V: 3.3,
+    LOW_BATT_X: 4,
+    BOOT_MS: 300,
+    CMD_BUDGET: 10,
 }
 
 export const SENSORS = ["sht30", "shtc3", "aht20"]
@@ -36,6 +40,14 @@ export interface Config {
     batteryPin: string | null
     /** battery volts = pin volts × this ratio (the divider) */
     batteryDivider: number
+    /** below this battery voltage: no flash writes, no new reading, longer sleep (0: off) */
+    lowBatteryV: number
+    /** the sleep period is this many times longer while the battery is low */
+    lowBatterySleepFactor: number
+    /** deep-sleep exit until the runtime's clock starts (ROM boot, bootloader): the device clock adds it */
+    wakeOverheadMs: number
+    /** commands handled per wake; the rest wait in the broker for the next wake */
+    commandBudget: number
 }
 
 function isInt(v: any, min: number, max: number) {
@@ -69,7 +81,8 @@ export async function loadConfig(): Promise<Config> {
         sensor = DEFAULTS.SENSOR
     }
     const batteryPin = await stringSetting("BATTERY_PIN", "")
-    const divider = await readSetting<any>("BATTERY_DIV", 2)
+    const divider = batteryPin ? await readSetting<any>("BATTERY_DIV", 2) : 2
+    const lowV = batteryPin ? await readSetting<any>("LOW_BATT_V", DEFAULTS.LOW_BATT_V) : 0
     return {
         host: await stringSetting("MQTT_HOST", DEFAULTS.MQTT_HOST),
         port: await intSetting("MQTT_PORT", DEFAULTS.MQTT_PORT, 1, 65535),
@@ -84,5 +97,11 @@ export async function loadConfig(): Promise<Config> {
         sensor: sensor,
         batteryPin: batteryPin ? batteryPin : null,
         batteryDivider: typeof divider === "number" && divider > 0 ? divider : 2,
+        lowBatteryV: typeof lowV === "number" && lowV >= 0 && lowV <= 5 ? lowV : DEFAULTS.LOW_BATT_V,
+        lowBatterySleepFactor: batteryPin
+            ? await intSetting("LOW_BATT_X", DEFAULTS.LOW_BATT_X, 1, 100)
+            : DEFAULTS.LOW_BATT_X,
+        wakeOverheadMs: await intSetting("BOOT_MS", DEFAULTS.BOOT_MS, 0, 5000),
+        commandBudget: await intSetting("CMD_BUDGET", DEFAULTS.CMD_BUDGET, 0, 100),
     }
 }

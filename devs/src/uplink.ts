@@ -7,22 +7,44 @@ import { offlinePayload, onlinePayload, Reading, sleepingPayload, telemetryPaylo
 import { Config } from "./settings"
 import { Outbox } from "./outbox"
 import { Commands } from "./commands"
+import { WakeReport } from "./protocol/messages"
 
-// Everything this wake does with the broker: connect (again after drops, with bounded backoff),
-// restore the subscription, flush the outbox through an in-flight window, take queued commands,
-// stay awake on request, say goodbye. Reading and flash writes belong to the caller.
+// Everything this wake does with the broker: wait for Wi-Fi, connect (again after drops, with bounded
+// backoff), restore the subscription, flush the outbox through an in-flight window, take queued
+// commands, stay awake on request, say goodbye. Reading and flash writes belong to the caller.
 
 /** PUBLISHes in flight at once (in-flight window). */
 const WINDOW = 8
-/** After the subscription is in place, wait at least this long for commands the broker queued... */
-const COMMAND_WAIT_MS = 400
-/** ...and until no message arrived for this long (bounded by the awake budget). */
-const COMMAND_QUIET_MS = 200
 const CONNECT_TIMEOUT_MS = 5000
 const BACKOFF_FIRST_MS = 250
 const BACKOFF_MAX_MS = 4000
+/**
+ * Until Wi-Fi has an address, connect() throws "network not available" at once (runtime
+ * impl_socket.c); the ESP32 runtime scans from ~2 s after boot and does DHCP on every wake. Poll.
+ */
+const WIFI_POLL_MS = 100
 /** How long to wait for PUBCOMPs; an open QoS 2 flow is safely finished on the next wake. */
-const PUBCOMP_WAIT_MS = 1500
+export const PUBCOMP_WAIT_MS = 1500
+/** How long the broker may take to close the connection after our DISCONNECT (see Connection.disconnect). */
+export const DISCONNECT_WAIT_MS = 1000
+
+/** The error the runtime throws from connect() while the network is not up. */
+function isNetworkDown(e: any) {
+    const m = e && e.message ? "" + e.message : ""
+    return m.indexOf("network not available") >= 0
+}
+
+/** Milliseconds of this wake by phase (reported in the `sleeping` status and the wake log line). */
+export interface WakeTimes {
+    /** waiting for Wi-Fi (connect() said "network not available") */
+    wifi: number
+    /** connecting and flushing the outbox, Wi-Fi excluded */
+    mqtt: number
+    /** after the flush, until the commands the broker queued were taken */
+    commands: number
+    /** stay-awake on command */
+    stay: number
+}
 
 /** Ties a telemetry PUBLISH's acks to its outbox entry (PUBACK, or PUBREC then PUBCOMP). */
 function trackDelivery(o: Outgoing, outbox: Outbox, seq: number) {
@@ -37,16 +59,23 @@ export class Uplink {
     readonly session = new Session()
     private conn: Connection | null = null
     private queue: Reading[] = []
-    private lastInboundAt = 0
-    private subscribedAt = 0
-    /** connection attempts that failed this wake */
+    /** the PINGRESP count that ends the current command-drain round (0: no round running) */
+    private markerAt = 0
+    /** application messages seen on the connection when that round started */
+    private markerMessages = 0
+    /** the commands queued for this session were all taken (or the budget is spent) */
+    private drained = false
+    /** connection attempts that failed this wake (Wi-Fi not up yet does not count) */
     failures = 0
+    readonly times: WakeTimes = { wifi: 0, mqtt: 0, commands: 0, stay: 0 }
 
     constructor(
         private cfg: Config,
         private outbox: Outbox,
         private commands: Commands,
-        private boot: number
+        private boot: number,
+        /** device clock now (clock.ts): readings are published with their age */
+        private clockNow: () => number
     ) {
         this.session.inboundQos2 = commands.inboundQos2()
         this.queue = outbox.pending()
@@ -66,6 +95,12 @@ export class Uplink {
             try {
                 return await this.connect(Math.min(CONNECT_TIMEOUT_MS, left))
             } catch (e) {
+                if (isNetworkDown(e)) {
+                    const t0 = ds.millis()
+                    await ds.sleep(Math.min(WIFI_POLL_MS, Math.max(1, deadline - t0)))
+                    this.times.wifi += ds.millis() - t0
+                    continue
+                }
                 this.failures++
                 console.warn(`mqtt: ${(e as Error).message}; retry in ${backoff} ms`)
                 await ds.sleep(Math.min(backoff, Math.max(0, deadline - ds.millis())))
@@ -81,11 +116,12 @@ export class Uplink {
             this.session,
             {
                 onMessage: async msg => await self.onMessage(msg),
+                onOversized: msg => self.onOversized(msg),
+                admit: () => self.commands.admit(),
                 onInboundReleased: async id => await self.onInboundReleased(id),
             },
             cfg.keepaliveS
         )
-        this.conn = conn
         // what was in flight on the previous connection; messages published once this one is up
         // (e.g. acks of commands that arrive right after CONNACK) go out by themselves
         const resend = this.session.resendList()
@@ -101,6 +137,7 @@ export class Uplink {
             },
             timeoutMs
         )
+        this.conn = conn // only now: a failed open leaves no half-made connection for goodbye() to use
         console.log(`mqtt: connected at ${ds.millis()} ms, sessionPresent=${sessionPresent ? 1 : 0}`)
         // spec 4.4: unacknowledged PUBLISH (DUP, same id) and PUBREL go out again first, in order
         for (const o of resend) {
@@ -112,7 +149,8 @@ export class Uplink {
             const granted = await conn.subscribe(commandTopic(cfg.deviceId), 1, timeoutMs)
             if (granted === 0x80) console.error("mqtt: subscription to cmd refused")
         }
-        this.subscribedAt = ds.millis()
+        // what the broker queued for this session follows CONNACK (and SUBACK); a marker tells its end
+        await this.startDrainRound(conn)
         await this.publish(statusTopic(cfg.deviceId), onlinePayload(this.boot), 1, true)
         return conn
     }
@@ -123,8 +161,28 @@ export class Uplink {
         if (this.conn && !this.conn.closed) await this.conn.send(this.session.wireBytes(o))
     }
 
+    private async startDrainRound(conn: Connection) {
+        this.markerMessages = conn.messages
+        this.markerAt = await conn.sendMarker()
+    }
+
+    /**
+     * True once the commands the broker queued were all taken: a marker round ended with no message
+     * inside it (a round with messages is followed by another: brokers with an in-flight window, e.g.
+     * Mosquitto's 20, release more as our PUBACKs go out), or the wake's command budget is spent.
+     */
+    private async commandsDrained(conn: Connection): Promise<boolean> {
+        if (this.drained) return true
+        if (conn.inboundPending() > 0) return false
+        if (this.commands.budgetSpent()) this.drained = true
+        else if (this.markerAt > 0 && conn.pingresps >= this.markerAt) {
+            if (conn.messages === this.markerMessages) this.drained = true
+            else await this.startDrainRound(conn)
+        }
+        return this.drained
+    }
+
     private async onMessage(msg: InboundPublish) {
-        this.lastInboundAt = ds.millis()
         if (msg.topic !== commandTopic(this.cfg.deviceId)) {
             console.warn(`mqtt: ignoring message on ${msg.topic}`)
             return
@@ -133,6 +191,10 @@ export class Uplink {
         if (msg.qos === 2 && this.session.inboundQos2.indexOf(msg.packetId) < 0)
             this.session.inboundQos2.push(msg.packetId)
         if (ack) await this.publish(commandAckTopic(this.cfg.deviceId), ack, 1, false)
+    }
+
+    private onOversized(msg: InboundPublish) {
+        this.commands.rejectOversized(msg.payload.length)
     }
 
     private async onInboundReleased(packetId: number) {
@@ -149,7 +211,7 @@ export class Uplink {
             const resumed = r.boot < this.boot // may have been sent in an earlier wake
             const o = this.session.add(
                 telemetryTopic(this.cfg.deviceId),
-                telemetryPayload(r),
+                telemetryPayload(r, this.clockNow()),
                 qos,
                 false,
                 telemetryPacketId(r.seq),
@@ -184,20 +246,35 @@ export class Uplink {
      * out first. Connection drops are retried within the budget.
      */
     async deliver(deadline: number): Promise<boolean> {
+        const started = ds.millis()
+        let flushedAt = 0
+        const self = this
+        const account = () => {
+            const end = ds.millis()
+            const f = flushedAt || end
+            self.times.mqtt = Math.max(0, f - started - self.times.wifi)
+            self.times.commands = end - f
+        }
         for (;;) {
-            if (ds.millis() >= deadline) return false
+            if (ds.millis() >= deadline) {
+                account()
+                return false
+            }
             let conn: Connection
             try {
                 conn = await this.ensureConnected(deadline)
             } catch (e) {
                 console.warn(`mqtt: ${(e as Error).message}`)
+                account()
                 return false
             }
             await this.fillWindow(conn)
-            const now = ds.millis()
-            const commandsSettled =
-                now - this.subscribedAt >= COMMAND_WAIT_MS && now - this.lastInboundAt >= COMMAND_QUIET_MS
-            if (this.flushed() && commandsSettled && !conn.closed) return true
+            const flushed = this.flushed() && !conn.closed
+            if (flushed && !flushedAt) flushedAt = ds.millis()
+            if (flushed && (await this.commandsDrained(conn)) && !conn.closed) {
+                account()
+                return true
+            }
             await this.tick(conn, deadline)
         }
     }
@@ -222,6 +299,7 @@ export class Uplink {
 
     /** Stays connected (reconnecting if needed) until `until`, handling commands as they come. */
     async stayAwake(until: () => number) {
+        const started = ds.millis()
         while (ds.millis() < until()) {
             let conn: Connection
             try {
@@ -232,19 +310,25 @@ export class Uplink {
             await this.fillWindow(conn)
             await this.tick(conn, until())
         }
+        this.times.stay = ds.millis() - started
     }
 
-    /** Retained `sleeping` status (waits for its PUBACK, bounded), DISCONNECT, socket closed. */
-    async goodbye(sleepMs: number, deadline: number) {
+    /**
+     * Retained `sleeping` status (waits for its PUBACK, bounded), DISCONNECT and the broker's close
+     * (bounded), socket closed. False when the broker may not have seen the DISCONNECT.
+     */
+    async goodbye(sleepMs: number, deadline: number, report: WakeReport): Promise<boolean> {
         const conn = this.conn
-        if (!conn || conn.closed) return
+        if (!conn || conn.closed) return false
         try {
-            await this.publish(statusTopic(this.cfg.deviceId), sleepingPayload(this.boot, sleepMs), 1, true)
+            await this.publish(statusTopic(this.cfg.deviceId), sleepingPayload(this.boot, sleepMs, report), 1, true)
             while (this.session.resendList().filter(o => !o.releasing).length && !conn.closed && ds.millis() < deadline)
                 await this.tick(conn, deadline)
         } catch (e) {
             console.warn(`mqtt: goodbye: ${(e as Error).message}`)
         }
-        await conn.disconnect()
+        const confirmed = await conn.disconnect(Math.max(1, Math.min(DISCONNECT_WAIT_MS, deadline - ds.millis())))
+        if (!confirmed) console.warn("mqtt: the broker did not close the connection after DISCONNECT; it may publish the Last Will")
+        return confirmed
     }
 }

@@ -31,18 +31,19 @@ describe("firmware protocol module", () => {
       telemetryPayload({
         seq: 42,
         boot: 7,
-        t: null,
+        takenAt: 1_000,
         readings: { temperature: 21.4, humidity: 40.2 },
         battery: null,
         dropped: 0,
         corrupt: 0,
-      }),
+      }, 3_601_000),
     );
     expect(t).toEqual({
       v: 1,
       seq: 42,
       boot: 7,
       t: null,
+      age: 3_600_000,
       readings: { temperature: 21.4, humidity: 40.2 },
       battery: null,
       dropped: 0,

@@ -1,10 +1,11 @@
 import * as ds from "@devicescript/core"
 import { connect, Socket } from "@devicescript/net"
 import { ConnectOptions, encodeConnect, encodeDisconnect, encodePingreq, encodeSubscribe } from "./packets"
-import { InboundPublish, PacketReader } from "./reader"
+import { InboundPublish, Packet, PacketReader } from "./reader"
 import { Session } from "./session"
 import { connackCodeName, ErrConnectionRefused } from "./errors"
 import { dispatch } from "./handlers/index"
+import { PUBLISH } from "./packets"
 
 export interface BrokerAddress {
     host: string
@@ -15,6 +16,13 @@ export interface BrokerAddress {
 export interface ConnectionHooks {
     /** an inbound application message; resolve only once its effects are durable (it is acked after) */
     onMessage(msg: InboundPublish): Promise<void>
+    /** a message longer than the reader keeps (skipped unread, acknowledged) */
+    onOversized(msg: InboundPublish): void
+    /**
+     * May one more inbound message be queued for onMessage? false: it is dropped unread and not
+     * acknowledged, so the broker delivers it again on a later connection (the per-wake budget).
+     */
+    admit(): boolean
     /** an inbound QoS 2 id got its PUBREL */
     onInboundReleased(packetId: number): Promise<void>
 }
@@ -32,6 +40,15 @@ export class Connection {
     private subacks: number[] = []
     private lastPingSent = 0
     private lastPingresp = 0
+    /** PINGRESPs received on this connection (markers and keepalive alike) */
+    pingresps = 0
+    /** PINGREQs sent on this connection */
+    pingreqs = 0
+    /** application messages received on this connection */
+    messages = 0
+    /** inbound PUBLISHes waiting for the application, oldest first (bounded by hooks.admit) */
+    private inbox: Packet[] = []
+    private handling = false
     closed = false
     closeReason = ""
 
@@ -65,7 +82,13 @@ export class Connection {
         return this.sessionPresentFlag
     }
 
-    /** A fiber of its own that owns the socket's read side until the connection ends. */
+    /**
+     * A fiber of its own that owns the socket's read side until the connection ends. It only parses:
+     * the runtime hands over received data as fast as the broker sends it and keeps what the program has
+     * not read in the 64 KB heap, so a reader that waited for flash writes while a broker pushed a
+     * queue of commands ran the device out of memory (DEVS_PANIC_OOM, found by the command-flood test).
+     * Inbound PUBLISHes go to a bounded inbox that a second fiber works off.
+     */
     private startReading() {
         const self = this
         setTimeout(async () => {
@@ -80,12 +103,37 @@ export class Connection {
                     for (;;) {
                         const p = self.reader.next()
                         if (!p) break
-                        await dispatch(self, p)
+                        if (p.type === PUBLISH) self.enqueue(p)
+                        else await dispatch(self, p)
                     }
                 }
             } catch (e) {
                 await self.close(`${(e as Error).message}`)
             }
+        }, 0)
+    }
+
+    /** Inbound PUBLISHes received but not yet handled and acknowledged. */
+    inboundPending(): number {
+        return this.inbox.length + (this.handling ? 1 : 0)
+    }
+
+    private enqueue(p: Packet) {
+        this.messages++
+        if (!this.hooks.admit()) return // unacknowledged: the broker keeps it for a later connection
+        this.inbox.push(p)
+        if (this.handling) return
+        this.handling = true
+        const self = this
+        setTimeout(async () => {
+            try {
+                while (self.inbox.length && !self.closed) await dispatch(self, self.inbox.shift())
+            } catch (e) {
+                await self.close(`${(e as Error).message}`)
+            }
+            self.inbox = []
+            self.handling = false
+            self.session.changed.emit(0)
         }, 0)
     }
 
@@ -114,6 +162,18 @@ export class Connection {
         }
     }
 
+    /**
+     * A PINGREQ as a marker: the broker answers packets in order, so once its PINGRESP (the returned
+     * count of PINGRESPs) arrives, everything the broker had sent before it, e.g. the commands it
+     * queued for this session right after CONNACK, has been received and handled.
+     */
+    async sendMarker(): Promise<number> {
+        this.lastPingSent = ds.millis()
+        this.pingreqs++
+        await this.send(encodePingreq())
+        return this.pingreqs
+    }
+
     /** Sends PINGREQ when half the keepalive passed; closes the connection when PINGRESP is overdue. */
     async keepalive() {
         const now = ds.millis()
@@ -123,21 +183,29 @@ export class Connection {
             await this.close("keepalive: no PINGRESP")
             return
         }
-        if (now - Math.max(this.lastPingSent, this.lastPingresp) > period / 2) {
-            this.lastPingSent = now
-            await this.send(encodePingreq())
-        }
+        if (now - Math.max(this.lastPingSent, this.lastPingresp) > period / 2) await this.sendMarker()
     }
 
-    /** Clean end (spec 3.14): DISCONNECT, then close; the broker discards the Last Will. */
-    async disconnect() {
-        if (this.closed) return
+    /**
+     * Clean end (spec 3.14): DISCONNECT, then wait (bounded) until the broker closes the connection,
+     * then close. Why wait: on ESP32 socket writes sit in a worker task's queue and close() discards
+     * what is still queued (devicescript-esp32 main/sock.c), and standby() stops the radio, so a
+     * DISCONNECT followed at once by close and sleep never leaves the board and the broker publishes
+     * the Last Will. Brokers close the connection on DISCONNECT (aedes, Mosquitto), which proves it
+     * arrived. True when the broker closed it; false when we gave up waiting.
+     */
+    async disconnect(timeoutMs: number): Promise<boolean> {
+        if (this.closed) return false
         try {
             await this.send(encodeDisconnect())
         } catch (e) {
-            // already gone: nothing to say goodbye to
+            return false // already gone: nothing to say goodbye to
         }
+        const deadline = ds.millis() + timeoutMs
+        while (!this.closed && ds.millis() < deadline) await ds.wait(this.session.changed, deadline - ds.millis())
+        const confirmed = this.closed
         await this.close("disconnected")
+        return confirmed
     }
 
     async close(reason: string) {
@@ -163,10 +231,16 @@ export class Connection {
 
     onPingresp() {
         this.lastPingresp = ds.millis()
+        this.pingresps++
+        this.session.changed.emit(0)
     }
 
     async onMessage(msg: InboundPublish) {
         await this.hooks.onMessage(msg)
+    }
+
+    onOversized(msg: InboundPublish) {
+        this.hooks.onOversized(msg)
     }
 
     async onInboundReleased(packetId: number) {

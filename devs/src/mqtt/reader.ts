@@ -6,15 +6,27 @@ export interface Packet {
     /** low nibble of byte 1 (PUBLISH: dup, qos, retain) */
     flags: number
     body: Buffer
+    /** the packet was longer than MAX_PACKET: `body` holds only its first HEAD_BYTES, the rest was skipped */
+    truncated?: boolean
 }
 
-/** Longest packet we accept; a broker sending more is treated as a protocol error. */
+/** Longest packet kept whole (64 KB heap); a longer one is skipped as it streams in (see next()). */
 export const MAX_PACKET = 16384
+/** Of a skipped packet, this much is kept: a PUBLISH's topic and packet id, so it can be acknowledged. */
+const HEAD_BYTES = 300
 
 export class PacketReader {
     private pending: Buffer = Buffer.alloc(0)
+    /** bytes of a skipped packet still to discard */
+    private skipping = 0
 
     push(data: Buffer) {
+        if (this.skipping > 0) {
+            const n = Math.min(this.skipping, data.length)
+            this.skipping -= n
+            data = data.slice(n)
+            if (!data.length) return
+        }
         this.pending = this.pending.length ? Buffer.concat(this.pending, data) : data
     }
 
@@ -36,7 +48,20 @@ export class PacketReader {
             mult *= 128
             if ((b & 0x80) === 0) break
         }
-        if (len > MAX_PACKET) throw new Error(`mqtt: packet too large (${len} bytes)`)
+        if (len > MAX_PACKET) {
+            // Skipped, not fatal: closing the connection would make the broker redeliver it on every
+            // wake, so the device would never get past it. Keep its head, drop the rest as it arrives.
+            if (buf.length < pos + HEAD_BYTES) return undefined
+            const head: Packet = { type: buf[0] >> 4, flags: buf[0] & 0x0f, body: buf.slice(pos, pos + HEAD_BYTES), truncated: true }
+            const have = buf.length - pos
+            if (have >= len) {
+                this.pending = buf.slice(pos + len)
+            } else {
+                this.skipping = len - have
+                this.pending = Buffer.alloc(0)
+            }
+            return head
+        }
         if (buf.length < pos + len) return undefined
         const pkt: Packet = { type: buf[0] >> 4, flags: buf[0] & 0x0f, body: buf.slice(pos, pos + len) }
         this.pending = buf.slice(pos + len)

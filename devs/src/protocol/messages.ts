@@ -7,38 +7,62 @@ export const PROTOCOL_VERSION = 1
 export interface Reading {
     seq: number
     boot: number
-    /** ms since epoch, or null without a wall clock */
-    t: number | null
+    /**
+     * When it was taken, on the device clock (devs/src/clock.ts: ms on a timeline that spans deep
+     * sleeps); null for a reading stored without one. Published as `age`, never as wall time.
+     */
+    takenAt: number | null
     readings: Record<string, number>
     battery: number | null
     dropped: number
     corrupt: number
 }
 
-export function telemetryPayload(r: Reading): string {
-    return JSON.stringify({
+/**
+ * `t` stays null (no wall clock on the device); `age` = ms from taking the reading to building this
+ * PUBLISH, on the device clock, so the gateway dates it receivedAt - age (docs/protocol.md).
+ */
+export function telemetryPayload(r: Reading, clockNow: number): string {
+    const o: any = {
         v: PROTOCOL_VERSION,
         seq: r.seq,
         boot: r.boot,
-        t: r.t,
+        t: null,
         readings: r.readings,
         battery: r.battery,
         dropped: r.dropped,
         corrupt: r.corrupt,
-    })
+    }
+    if (r.takenAt !== null) o.age = Math.max(0, Math.round(clockNow - r.takenAt))
+    return JSON.stringify(o)
 }
 
 export function onlinePayload(boot: number): string {
     return JSON.stringify({ v: PROTOCOL_VERSION, state: "online", boot: boot })
 }
 
-export function sleepingPayload(boot: number, sleepMs: number): string {
-    return JSON.stringify({
-        v: PROTOCOL_VERSION,
-        state: "sleeping",
-        sleepMs: sleepMs,
-        boot: boot,
-    })
+/** What a wake reports about itself in its `sleeping` status (docs/protocol.md). */
+export interface WakeReport {
+    /** ms of the wake spent on each phase (see uplink.ts WakeTimes) */
+    times: Record<string, number>
+    /** commands this wake could not even acknowledge (no usable id, oversized) */
+    rejected: number
+    /** commands left in the broker for the next wake (the per-wake budget was spent) */
+    deferred: number
+    battery: number | null
+    lowBattery: boolean
+}
+
+export function sleepingPayload(boot: number, sleepMs: number, report?: WakeReport): string {
+    const o: any = { v: PROTOCOL_VERSION, state: "sleeping", sleepMs: sleepMs, boot: boot }
+    if (report) {
+        o.wake = report.times
+        o.rejected = report.rejected
+        o.deferred = report.deferred
+        o.battery = report.battery
+        o.lowBattery = report.lowBattery
+    }
+    return JSON.stringify(o)
 }
 
 /** The Last Will, retained by the broker when the device vanishes. */

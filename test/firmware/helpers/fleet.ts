@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startFleet, type Fleet, type FaultPlan } from "../../../simulator/src/index.ts";
+import { startFleet, type Fleet, type FaultPlan, type FleetOptions } from "../../../simulator/src/index.ts";
 
 export interface FirmwareRun {
   fleet: Fleet;
@@ -22,6 +22,9 @@ export async function runFirmware(options: {
   /** reuse the flash images of an earlier run (its devices boot with their stored state) */
   flashDir?: string;
   seed?: number;
+  battery?: FleetOptions["battery"];
+  /** default the simulator's default, esp32 */
+  profile?: FleetOptions["profile"];
 }): Promise<FirmwareRun> {
   const ownFlash = options.flashDir === undefined;
   const flashDir = options.flashDir ?? mkdtempSync(join(tmpdir(), "fw-test-"));
@@ -34,6 +37,8 @@ export async function runFirmware(options: {
     flashDir,
     eraseFlash: ownFlash,
     faults: options.faults,
+    battery: options.battery,
+    profile: options.profile,
     settings: options.settings ?? {},
     echo: (line: string) => {
       logs.push(line);

@@ -145,6 +145,10 @@ export class MqttPeer extends EventEmitter {
       case "pingreq":
         await conn.send({ cmd: "pingresp" }, mode);
         break;
+      case "disconnect":
+        // brokers close the connection on DISCONNECT (aedes, Mosquitto); the firmware waits for it
+        conn.socket.end();
+        break;
       default:
         break;
     }
