@@ -1,8 +1,11 @@
 /**
  * `npm run bench:sim` — figures from the simulator running the real firmware against the broker we ship
- * (gateway/src/broker, embedded, in memory) (issue 3): awake time per wake cycle (boot → standby, p50/p95), boot → first telemetry PUBLISH, bytes on the
- * wire per reading at QoS 0/1/2, flash writes per cycle, and devices per process with RSS and CPU.
- * Writes bench-results/simulator.json. Figures, not a pass/fail test.
+ * (gateway/src/broker, embedded, in memory): per wake cycle under the esp32 profile (and, for comparison, the
+ * plain VM at QoS 1) the awake time split the firmware reports in its `wake: times` log line — runtime start,
+ * local work, Wi-Fi, MQTT, command wait, goodbye — p50/p95; program start → standby with Wi-Fi excluded (the
+ * issue 9 target); boot → first telemetry PUBLISH; bytes on the wire per reading at QoS 0/1/2; flash writes
+ * per wake; and devices per process with RSS and CPU. Writes bench-results/simulator.json (hardware/power reads
+ * it: `esp32.qos1.p50.wifiMs` etc.). Figures, not a pass/fail test.
  *
  * Only "wake" cycles count (the first boot in a process also deploys the firmware and creates the session).
  * `--rss-child <n>` is the internal mode that measures one fleet size in a fresh process.
@@ -15,11 +18,12 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { startEmbeddedBroker } from "./embedded-broker.ts";
 import { type Fleet, startFleet } from "./fleet.ts";
+import type { ProfileName } from "./profile.ts";
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const CYCLES_PER_DEVICE = 6;
 const QOS_DEVICES = 5;
-const TIME_SCALE = 50; // INTERVAL_S=5 → 100 ms of real deep sleep: cycles back to back
+const TIME_SCALE = 50; // INTERVAL_S=5 → about 100 ms of real deep sleep: cycles back to back
 const FLEET_SIZES = [10, 50, 100];
 const RSS_SETTLE_MS = 15_000;
 
@@ -37,10 +41,33 @@ async function waitUntil(what: string, check: () => boolean, timeoutMs: number):
   }
 }
 
+/** The firmware's own split of one wake (devs/src/main.ts, `wake: times ...`), ms. */
+const TIMES_LINE = /^wake: times runtime (\d+) local (\d+) wifi (\d+) mqtt (\d+) commands (\d+) stay (\d+) goodbye (\d+)/;
+
+/** Per-wake figures by name, as hardware/power reads them (p50 and p95 of each). */
+interface WakeSplit {
+  /** boot (the runtime's clock at 0) → standby request, as the simulator measures it */
+  awakeMs: number;
+  /** boot → the program starts (the runtime's own start-up) */
+  runtimeStartMs: number;
+  /** program start → first connect attempt: settings, outbox, measurement, flash write */
+  localMs: number;
+  wifiMs: number;
+  mqttMs: number;
+  commandWaitMs: number;
+  goodbyeMs: number;
+  /** program start → standby request, Wi-Fi wait excluded (issue 9: p50 ≤ 500 ms) */
+  programToStandbyNoWifiMs: number;
+  flashWritesPerWake: number;
+}
+
 interface CycleFigures {
+  profile: ProfileName;
   qos: number;
   devices: number;
   cycles: number;
+  p50: WakeSplit;
+  p95: WakeSplit;
   awakeMs: { p50: number; p95: number };
   /** Boot → the VM starts the program from flash (the runtime's own start-up delay). */
   bootToProgramStartMs: { p50: number; p95: number };
@@ -54,7 +81,7 @@ interface CycleFigures {
 }
 
 /** Runs QOS_DEVICES devices at one QoS until each finished CYCLES_PER_DEVICE wake cycles. */
-async function measureCycles(qos: number, flashRoot: string): Promise<CycleFigures> {
+async function measureCycles(profile: ProfileName, qos: number, flashRoot: string): Promise<CycleFigures> {
   const broker = await startEmbeddedBroker();
   let fleet: Fleet | undefined;
   try {
@@ -63,10 +90,12 @@ async function measureCycles(qos: number, flashRoot: string): Promise<CycleFigur
       brokerUrl: broker.url,
       seed: 1,
       timeScale: TIME_SCALE,
-      flashDir: join(flashRoot, `qos${qos}`),
+      flashDir: join(flashRoot, `${profile}-qos${qos}`),
       eraseFlash: true,
+      profile,
       settings: { INTERVAL_S: 5, QOS: qos },
     });
+    const split: Omit<WakeSplit, "awakeMs" | "flashWritesPerWake">[] = [];
     const awake: number[] = [];
     const firstTelemetry: number[] = [];
     const programStart: number[] = [];
@@ -90,6 +119,20 @@ async function measureCycles(qos: number, flashRoot: string): Promise<CycleFigur
         packetsAtStart = totalPackets();
       }
       Object.assign(d, { inCycle: true, bootAt: Date.now(), flash: 0, sawTelemetry: false });
+    });
+    fleet.on("log", ({ device, line }) => {
+      const m = TIMES_LINE.exec(line);
+      if (!m || !perDevice[device.index]!.inCycle) return;
+      const [runtime, local, wifi, mqtt, commands, stay, goodbye] = m.slice(1).map(Number) as number[];
+      split.push({
+        runtimeStartMs: runtime!,
+        localMs: local!,
+        wifiMs: wifi!,
+        mqttMs: mqtt!,
+        commandWaitMs: commands!,
+        goodbyeMs: goodbye!,
+        programToStandbyNoWifiMs: local! + mqtt! + commands! + stay! + goodbye!,
+      });
     });
     fleet.on("dmesg", ({ device, line }) => {
       const d = perDevice[device.index]!;
@@ -126,10 +169,24 @@ async function measureCycles(qos: number, flashRoot: string): Promise<CycleFigur
     });
     await waitUntil(`QoS ${qos} cycles`, () => bytesAtEnd > 0, 180_000);
     const cycles = awake.length;
+    const at = (p: number): WakeSplit => ({
+      awakeMs: percentile(awake, p),
+      runtimeStartMs: percentile(split.map((x) => x.runtimeStartMs), p),
+      localMs: percentile(split.map((x) => x.localMs), p),
+      wifiMs: percentile(split.map((x) => x.wifiMs), p),
+      mqttMs: percentile(split.map((x) => x.mqttMs), p),
+      commandWaitMs: percentile(split.map((x) => x.commandWaitMs), p),
+      goodbyeMs: percentile(split.map((x) => x.goodbyeMs), p),
+      programToStandbyNoWifiMs: percentile(split.map((x) => x.programToStandbyNoWifiMs), p),
+      flashWritesPerWake: percentile(flashPerCycle, p),
+    });
     return {
+      profile,
       qos,
       devices: QOS_DEVICES,
       cycles,
+      p50: at(50),
+      p95: at(95),
       awakeMs: { p50: percentile(awake, 50), p95: percentile(awake, 95) },
       bootToProgramStartMs: { p50: percentile(programStart, 50), p95: percentile(programStart, 95) },
       bootToFirstSensorReadingMs: { p50: percentile(firstSensorReading, 50), p95: percentile(firstSensorReading, 95) },
@@ -208,14 +265,20 @@ async function main(): Promise<void> {
   }
   const flashRoot = mkdtempSync(join(tmpdir(), "sim-bench-"));
   const cycles: CycleFigures[] = [];
-  for (const qos of [0, 1, 2]) {
-    console.log(`bench: QoS ${qos}, ${QOS_DEVICES} devices × ${CYCLES_PER_DEVICE} wake cycles ...`);
-    const f = await measureCycles(qos, flashRoot);
+  const runs: [ProfileName, number][] = [["esp32", 0], ["esp32", 1], ["esp32", 2], ["vm", 1]];
+  for (const [profile, qos] of runs) {
+    console.log(`bench: ${profile} profile, QoS ${qos}, ${QOS_DEVICES} devices × ${CYCLES_PER_DEVICE} wake cycles ...`);
+    const f = await measureCycles(profile, qos, flashRoot);
     cycles.push(f);
+    const s = (k: keyof WakeSplit) => `${f.p50[k]}/${f.p95[k]}`;
     console.log(
-      `  awake p50 ${f.awakeMs.p50} ms, p95 ${f.awakeMs.p95} ms; boot→program start p50 ${f.bootToProgramStartMs.p50} ms; boot→first sensor reading p50 ${f.bootToFirstSensorReadingMs.p50} ms; boot→telemetry p50 ${f.bootToFirstTelemetryMs.p50} ms; ` +
-        `${f.bytesPerReading} B/reading on the wire (telemetry PUBLISH ${f.telemetryPublishBytes} B, ` +
-        `${f.packetsPerCycle} packets/cycle); flash writes/cycle mean ${f.flashWritesPerCycle.mean}, max ${f.flashWritesPerCycle.max}`,
+      `  p50/p95 ms: awake ${s("awakeMs")} = runtime start ${s("runtimeStartMs")} + local ${s("localMs")} + wifi ${s("wifiMs")} + ` +
+        `mqtt ${s("mqttMs")} + command wait ${s("commandWaitMs")} + goodbye ${s("goodbyeMs")}; ` +
+        `program start → standby without Wi-Fi ${s("programToStandbyNoWifiMs")}`,
+    );
+    console.log(
+      `  boot→telemetry p50 ${f.bootToFirstTelemetryMs.p50} ms; ${f.bytesPerReading} B/reading on the wire (telemetry PUBLISH ` +
+        `${f.telemetryPublishBytes} B, ${f.packetsPerCycle} packets/cycle); flash writes/wake mean ${f.flashWritesPerCycle.mean}, max ${f.flashWritesPerCycle.max}`,
     );
   }
   rmSync(flashRoot, { recursive: true, force: true });
@@ -241,8 +304,10 @@ async function main(): Promise<void> {
     method:
       `shipped embedded broker (gateway/src/broker, in memory) on loopback; INTERVAL_S=5, timeScale ${TIME_SCALE} ` +
       `for cycles; only wake cycles counted ` +
-      `(boot of a new VM instance from flash → standby request); bytes = both directions incl. CONNECT, status, DISCONNECT`,
-    cycles,
+      `(boot of a new VM instance from flash → standby request); split from the firmware's "wake: times" line; ` +
+      `bytes = both directions incl. CONNECT, status, DISCONNECT`,
+    esp32: Object.fromEntries(cycles.filter((c) => c.profile === "esp32").map((c) => [`qos${c.qos}`, c])),
+    vm: Object.fromEntries(cycles.filter((c) => c.profile === "vm").map((c) => [`qos${c.qos}`, c])),
     fleetSizes: sizes,
   };
   const out = join(REPO_ROOT, "bench-results/simulator.json");

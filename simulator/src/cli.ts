@@ -4,6 +4,7 @@
 import { parseArgs } from "node:util";
 import { startFleet, type FleetOptions } from "./fleet.ts";
 import { parseFaultSpec } from "./fault-spec.ts";
+import { DEFAULT_PROFILE, PROFILE_NAMES, type ProfileName } from "./profile.ts";
 import { ErrSimulatorSetup } from "./vm.ts";
 
 const HELP = `Usage: npm run sim -- [options]
@@ -11,6 +12,8 @@ const HELP = `Usage: npm run sim -- [options]
 Runs the compiled firmware (devs/.devicescript/bin/bytecode.devs) on simulated devices in this process.
 
   --devices <n>        number of devices (default 3)
+  --profile <name>     runtime profile: esp32 (default; behaves like the DeviceScript ESP32 runtime: Wi-Fi
+                       bring-up, socket worker, public-root TLS, boot delay) or vm (the plain WASM VM)
   --broker <url>       broker for every device, mqtt:// or mqtts:// (default mqtt://127.0.0.1:1883)
   --seed <n>           seeds device ids, sensor values and faults (default 1)
   --interval <s>       reading interval, the INTERVAL_S setting (5..86400; default: devs/.env.defaults)
@@ -20,7 +23,8 @@ Runs the compiled firmware (devs/.devicescript/bin/bytecode.devs) on simulated d
   --flash-dir <dir>    one flash image per device (default data/sim-flash/seed-<seed>)
   --erase-flash        start with factory-new flash
   --faults <spec>      seeded faults, e.g. "cutBeforeConnack=0.1,cutMidPublish=0.05,cutBeforeAck=0.05,powerCut=0.02"
-                       (also powerCutWindowMs, powerOffMs, seed)
+                       (also connectHang, wifiFail, tornWrite, powerCutWindowMs, powerOffMs, seed)
+  --battery <volts>    simulate a battery at this voltage (sets BATTERY_PIN=sim unless --set names one)
   --bytecode <file>    compiled firmware (default devs/.devicescript/bin/bytecode.devs)
   --quiet              do not print the devices' console output
   --dmesg              also print VM diagnostics
@@ -56,6 +60,8 @@ async function main(): Promise<void> {
     parsed = parseArgs({
       options: {
         devices: { type: "string" },
+        profile: { type: "string" },
+        battery: { type: "string" },
         broker: { type: "string" },
         seed: { type: "string" },
         interval: { type: "string" },
@@ -91,6 +97,9 @@ async function main(): Promise<void> {
   } catch (err) {
     fail((err as Error).message);
   }
+  const profile = (v.profile ?? DEFAULT_PROFILE) as ProfileName;
+  if (!PROFILE_NAMES.includes(profile)) fail(`invalid --profile ${v.profile} (one of ${PROFILE_NAMES.join(", ")})`);
+  const battery = numberOption("battery", v.battery, (n) => n >= 0);
   const options: FleetOptions = {
     devices: numberOption("devices", v.devices, (n) => Number.isInteger(n) && n >= 1 && n <= 1000) ?? 3,
     brokerUrl: v.broker ?? "mqtt://127.0.0.1:1883",
@@ -103,12 +112,14 @@ async function main(): Promise<void> {
     faults,
     echo: !v.quiet,
     echoDmesg: v.dmesg ?? false,
+    profile,
+    battery,
   };
 
   const fleet = await startFleet(options);
   console.log(
     `sim: ${fleet.devices.length} device(s) running ${fleet.firmware.path} (sha256 ${fleet.firmware.sha256.slice(0, 12)}) ` +
-      `against ${options.brokerUrl}; flash in ${fleet.flashDir}; Ctrl-C stops`,
+      `against ${options.brokerUrl}; profile ${fleet.profile.name}; flash in ${fleet.flashDir}; Ctrl-C stops`,
   );
   console.log(`sim: device ids ${fleet.devices.map((d) => d.id).join(" ")}`);
 
@@ -119,7 +130,10 @@ async function main(): Promise<void> {
     console.log(`sim: ${signal}, stopping ${fleet.devices.length} device(s)`);
     await fleet.stop();
     const c = fleet.counters();
-    console.log(`sim: stopped; boots ${c.boots}, flash writes ${c.flashWrites}, faults ${JSON.stringify(c.faults)}`);
+    console.log(
+      `sim: stopped; boots ${c.boots}, flash writes ${c.flashWrites}, boot loops ${c.bootLoops}, bricked ${c.bricked}, ` +
+        `settings over the read limit ${c.settingsOverLimit}, faults ${JSON.stringify(c.faults)}`,
+    );
     process.exit(0);
   };
   process.on("SIGINT", () => void shutdown("SIGINT"));

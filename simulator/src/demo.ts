@@ -1,7 +1,8 @@
 /**
  * `npm start`: the gateway (child process, embedded broker) plus SIM_DEVICES simulated devices.
  * Env: PORT (8080), MQTT_PORT (1883), SIM_DEVICES (3), SIM_INTERVAL_S (5), SIM_TIME_SCALE (1), SIM_SEED (1),
- * SIM_FAULTS (fault spec, see --help of `npm run sim`), SIM_FLASH_DIR (default data/sim-flash/seed-<seed>). The embedded broker runs in open mode unless MQTT_AUTH
+ * SIM_FAULTS (fault spec, see --help of `npm run sim`), SIM_FLASH_DIR (default data/sim-flash/seed-<seed>),
+ * SIM_PROFILE (runtime profile, esp32 (default) or vm). The embedded broker runs in open mode unless MQTT_AUTH
  * says otherwise: this is the local demo.
  */
 import { type ChildProcess, spawn } from "node:child_process";
@@ -10,6 +11,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseFaultSpec } from "./fault-spec.ts";
 import { type Fleet, startFleet } from "./fleet.ts";
+import { DEFAULT_PROFILE, PROFILE_NAMES, type ProfileName } from "./profile.ts";
 import { ErrSimulatorSetup } from "./vm.ts";
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -64,6 +66,11 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const faults = process.env.SIM_FAULTS ? parseFaultSpec(process.env.SIM_FAULTS) : undefined;
+  const profile = (process.env.SIM_PROFILE || DEFAULT_PROFILE) as ProfileName;
+  if (!PROFILE_NAMES.includes(profile)) {
+    console.error(`demo: SIM_PROFILE must be one of ${PROFILE_NAMES.join(", ")}, got ${profile}`);
+    process.exit(2);
+  }
 
   const gateway = spawn(join(REPO_ROOT, "node_modules/.bin/tsx"), [join(REPO_ROOT, "gateway/src/server.ts")], {
     cwd: REPO_ROOT,
@@ -97,6 +104,7 @@ async function main(): Promise<void> {
         settings: { INTERVAL_S: intervalS },
         flashDir: process.env.SIM_FLASH_DIR || undefined,
         faults,
+        profile,
         echo: true,
       });
     }
@@ -107,7 +115,7 @@ async function main(): Promise<void> {
   }
   console.log(
     `\ndemo: ${devices} simulated device(s) (${fleet?.devices.map((d) => d.id).join(", ") ?? "none"}) publish every ` +
-      `~${intervalS / timeScale} s to mqtt://127.0.0.1:${mqttPort}\n` +
+      `~${intervalS / timeScale} s to mqtt://127.0.0.1:${mqttPort} (runtime profile ${profile})\n` +
       `demo: dashboard at http://127.0.0.1:${port}/  (Ctrl-C stops everything)\n`,
   );
 }

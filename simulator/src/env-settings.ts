@@ -6,7 +6,8 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { MAX_SETTING_PAYLOAD_BYTES, settingBytes } from "./vm-settings.ts";
+import { DEFAULT_PROFILE, type RuntimeProfile, resolveProfile } from "./profile.ts";
+import { settingRecordBytes } from "./vm-settings.ts";
 
 /** DeviceScript limits setting names (@devicescript/settings MAX_KEY_SIZE). */
 export const MAX_SETTING_KEY_LENGTH = 13;
@@ -44,8 +45,18 @@ export function loadEnvSettings(devsDir: string): Record<string, unknown> {
   return merged;
 }
 
-/** Rejects keys the firmware could never read back, before any device starts. */
-export function validateSettings(settings: Record<string, unknown>, where: string): void {
+/**
+ * Rejects settings the firmware could never read back, before any device starts. Size: the runtime answers a
+ * read with one packet of name + NUL + value, and panics above profile.settingsReadLimitBytes (232; see
+ * settings-limit.ts). The write packet would take 236, so without this check a setting of 233..236 bytes is
+ * stored fine and then panics the device the first time the firmware reads it.
+ */
+export function validateSettings(
+  settings: Record<string, unknown>,
+  where: string,
+  profile: RuntimeProfile = resolveProfile(DEFAULT_PROFILE),
+): void {
+  const limit = profile.settingsReadLimitBytes;
   for (const [key, value] of Object.entries(settings)) {
     if (key.length === 0 || key.length > MAX_SETTING_KEY_LENGTH) {
       throw new RangeError(`${where}: setting name "${key}" must be 1..${MAX_SETTING_KEY_LENGTH} characters`);
@@ -53,10 +64,12 @@ export function validateSettings(settings: Record<string, unknown>, where: strin
     if (value === undefined || (typeof value === "number" && !Number.isFinite(value))) {
       throw new RangeError(`${where}: setting ${key} has no JSON value`);
     }
-    // One Jacdac Set packet carries key, NUL and the JSON text.
-    const size = Buffer.byteLength(key) + 1 + settingBytes(value).length;
-    if (size > MAX_SETTING_PAYLOAD_BYTES) {
-      throw new RangeError(`${where}: setting ${key} is too long (${size} bytes with its name; at most ${MAX_SETTING_PAYLOAD_BYTES})`);
+    const size = settingRecordBytes(key, value);
+    if (size > limit) {
+      throw new RangeError(
+        `${where}: setting ${key} is too long: ${size} bytes (name + NUL + JSON value); the ${profile.name} ` +
+          `runtime panics reading a setting of more than ${limit} bytes`,
+      );
     }
   }
 }

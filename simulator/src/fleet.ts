@@ -11,6 +11,7 @@ import { EventEmitter } from "node:events";
 import { mkdirSync, rmSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { ADC_FULL_SCALE_V, type BatteryOption, SIM_BATTERY_PIN, batteryDivider, validateBattery } from "./battery.ts";
 import { SimDevice, type DeviceEvents } from "./device.ts";
 import { loadEnvSettings, validateSettings } from "./env-settings.ts";
 import {
@@ -22,6 +23,7 @@ import {
   validateFaultPlan,
 } from "./faults.ts";
 import { type WireCounters, sumWireCounters } from "./network.ts";
+import { type ProfileName, type RuntimeProfile, resolveProfile } from "./profile.ts";
 import { DEFAULT_BYTECODE_PATH, type Firmware, readFirmware } from "./vm.ts";
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -60,6 +62,15 @@ export interface FleetOptions {
   echoDmesg?: boolean;
   /** Prefix of the seed string each VM hashes into its hardware id. Default "sim". */
   idPrefix?: string;
+  /** Runtime profile (simulator/src/profile.ts): "esp32" (default) or "vm". */
+  profile?: ProfileName;
+  /**
+   * Simulated battery in volts, constant or `(index, simMs) => volts` (simMs: the simulated wall clock the
+   * sensor values follow). Default none (no battery server; telemetry battery stays null). The firmware reads
+   * it through its "battery" potentiometer role when BATTERY_PIN is set; the fleet sets BATTERY_PIN = "sim"
+   * unless the settings name one. Reading = volts / (3.1 × BATTERY_DIV), BATTERY_DIV default 2.
+   */
+  battery?: BatteryOption;
 }
 
 export interface FleetCounters {
@@ -67,16 +78,24 @@ export interface FleetCounters {
   wire: WireCounters;
   boots: number;
   flashWrites: number;
+  /** Firmware-written settings records over the runtime's read limit (settings-limit events). */
+  settingsOverLimit: number;
+  /** Boot loops entered (boot-loop events). */
+  bootLoops: number;
+  /** Devices bricked by a torn settings write (bricked events). */
+  bricked: number;
 }
 
-/** Fleet events: the device events, each with `device` added. */
-export type FleetEvent<K extends keyof DeviceEvents> = DeviceEvents[K] & { device: SimDevice };
+/** Fleet events: the device events, each with `device` added (and the device's `clock`, as every device event). */
+export type FleetEvent<K extends keyof DeviceEvents> = DeviceEvents[K] & { device: SimDevice; clock: number };
 
 export interface Fleet extends EventEmitter {
   readonly devices: readonly SimDevice[];
   readonly firmware: Firmware;
   readonly seed: number;
   readonly flashDir: string;
+  /** The runtime profile every device runs under. */
+  readonly profile: RuntimeProfile;
   /** Every injected fault in order of injection (the schedule itself is a function of the seed). */
   readonly faultLog: readonly FaultRecord[];
   counters(): FleetCounters;
@@ -98,6 +117,11 @@ const DEVICE_EVENTS: (keyof DeviceEvents)[] = [
   "flash",
   "publish",
   "sensor-read",
+  "wifi-up",
+  "settings-limit",
+  "boot-loop",
+  "torn-write",
+  "bricked",
 ];
 
 class FleetImpl extends EventEmitter implements Fleet {
@@ -110,6 +134,7 @@ class FleetImpl extends EventEmitter implements Fleet {
     readonly firmware: Firmware,
     readonly seed: number,
     readonly flashDir: string,
+    readonly profile: RuntimeProfile,
   ) {
     super();
   }
@@ -136,6 +161,9 @@ class FleetImpl extends EventEmitter implements Fleet {
       wire: sumWireCounters(this.devices.map((d) => d.wire)),
       boots: this.devices.reduce((n, d) => n + d.boots, 0),
       flashWrites: this.devices.reduce((n, d) => n + d.flashWrites, 0),
+      settingsOverLimit: this.devices.reduce((n, d) => n + d.settingsOverLimit, 0),
+      bootLoops: this.devices.reduce((n, d) => n + d.bootLoops, 0),
+      bricked: this.devices.reduce((n, d) => n + d.bricked, 0),
     };
   }
 
@@ -169,6 +197,8 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
   if (!(timeScale > 0)) throw new RangeError(`timeScale must be > 0, got ${timeScale}`);
   const faultPlan = options.faults ?? {};
   validateFaultPlan(faultPlan);
+  const profile = resolveProfile(options.profile);
+  validateBattery(options.battery);
   const firmware = readFirmware(options.bytecodePath ?? DEFAULT_BYTECODE_PATH);
   const flashDir = resolve(options.flashDir ?? join(DEFAULT_FLASH_ROOT, `seed-${seed}`));
   if (options.eraseFlash) rmSync(flashDir, { recursive: true, force: true });
@@ -180,12 +210,22 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
   const epoch = Date.now();
   const clock = () => epoch + (Date.now() - epoch) * timeScale;
 
-  const fleet = new FleetImpl(firmware, seed, flashDir);
+  const fleet = new FleetImpl(firmware, seed, flashDir, profile);
   const idPrefix = options.idPrefix ?? "sim";
   for (let index = 0; index < count; index++) {
     const extra = typeof options.settings === "function" ? options.settings(index) : (options.settings ?? {});
-    const settings = { ...baseSettings, ...extra };
-    validateSettings(settings, `device ${index} settings`);
+    const settings: DeviceSettings = { ...baseSettings, ...extra };
+    const battery = options.battery;
+    if (battery !== undefined && (settings.BATTERY_PIN === undefined || settings.BATTERY_PIN === "")) {
+      settings.BATTERY_PIN = SIM_BATTERY_PIN;
+    }
+    const fullScale = ADC_FULL_SCALE_V * batteryDivider(settings);
+    if (typeof battery === "number" && battery > fullScale) {
+      throw new RangeError(
+        `battery ${battery} V is above what device ${index} can measure (${fullScale.toFixed(2)} V: 3.1 V ADC × BATTERY_DIV)`,
+      );
+    }
+    validateSettings(settings, `device ${index} settings`, profile);
     const hardwareId = `${idPrefix}-${seed}-${index}`;
     const faults = new DeviceFaults(faultPlan, faultPlan.seed ?? seed, index, (r) => fleet.recordFault(r));
     const device = new SimDevice({
@@ -201,6 +241,13 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       clock,
       echo,
       echoDmesg: options.echoDmesg,
+      profile,
+      battery:
+        battery === undefined
+          ? undefined
+          : typeof battery === "number"
+            ? () => battery
+            : (simMs: number) => battery(index, simMs),
     });
     fleet.addDevice(device, faults);
   }

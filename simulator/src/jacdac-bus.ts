@@ -1,8 +1,10 @@
 /**
  * The Jacdac bus around one VM. On hardware, the firmware's temperature/humidity roles bind to an I2C
  * driver's servers; in the simulator (ds.isSimulator()) they bind to servers found on the bus. This bus
- * hosts jacdac-ts temperature and humidity servers whose readings come from sensor-values.ts. Frames from the
- * VM go in with `fromVm`; frames the bus sends go to the VM's handlePacket. (Settings: vm-settings.ts.)
+ * hosts jacdac-ts temperature and humidity servers whose readings come from sensor-values.ts, and with a
+ * simulated battery a potentiometer server (the firmware's "battery" role; battery.ts) whose reading is the
+ * ADC fraction. Frames from the VM go in with `fromVm`; frames the bus sends go to the VM's handlePacket.
+ * (Settings: vm-settings.ts.)
  */
 // jacdac-ts's package "exports" has no "types" condition, so NodeNext resolution finds no typings for the
 // bare specifier: take the types from its shipped .d.ts and the code from the package.
@@ -16,13 +18,16 @@ const {
   JDBus,
   JDServerServiceProvider,
   SRV_HUMIDITY,
+  SRV_POTENTIOMETER,
   SRV_TEMPERATURE,
   createProxyBridge,
 } = jacdacModule as unknown as typeof JacdacTypes;
 
 /** Report of register 0x101 (`reading`) of a sensor service. */
 const READING_REPORT = 0x1101;
-const SENSOR_BY_SERVICE_INDEX: Record<number, "temperature" | "humidity"> = { 1: "temperature", 2: "humidity" };
+export type SimSensor = "temperature" | "humidity" | "battery";
+/** Service indices on the simulated sensor device (0 is its control service). */
+const SENSOR_BY_SERVICE_INDEX: Record<number, SimSensor> = { 1: "temperature", 2: "humidity", 3: "battery" };
 
 export interface DeviceBusOptions {
   /** Reading for "now" (simulated time is the caller's business). */
@@ -30,7 +35,9 @@ export interface DeviceBusOptions {
   /** Sends one frame into the VM. */
   toVm: (frame: Uint8Array) => void;
   /** A reading report of a simulated sensor is on its way to the VM (the firmware asked for it). */
-  onReading?: (sensor: "temperature" | "humidity") => void;
+  onReading?: (sensor: SimSensor) => void;
+  /** With a simulated battery: the ADC fraction (0..1) for "now"; a potentiometer server reports it. */
+  battery?: () => number;
 }
 
 export class DeviceBus {
@@ -38,6 +45,7 @@ export class DeviceBus {
   private readonly bridge: JacdacTypes.JDBridge;
   private readonly temperature: JacdacTypes.AnalogSensorServer;
   private readonly humidity: JacdacTypes.AnalogSensorServer;
+  private readonly battery: JacdacTypes.AnalogSensorServer | undefined;
   private readonly provider: JacdacTypes.JDServerServiceProvider;
   private readonly refreshTimer: NodeJS.Timeout;
   private closed = false;
@@ -58,8 +66,13 @@ export class DeviceBus {
       minReading: 0,
       maxReading: 100,
     });
+    // Potentiometer reading: u0.16 fraction of the ADC's full scale (jacdac spec potentiometer, register 0x101).
+    this.battery = options.battery
+      ? new AnalogSensorServer(SRV_POTENTIOMETER, { readingValues: [options.battery()], streamingInterval: 1000 })
+      : undefined;
     this.bus = new JDBus([], { disableRoleManager: true });
-    this.provider = new JDServerServiceProvider("sim-sht", [this.temperature, this.humidity]);
+    const servers = this.battery ? [this.temperature, this.humidity, this.battery] : [this.temperature, this.humidity];
+    this.provider = new JDServerServiceProvider("sim-sht", servers);
     this.bus.addServiceProvider(this.provider);
     this.bridge = createProxyBridge((frame: Uint8Array) => {
       if (this.closed) return;
@@ -81,7 +94,7 @@ export class DeviceBus {
     if (!this.closed) this.bridge.receiveFrameOrPacket(frame);
   }
 
-  private noticeReadings(frame: Uint8Array, onReading: (sensor: "temperature" | "humidity") => void): void {
+  private noticeReadings(frame: Uint8Array, onReading: (sensor: SimSensor) => void): void {
     const parsed = parseFrame(frame);
     if (!parsed || parsed.isCommand || parsed.deviceIdHex !== this.provider.deviceId) return;
     for (const p of parsed.packets) {
@@ -94,6 +107,7 @@ export class DeviceBus {
     const now = this.options.read();
     this.temperature.reading.setValues([now.temperature]);
     this.humidity.reading.setValues([now.humidity]);
+    if (this.battery && this.options.battery) this.battery.reading.setValues([this.options.battery()]);
   }
 
   async close(): Promise<void> {

@@ -27,8 +27,22 @@ export interface RuntimeProfile {
   socketQueueDepth: number;
   /** sock.c: `static uint8_t sockbuf[1024]`: received data reaches the program in pieces of at most this. */
   socketRecvChunkBytes: number;
+  /**
+   * Received bytes handed to the program per runtime main-loop iteration: jd_tcpsock_process reads what lwIP
+   * holds (main/main.c:89, sock.c:356), at most its receive window (ESP-IDF default CONFIG_LWIP_TCP_WND_DEFAULT
+   * 5744; devicescript-esp32 does not override it); the broker cannot send more until lwIP reads. Modelled.
+   */
+  socketRecvWindowBytes: number;
+  /** One runtime main-loop iteration, for the receive window above (ms). Modelled. */
+  socketRecvTickMs: number;
   /** Worker latency per queued command (ms, seeded in this range): task switch plus Wi-Fi TX. Modelled. */
   socketWorkerDelayMs: [number, number];
+  /**
+   * Fault `connect-hang`: how long the socket worker stays blocked in getaddrinfo()/connect() (sock.c:128,
+   * :142 set no timeout of their own) before lwIP gives up (DNS retries, SYN retransmissions) and the worker
+   * pushes "can't connect". Seeded in this range, real ms. Modelled, not measured on a board.
+   */
+  connectHangMs: [number, number];
   /** Wi-Fi up after boot: scan start (network/wifi.c), scan, association, DHCP; null: network at once. */
   wifi: null | {
     scanStartMs: number;
@@ -51,7 +65,10 @@ export const PROFILES: Record<ProfileName, RuntimeProfile> = {
     esp32Sockets: true,
     socketQueueDepth: 50,
     socketRecvChunkBytes: 1024,
+    socketRecvWindowBytes: 5744,
+    socketRecvTickMs: 10,
     socketWorkerDelayMs: [1, 6],
+    connectHangMs: [20_000, 60_000],
     wifi: { scanStartMs: 2000, scanMs: [1200, 2000], associateMs: [100, 400], dhcpMs: [150, 1500] },
     tlsPublicRootsOnly: true,
     bootDelayMs: 300,
@@ -64,7 +81,10 @@ export const PROFILES: Record<ProfileName, RuntimeProfile> = {
     esp32Sockets: false,
     socketQueueDepth: Infinity,
     socketRecvChunkBytes: Infinity,
+    socketRecvWindowBytes: Infinity,
+    socketRecvTickMs: 0,
     socketWorkerDelayMs: [0, 0],
+    connectHangMs: [0, 0], // no socket worker: connect-hang is an esp32-profile fault
     wifi: null,
     tlsPublicRootsOnly: false,
     bootDelayMs: 0,

@@ -15,13 +15,21 @@
 import type * as JacdacTypes from "../../node_modules/jacdac-ts/dist/types/src/jacdac.js";
 import * as jacdacModule from "jacdac-ts";
 import type { JacdacFrame } from "./frames.ts";
+import { PROFILES } from "./profile.ts";
 
 const { Packet } = jacdacModule as unknown as typeof JacdacTypes;
 
 const SETTINGS_CMD_GET = 0x80;
 const SETTINGS_CMD_SET = 0x81;
-/** Largest packet payload in a Jacdac frame (jacdac spec, "Frames": 236 bytes of packet data). */
+/**
+ * Largest packet payload in a Jacdac frame (jacdac spec, "Frames": 236 bytes of packet data): the most one Set
+ * command carries. Reading a setting back allows less (profile.settingsReadLimitBytes, 232): env-settings.ts
+ * validateSettings checks that limit before any write.
+ */
 export const MAX_SETTING_PAYLOAD_BYTES = 236;
+
+/** The esp32 (and vm) profile's settingsReadLimitBytes, when the caller names none. */
+const DEFAULT_READ_LIMIT_BYTES = PROFILES.esp32.settingsReadLimitBytes;
 
 /** How long to wait for every read-back before giving up; the VM answers within its same process tick. */
 export const SETTINGS_CONFIRM_TIMEOUT_MS = 5000;
@@ -45,6 +53,11 @@ export function settingBytes(value: unknown): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(value));
 }
 
+/** Name + NUL + stored value: the size of both the Set packet and the settings service's read reply. */
+export function settingRecordBytes(key: string, value: unknown): number {
+  return Buffer.byteLength(key) + 1 + settingBytes(value).length;
+}
+
 interface Pending {
   expected: Uint8Array;
   /** What the VM last read back for this key (undefined: no answer yet). */
@@ -60,6 +73,11 @@ export interface VmSettingsOptions {
   toVm: (frame: Uint8Array) => void;
   /** Names the device in error messages. */
   name: string;
+  /**
+   * Largest name + NUL + value the runtime can read back (profile.settingsReadLimitBytes, default 232): write()
+   * refuses bigger settings with a RangeError instead of storing a record that panics the device when read.
+   */
+  readLimitBytes?: number;
 }
 
 /** Talks to one VM instance's settings service. Feed it every frame the VM sends (`fromVm`). */
@@ -94,6 +112,16 @@ export class VmSettings {
   async write(settings: Record<string, unknown>, timeoutMs = SETTINGS_CONFIRM_TIMEOUT_MS): Promise<void> {
     if (this.pending.size > 0) throw new Error(`${this.options.name}: settings are already being written`);
     const entries = Object.entries(settings);
+    const limit = this.options.readLimitBytes ?? DEFAULT_READ_LIMIT_BYTES;
+    for (const [key, value] of entries) {
+      const size = settingRecordBytes(key, value);
+      if (size > limit) {
+        throw new RangeError(
+          `${this.options.name}: setting ${key} is too long: ${size} bytes (name + NUL + JSON value); the runtime ` +
+            `panics reading a setting of more than ${limit} bytes`,
+        );
+      }
+    }
     for (const [key, value] of entries) this.pending.set(key, { expected: settingBytes(value) });
     const deadline = Date.now() + timeoutMs;
     try {

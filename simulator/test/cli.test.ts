@@ -45,7 +45,7 @@ it("--help lists seed, interval, time scale, qos, flash dir and faults", async (
   child.stdout.on("data", (b: Buffer) => (out += b.toString()));
   const [code] = await once(child, "exit");
   expect(code).toBe(0);
-  for (const flag of ["--seed", "--interval", "--time-scale", "--qos", "--flash-dir", "--faults", "--devices", "--broker"]) {
+  for (const flag of ["--seed", "--interval", "--time-scale", "--qos", "--flash-dir", "--faults", "--devices", "--broker", "--profile", "--battery"]) {
     expect(out).toContain(flag);
   }
 });

@@ -4,6 +4,9 @@
  * ones as null); then it counts boots in flash, reads both simulated sensors, logs one line (and one
  * console.warn and one console.error line), stays awake FX_AWAKE_MS and sleeps FX_SLEEP_MS (FX_REBOOT1: calls
  * ds.reboot() on its first boot). Independent of the real firmware, so these tests pin the runner, not the firmware.
+ * Runtime-profile tests: FX_PANIC (non-zero: the program panics with that code right after logging its
+ * settings, every boot); FX_BIG (n > 0: writes the setting "cmd" = a string of n "x" after counting the boot;
+ * FX_READ_BIG: then reads it back and logs "fixture cmd <length>").
  */
 import { execFile } from "node:child_process";
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
@@ -21,8 +24,17 @@ import { readSetting, writeSetting } from "@devicescript/settings"
 const seen: any = {}
 for (const key of ["FX_S1", "FX_S2", "FX_S3", "FX_S4", "FX_S5", "FX_S6"]) seen[key] = await readSetting(key, null)
 console.log(\`fixture settings \${JSON.stringify(seen)}\`)
+const panicCode = await readSetting<number>("FX_PANIC", 0)
+if (panicCode) ds._panic(panicCode)
 const boots = (await readSetting<number>("fx_boots", 0)) + 1
 await writeSetting("fx_boots", boots)
+const big = await readSetting<number>("FX_BIG", 0)
+if (big > 0) {
+    let text = ""
+    while (text.length < big) text += "x"
+    await writeSetting("cmd", text)
+    if (await readSetting<boolean>("FX_READ_BIG", false)) console.log(\`fixture cmd \${(await readSetting<string>("cmd", "")).length}\`)
+}
 const sleepMs = await readSetting<number>("FX_SLEEP_MS", 1000)
 const t = await new ds.Temperature().reading.read()
 const h = await new ds.Humidity().reading.read()

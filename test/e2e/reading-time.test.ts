@@ -62,6 +62,7 @@ describe("readings carry the time they were taken", () => {
     const sse = await connectSse(base, { lastEventIdQuery: 0 });
     cleanups.push(async () => sse.close());
     let longest = 0;
+    let worst = { error: 0, trueAge: 0 };
     for (const d of fleet.devices) {
       const rows = await readings(d.id);
       const mine = () => sse.events.filter((ev) => ev.event === "telemetry" && ev.json?.deviceId === d.id);
@@ -79,6 +80,7 @@ describe("readings carry the time they were taken", () => {
         expect(r.age, key).toBe(sent!.age);
         // shown time vs true time: the device clock's error over the delay, plus the trip to the gateway
         const shownAge = r.receivedAt - r.t;
+        if (Math.abs(shownAge - trueAge) > worst.error) worst = { error: Math.abs(shownAge - trueAge), trueAge };
         expect(Math.abs(shownAge - trueAge), `${key}: shown ${shownAge} ms ago, true ${trueAge} ms`).toBeLessThanOrEqual(
           0.01 * trueAge + 1000,
         );
@@ -89,6 +91,9 @@ describe("readings carry the time they were taken", () => {
       const ts = rows.map((r) => r.t);
       expect(ts).toEqual([...ts].sort((a, b) => a - b));
     }
+    console.log(
+      `reading time: oldest delay ${Math.round(longest / 60_000)} min; worst error ${worst.error} ms on a ${Math.round(worst.trueAge / 1000)} s delay`,
+    );
     expect(longest, "the oldest reading waited over an hour").toBeGreaterThan(3_600_000);
     expect(fleet.counters().bootLoops).toBe(0);
   }, 480_000);

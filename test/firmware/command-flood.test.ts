@@ -6,7 +6,10 @@
  * record stays under the ESP32 runtime's read limit, and the device keeps publishing, also after a reboot.
  * Runs on the shipped broker and on Debian's Mosquitto (its in-flight window of 20 releases more as acks go out).
  */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import mqtt from "mqtt";
+import { liveEntries, parseFstor, settingReadBytes } from "../../simulator/src/fstor.ts";
 import { afterEach, describe, expect, test } from "vitest";
 import { mosquittoAvailable, startMosquitto } from "../helpers/mosquitto.ts";
 import { observe, startBroker, until, type Received } from "./helpers/broker.ts";
@@ -148,6 +151,14 @@ async function flood(brokerKind: "embedded" | "mosquitto") {
   const unique = [...new Set(all)].sort((a, b) => a - b);
   expect(unique).toEqual(Array.from({ length: unique.length }, (_, i) => i + 1));
 
+  // the worst case the flood built (14 hashed 40-character ids, the interval at its widest): under the limit
+  const device = run.fleet.devices[0]!;
+  const store = parseFstor(readFileSync(join(run.flashDir, `${device.hardwareId}.flash`)));
+  const cmd = store && liveEntries(store).get(":cmd");
+  expect(cmd, "the cmd record in flash").toBeDefined();
+  const cmdBytes = settingReadBytes(cmd!)!;
+  console.log(`cmd record after the flood: ${cmdBytes} bytes read back (limit 232)`);
+  expect(cmdBytes).toBeLessThanOrEqual(232);
   expect(limits, "settings records over the ESP32 read limit").toEqual([]);
   expect(loops, "boot loops").toEqual([]);
   expect(run.fleet.devices[0]!.boots).toBeGreaterThan(10);
