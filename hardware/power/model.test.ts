@@ -29,8 +29,8 @@ const timing: Timing = {
 
 describe("estimatePower", () => {
   it("adds the charge of each phase and divides by the cycle length", () => {
-    const e = estimatePower({ intervalS: 298, batteryMah: 1000, usableFraction: 0.5, board, timing });
-    // awake = 0.5 + 1 + 0.5 = 2 s, cycle = 2 + 298 = 300 s
+    const e = estimatePower({ intervalS: 300, batteryMah: 1000, usableFraction: 0.5, board, timing });
+    // INTERVAL_S is the wake period: awake = 0.5 + 1 + 0.5 = 2 s, cycle = 300 s, deep sleep = 298 s
     expect(e.awakeS).toBeCloseTo(2, 9);
     expect(e.cycleS).toBeCloseTo(300, 9);
     const charge = Object.fromEntries(e.phases.map((p) => [p.name, p.chargeMas]));
@@ -140,8 +140,8 @@ describe("the measured awake-time split", () => {
     ]);
     const e = estimatePower({ intervalS: 300, batteryMah: 1000, usableFraction: 1, board, timing: { awake: phases, txMs: f(0) } });
     expect(e.awakeS).toBeCloseTo(5.8, 9); // wake overhead + awakeMs
-    // charge: 0.3×20 + 1.1×20 + 0.3×20 + 3.2×100 + (0.2 + 0.6 + 0.1)×80 + 300 × 0.010
-    expect(e.chargePerCycleMas).toBeCloseTo(6 + 22 + 6 + 320 + 72 + 3, 9);
+    // charge: 0.3×20 + 1.1×20 + 0.3×20 + 3.2×100 + (0.2 + 0.6 + 0.1)×80 + (300 − 5.8) × 0.010
+    expect(e.chargePerCycleMas).toBeCloseTo(6 + 22 + 6 + 320 + 72 + 294.2 * 0.01, 9);
   });
 
   it("adds the modelled Wi-Fi wait when the benchmark ran without the Wi-Fi model (vm profile, or no wifiMs)", () => {

@@ -4,10 +4,10 @@
  * and the simulator's measured awake-time split (bench-results/simulator.json, else measured.json), put
  * together by figures.ts `awakePhases()`.
  *
- * One cycle = the awake phases (wake overhead, runtime start, firmware work, Wi-Fi, MQTT, command wait,
- * goodbye) + `intervalS` of deep sleep (the firmware calls standby(interval) after its work, so sleep does not
- * shrink with awake time). Charge per cycle (mA·s) = Σ phase duration × phase current; average current =
- * charge / cycle length.
+ * One cycle = `intervalS`: INTERVAL_S is the wake period (devs/src/clock.ts: each wake sleeps until the next
+ * period boundary), so deep sleep = interval − the awake phases (wake overhead, runtime start, firmware work,
+ * Wi-Fi, MQTT, command wait, goodbye); a wake longer than the period skips to the next multiple of it.
+ * Charge per cycle (mA·s) = Σ phase duration × phase current; average current = charge / cycle length.
  */
 
 /**
@@ -115,14 +115,14 @@ export function estimatePower(input: PowerInput): PowerEstimate {
     chargeMas: seconds * currentMa,
     sources,
   });
+  const awakeS = timing.awake.reduce((sum, p) => sum + s(p.duration), 0);
+  const cycleS = intervalS * Math.max(1, Math.ceil(awakeS / intervalS));
   const phases: Phase[] = [
     ...timing.awake.map((p) => phase(p.name, s(p.duration), board[p.current].value, [p.duration, board[p.current]])),
     // Transmit bursts happen inside the awake time: count only the current above listening.
     phase("transmit (extra)", s(timing.txMs), Math.max(0, board.txMa.value - board.activeMa.value), [timing.txMs, board.txMa]),
-    phase("deep sleep", intervalS, sleepUa / 1000, [board.sleepUa, ...extras]),
+    phase("deep sleep", cycleS - awakeS, sleepUa / 1000, [board.sleepUa, ...extras]),
   ];
-  const awakeS = timing.awake.reduce((sum, p) => sum + s(p.duration), 0);
-  const cycleS = awakeS + intervalS;
   const chargePerCycleMas = phases.reduce((sum, p) => sum + p.chargeMas, 0);
   const averageMa = chargePerCycleMas / cycleS;
   const lifeHours = (batteryMah * usableFraction) / averageMa;

@@ -250,6 +250,15 @@ describe("TLS, hosts and credentials on a board (warnings: the simulator may use
     },
   );
 
+  it("AWAKE_MAX_S too short for Wi-Fi on a board: warns for board and flash, not for the simulator", () => {
+    const short = GOOD.replace("AWAKE_MAX_S=20", "AWAKE_MAX_S=5");
+    for (const target of ["board", "flash"] as const) {
+      expect(check(short, target).warningText).toContain("AWAKE_MAX_S (5) is under 8 s: on the ESP32 runtime Wi-Fi alone takes 3–6 s");
+    }
+    expect(check(short, "simulator").warningText).not.toContain("AWAKE_MAX_S (5)");
+    expect(check(GOOD.replace("AWAKE_MAX_S=20", "AWAKE_MAX_S=8"), "board").warningText).not.toContain("AWAKE_MAX_S");
+  });
+
   it("the exact mDNS text", () => {
     expect(NO_MDNS).toBe("no mDNS in the ESP32 runtime: .local names do not resolve; use the Pi's IP address or a DNS name");
   });

@@ -48,6 +48,9 @@ export const SECRET_KEYS = ["MQTT_PASS", "WIFI_PWD"];
 
 type Check = (value: SettingValue) => string | undefined;
 
+/** Wi-Fi on the ESP32 runtime: an address 3–6 s after boot (../shared/DESIGN.md); the budget must cover it. */
+export const MIN_AWAKE_FOR_WIFI_S = 8;
+
 const HOST_PATTERN = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
 const DEVICE_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -242,6 +245,15 @@ export function validateSettings(layers: SettingsLayer[], target: SettingsTarget
   const interval = settings.INTERVAL_S;
   if (typeof awake === "number" && typeof interval === "number" && awake >= interval) {
     warnings.push(issue("warning", origin.AWAKE_MAX_S, `AWAKE_MAX_S (${awake}) is not below INTERVAL_S (${interval}): the device may never sleep`));
+  }
+  if (target !== "simulator" && typeof awake === "number" && awake < MIN_AWAKE_FOR_WIFI_S) {
+    warnings.push(
+      issue(
+        "warning",
+        origin.AWAKE_MAX_S,
+        `AWAKE_MAX_S (${awake}) is under ${MIN_AWAKE_FOR_WIFI_S} s: on the ESP32 runtime Wi-Fi alone takes 3–6 s after boot (scan, association, DHCP on every wake), so the device may never reach the broker`,
+      ),
+    );
   }
 
   return { ok: errors.length === 0, settings, origin, errors, warnings };

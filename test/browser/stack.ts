@@ -4,6 +4,7 @@ import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startFleet, type Fleet } from "../../simulator/src/index.ts";
+import { assertFleetHealthy } from "../helpers/fleet-health.ts";
 import { spawnGateway, type GatewayProcess } from "../helpers/gateway.ts";
 
 export interface StackOptions {
@@ -85,6 +86,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     },
     async close() {
       await fleet.stop();
+      assertFleetHealthy(fleet);
       await gateway.stop();
       await rm(dataDir, { recursive: true, force: true });
       await rm(flashDir, { recursive: true, force: true });

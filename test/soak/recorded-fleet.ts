@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startFleet, type Fleet, type FleetOptions } from "../../simulator/src/index.ts";
 import { FleetRecord } from "./fleet-record.ts";
+import { assertFleetHealthy } from "../helpers/fleet-health.ts";
 
 export interface RecordedFleet {
   fleet: Fleet;
@@ -28,6 +29,7 @@ export async function startRecordedFleet(options: Omit<FleetOptions, "flashDir" 
     async stop() {
       await fleet.stop();
       rmSync(flashDir, { recursive: true, force: true });
+      assertFleetHealthy(fleet);
     },
   };
 }

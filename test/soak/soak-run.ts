@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startFleet, type FaultCounters, type FaultPlan, type Fleet } from "../../simulator/src/index.ts";
+import { assertFleetHealthy } from "../helpers/fleet-health.ts";
 import { waitUntil } from "../helpers/wait.ts";
 import { FleetRecord } from "./fleet-record.ts";
 import { allReadings, type StoredReading } from "./gateway-api.ts";
@@ -117,6 +118,7 @@ export async function runSoak(plan: SoakPlan): Promise<SoakResult> {
     const faultyMs = Date.now() - started;
     // stopping mid-wake is one more power cut for the devices that are awake
     await faulty.stop();
+    assertFleetHealthy(faulty);
 
     // calm drain: same flash, no faults, a long sleep after one wake so the whole fleet comes to rest
     const calm = await startFleet({ ...fleetOptions, settings: { INTERVAL_S: CALM_INTERVAL_S, QOS: plan.qos, AWAKE_MAX_S: 10 } });

@@ -15,14 +15,20 @@ import { soakBrokerKinds, type BrokerKindName, type RestartHow } from "./stack.t
 const DEVICES = 20;
 const WAKES = 50;
 const INTERVAL_S = 5;
-/** 5 s sleeps last 100 ms: a wake cycle is then ≈ 2.6 s of awake time (most of it the VM's start-up). */
+/**
+ * 5 s sleeps last 100 ms: a wake cycle is then ≈ 5 s of awake time under the esp32 profile (the runtime's 1.2 s
+ * start, the modelled Wi-Fi 3.5–6 s after boot).
+ */
 const TIME_SCALE = 50;
 const FAULTS: FaultPlan = {
   cutBeforeConnack: 0.05,
   cutMidPublish: 0.03,
   cutBeforeAck: 0.04,
   powerCut: 0.06,
-  powerCutWindowMs: 2500,
+  // esp32 profile: the socket worker's connect hangs past the awake budget; Wi-Fi never associates
+  connectHang: 0.02,
+  wifiFail: 0.03,
+  powerCutWindowMs: 5000,
   powerOffMs: 50,
 };
 /** Embedded: restarting the broker is restarting the gateway process, by SIGTERM and by SIGKILL. */
@@ -42,7 +48,7 @@ function planFor(kind: BrokerKindName, qos: 1 | 2): SoakPlan {
     restarts: RESTARTS[kind],
     intervalS: INTERVAL_S,
     timeScale: TIME_SCALE,
-    faultyTimeoutMs: 6 * 60_000,
+    faultyTimeoutMs: 10 * 60_000,
     drainTimeoutMs: 90_000,
     observerQos: [0, 2],
   };
@@ -65,7 +71,7 @@ function summary(r: SoakResult): string {
   return (
     `[soak] ${r.plan.kind} QoS ${r.plan.qos}: ${r.devices.length} devices, ${r.wakes} wakes under faults ` +
     `(≥ ${r.plan.wakes} each), faults cutBeforeConnack=${f["cut-before-connack"]} cutMidPublish=${f["cut-mid-publish"]} ` +
-    `cutBeforeAck=${f["cut-before-ack"]} powerCut=${f["power-cut"]}, restarts ${r.restarts.graceful} graceful + ` +
+    `cutBeforeAck=${f["cut-before-ack"]} powerCut=${f["power-cut"]} connectHang=${f["connect-hang"]} wifiFail=${f["wifi-fail"]}, restarts ${r.restarts.graceful} graceful + ` +
     `${r.restarts.kill9} kill -9, readings stored ${stored} / at the gateway ${atGateway} (0 lost), ` +
     `MQTT-level duplicates: routed twice by the broker ${routedDuplicates(r)}, received twice by a QoS 2 ` +
     `subscriber ${qos2SubscriberDuplicates(r)}, by the gateway (QoS 1 subscription, de-duplicated) ${r.gatewayDuplicates} ` +
@@ -93,7 +99,11 @@ function explainRoutedDuplicates(r: SoakResult): string {
 
 function checkSoak(r: SoakResult): void {
   const label = `${r.plan.kind} QoS ${r.plan.qos}`;
-  for (const [kind, n] of Object.entries(r.faults)) expect(n, `${label}: ${kind} faults injected`).toBeGreaterThan(0);
+  // every kind but torn-write: a torn write bricks the device by design (the runtime reformats its store), and the
+  // soak is about losing nothing; torn writes have test/firmware and `npm run bench:torn`
+  for (const [kind, n] of Object.entries(r.faults)) {
+    if (kind !== "torn-write") expect(n, `${label}: ${kind} faults injected`).toBeGreaterThan(0);
+  }
   expect(r.restarts.graceful + r.restarts.kill9, `${label}: restarts`).toBe(r.plan.restarts.length);
   for (const d of r.devices) {
     const at = `${label} device ${d.id}`;
@@ -140,5 +150,5 @@ describe.each(soakBrokerKinds())("soak through the real stack (%s broker)", (kin
     for (const r of results) console.log(summary(r));
     for (const r of results) if (r.plan.qos === 2 && routedDuplicates(r) > 0) console.log(explainRoutedDuplicates(r));
     for (const r of results) checkSoak(r);
-  }, 10 * 60_000);
+  }, 14 * 60_000);
 });

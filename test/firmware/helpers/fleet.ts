@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startFleet, type Fleet, type FaultPlan, type FleetOptions } from "../../../simulator/src/index.ts";
+import { assertFleetHealthy } from "../../helpers/fleet-health.ts";
 
 export interface FirmwareRun {
   fleet: Fleet;
@@ -52,6 +53,7 @@ export async function runFirmware(options: {
     async stop() {
       await fleet.stop();
       if (ownFlash) rmSync(flashDir, { recursive: true, force: true });
+      assertFleetHealthy(fleet);
     },
   };
 }
