@@ -71,8 +71,8 @@ export class Commands {
     deferred = 0
     /** commands handled (executed, repeated or refused with an ack) this wake */
     handled = 0
-    /** commands admitted to the connection's inbox, not yet handled */
-    private queued = 0
+    /** no more commands this wake: its decisions (sleep, reboot, schedule) are being made */
+    private intakeClosed = false
 
     /** @param budget commands this wake may handle (CMD_BUDGET; 0 at low battery: no flash writes) */
     constructor(private budget: number) {}
@@ -103,24 +103,32 @@ export class Commands {
      * acknowledge the MQTT message: a power cut before that means a redelivery, which the id list
      * turns into a repeated ack without a second execution.
      */
-    /** True once this wake handled (or queued) as many commands as its budget allows. */
+    /** True once this wake handled as many commands as its budget allows, or took its last one. */
     budgetSpent(): boolean {
-        return this.handled + this.queued >= this.budget
+        return this.intakeClosed || this.handled >= this.budget
     }
 
-    /** One more inbound message may wait for handle(); false (counted as deferred) once the budget is spent. */
-    admit(): boolean {
-        if (this.budgetSpent()) {
+    /**
+     * May one more inbound message wait for handle(), with `waiting` admitted ones not handled yet? false
+     * (counted as deferred: unacknowledged, the broker delivers it again next wake) once the budget is spent.
+     */
+    admit(waiting: number): boolean {
+        if (this.intakeClosed || this.handled + waiting >= this.budget) {
             this.deferred++
             return false
         }
-        this.queued++
         return true
     }
 
-    /** An admitted message is now handled. */
+    /**
+     * The wake is about to decide its sleep, reboot and schedule: a command handled after this would be acked
+     * and its effect lost, so later ones wait in the broker for the next wake.
+     */
+    closeIntake() {
+        this.intakeClosed = true
+    }
+
     private take() {
-        if (this.queued > 0) this.queued--
         this.handled++
     }
 

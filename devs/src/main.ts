@@ -59,6 +59,7 @@ async function wake(sensors: Sensors) {
     const ok = await uplink.deliver(deadline - Math.min(GOODBYE_MS, budgetMs / 4))
     if (!ok) console.warn(`wake: awake budget spent, ${outbox.pending().length} reading(s) stay in flash`)
     await uplink.stayAwake(() => commands.effects.stayAwakeUntil)
+    await uplink.finishCommands(ds.millis() + GOODBYE_MS)
 
     // The next boot. What the next wake derives from flash unless "ak" is rewritten: this reading's
     // promise (in the period now in force: set-interval may have changed it), or the older plan. The
@@ -71,7 +72,8 @@ async function wake(sensors: Sensors) {
     const derivedWorks = !reboot && derived >= earliest
     let nextBoot = derivedWorks ? derived : earliest
     if (!lowBattery && (await outbox.commit(earliest, !derivedWorks))) nextBoot = earliest
-    await uplink.releaseQos2(Math.max(deadline, commands.effects.stayAwakeUntil))
+    // QoS 2: PUBREL only for flows whose PUBREC is in flash now (not at low battery: nothing was written)
+    if (!lowBattery) await uplink.releaseQos2(Math.max(deadline, commands.effects.stayAwakeUntil))
 
     const sleepMs = clock.sleepUntil(nextBoot)
     const report = {
@@ -89,7 +91,7 @@ async function wake(sensors: Sensors) {
         lowBattery: lowBattery,
     }
     const goodbyeStart = ds.millis()
-    if (commands.effects.reboot) {
+    if (reboot) {
         await uplink.goodbye(0, ds.millis() + GOODBYE_MS, report)
         console.log("wake: rebooting on command")
         ds.reboot()

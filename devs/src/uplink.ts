@@ -117,14 +117,11 @@ export class Uplink {
             {
                 onMessage: async msg => await self.onMessage(msg),
                 onOversized: msg => self.onOversized(msg),
-                admit: () => self.commands.admit(),
+                admit: waiting => self.commands.admit(waiting),
                 onInboundReleased: async id => await self.onInboundReleased(id),
             },
             cfg.keepaliveS
         )
-        // what was in flight on the previous connection; messages published once this one is up
-        // (e.g. acks of commands that arrive right after CONNACK) go out by themselves
-        const resend = this.session.resendList()
         const sessionPresent = await conn.open(
             { host: cfg.host, port: cfg.port, tls: cfg.tls },
             {
@@ -137,7 +134,11 @@ export class Uplink {
             },
             timeoutMs
         )
-        this.conn = conn // only now: a failed open leaves no half-made connection for goodbye() to use
+        // only now: a failed open leaves no half-made connection for goodbye() to use. What is in flight
+        // (from the previous connection, or published while this one opened, e.g. an ack of a command
+        // that arrived right after CONNACK) is taken in the same step: later publishes go out by themselves
+        this.conn = conn
+        const resend = this.session.resendList()
         console.log(`mqtt: connected at ${ds.millis()} ms, sessionPresent=${sessionPresent ? 1 : 0}`)
         // spec 4.4: unacknowledged PUBLISH (DUP, same id) and PUBREL go out again first, in order
         for (const o of resend) {
@@ -163,7 +164,11 @@ export class Uplink {
 
     private async startDrainRound(conn: Connection) {
         this.markerMessages = conn.messages
-        this.markerAt = await conn.sendMarker()
+        try {
+            this.markerAt = await conn.sendMarker()
+        } catch (e) {
+            // the connection is closed by now; the next one starts its own round
+        }
     }
 
     /**
@@ -237,7 +242,11 @@ export class Uplink {
 
     /** Waits for one session change, sending PINGREQ when due. */
     private async tick(conn: Connection, deadline: number) {
-        await conn.keepalive()
+        try {
+            await conn.keepalive()
+        } catch (e) {
+            // a failed PINGREQ closed the connection: the caller reconnects or gives up
+        }
         await ds.wait(this.session.changed, Math.max(1, Math.min(1000, deadline - ds.millis())))
     }
 
@@ -290,11 +299,22 @@ export class Uplink {
         if (!conn || conn.closed) return
         try {
             for (const o of released) await conn.send(this.session.wireBytes(o))
-            while (this.session.resendList().length && !conn.closed && ds.millis() < deadline)
+            while (this.session.resendList().filter(o => o.releasing).length && !conn.closed && ds.millis() < deadline)
                 await this.tick(conn, deadline)
         } catch (e) {
             console.warn(`mqtt: PUBREL: ${(e as Error).message}`)
         }
+    }
+
+    /**
+     * Ends this wake's command intake: later commands wait in the broker, and those already admitted are
+     * handled (bounded by `deadline`) before the wake decides its sleep, reboot and schedule.
+     */
+    async finishCommands(deadline: number) {
+        this.commands.closeIntake()
+        const conn = this.conn
+        while (conn && !conn.closed && conn.inboundPending() > 0 && ds.millis() < deadline)
+            await ds.wait(this.session.changed, Math.max(1, deadline - ds.millis()))
     }
 
     /** Stays connected (reconnecting if needed) until `until`, handling commands as they come. */

@@ -35,13 +35,12 @@ describe("npm run power", () => {
     const r = await runTool(CLI, ["--interval", "300", "--battery-mah", "2500", "--board", "xiao_c3_sht30", "--bench", "none"]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/battery life about \d+(\.\d)? (days|years) \(awake time p50\)/);
-    expect(r.stdout).toContain("awake-time split: hardware/power/measured.json vm.qos1");
-    expect(r.stdout).toMatch(/note: .*no wifiMs: the modelled Wi-Fi wait is added/);
+    expect(r.stdout).toContain("awake-time split: hardware/power/measured.json esp32.qos1");
     for (const line of r.stdout.split("\n").filter((l) => / (ms|s)\s+\d/.test(l) && /mAs/.test(l))) {
       expect(line, "each phase line names where its duration and current come from").toMatch(/(\[(measured \(simulator\)|modelled|datasheet)\]|INTERVAL_S) \/ \[/);
     }
-    expect(r.stdout).toMatch(/\[measured \(simulator\)\] 2453 — hardware\/power\/measured\.json vm\.qos1\.p50\.awakeMs/);
-    expect(r.stdout).toMatch(/\[modelled\] \d+ — the ESP32 runtime's Wi-Fi/);
+    expect(r.stdout).toMatch(/\[measured \(simulator\)\] \d+ — hardware\/power\/measured\.json esp32\.qos1\.p50\.runtimeStartMs/);
+    expect(r.stdout).toMatch(/\[modelled\] \d+ — the simulator's Wi-Fi model/);
     expect(r.stdout).toContain("[datasheet]");
   });
 
@@ -80,7 +79,6 @@ describe("npm run power", () => {
     [["--interval", "300", "--table", "--battery-mah", "2500", "--board", "xiao_c3_sht30"], /either --interval or --table/],
     [["--interval", "300", "--battery-mah", "2500", "--board", "xiao_c3_sht30", "--qos", "3"], /--qos must be 0, 1 or 2, got "3"/],
     [["--interval", "300", "--battery-mah", "2500", "--board", "xiao_c3_sht30", "--bench", "/nonexistent/b.json"], /--bench \/nonexistent\/b\.json: file not found/],
-    [["--interval", "300", "--battery-mah", "2500", "--board", "xiao_c3_sht30", "--bench", "none", "--qos", "0"], /measured\.json: no awake-time split for QoS 0/],
     [["--intervall", "300"], /Unknown option '--intervall'/],
   ])("refuses %j with a clear message and exit code 2", async (args, message) => {
     const r = await runTool(CLI, args);

@@ -143,7 +143,7 @@ export class Esp32Socket implements SocketModel {
     if (this.conn) {
       this.conn.end();
       this.conn = undefined;
-      this.rx = [];
+      this.dropRx(); // also a pending receive-window iteration of the old connection
     }
     const hang = ctx.faults.decide("connect-hang");
     if (hang) return this.hang(hang, asked(host, port));

@@ -7,6 +7,9 @@ import { connackCodeName, ErrConnectionRefused } from "./errors"
 import { dispatch } from "./handlers/index"
 import { PUBLISH } from "./packets"
 
+/** Inbound PUBLISHes held at once; each is at most MAX_PACKET bytes (reader.ts): bounded heap. */
+const INBOX_MAX = 8
+
 export interface BrokerAddress {
     host: string
     port: number
@@ -19,10 +22,10 @@ export interface ConnectionHooks {
     /** a message longer than the reader keeps (skipped unread, acknowledged) */
     onOversized(msg: InboundPublish): void
     /**
-     * May one more inbound message be queued for onMessage? false: it is dropped unread and not
-     * acknowledged, so the broker delivers it again on a later connection (the per-wake budget).
+     * May one more inbound message be queued for onMessage, with `waiting` queued already? false: it is
+     * dropped unread and not acknowledged, so the broker delivers it again on a later connection.
      */
-    admit(): boolean
+    admit(waiting: number): boolean
     /** an inbound QoS 2 id got its PUBREL */
     onInboundReleased(packetId: number): Promise<void>
 }
@@ -120,7 +123,8 @@ export class Connection {
 
     private enqueue(p: Packet) {
         this.messages++
-        if (!this.hooks.admit()) return // unacknowledged: the broker keeps it for a later connection
+        // unacknowledged: the broker keeps it for a later connection
+        if (this.inbox.length >= INBOX_MAX || !this.hooks.admit(this.inboundPending())) return
         this.inbox.push(p)
         if (this.handling) return
         this.handling = true

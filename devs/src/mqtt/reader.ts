@@ -10,8 +10,12 @@ export interface Packet {
     truncated?: boolean
 }
 
-/** Longest packet kept whole (64 KB heap); a longer one is skipped as it streams in (see next()). */
-export const MAX_PACKET = 16384
+/**
+ * Longest packet kept whole: a command payload of 1 KB (the contract's cap) plus its topic and header. A
+ * longer one is skipped as it streams in (see next()), so the inbox (connection.ts) holds at most
+ * INBOX_MAX × this in the 64 KB heap.
+ */
+export const MAX_PACKET = 1536
 /** Of a skipped packet, this much is kept: a PUBLISH's topic and packet id, so it can be acknowledged. */
 const HEAD_BYTES = 300
 
