@@ -11,8 +11,8 @@ import { join } from "node:path";
 import mqtt from "mqtt";
 import { liveEntries, parseFstor, settingReadBytes } from "../../simulator/src/fstor.ts";
 import { afterEach, describe, expect, test } from "vitest";
-import { mosquittoAvailable, startMosquitto } from "../helpers/mosquitto.ts";
-import { observe, startBroker, until, type Received } from "./helpers/broker.ts";
+import { mosquittoAvailable } from "../helpers/mosquitto.ts";
+import { observe, startBrokerOfKind, until, type Received } from "./helpers/broker.ts";
 import { runFirmware } from "./helpers/fleet.ts";
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -73,16 +73,9 @@ function commandPlan(): Plan {
 const hasMosquitto = mosquittoAvailable();
 
 async function flood(brokerKind: "embedded" | "mosquitto") {
-  let port: number;
-  if (brokerKind === "embedded") {
-    const broker = await startBroker();
-    cleanups.push(() => broker.close());
-    port = broker.port;
-  } else {
-    const mosq = await startMosquitto();
-    cleanups.push(() => mosq.close());
-    port = mosq.port;
-  }
+  const broker = await startBrokerOfKind(brokerKind);
+  cleanups.push(() => broker.close());
+  const port = broker.port;
   const obs = await observe(port);
   cleanups.push(() => obs.client.endAsync());
   const id = `flood-${brokerKind}`;

@@ -7,8 +7,8 @@
  */
 import mqtt from "mqtt";
 import { afterEach, describe, expect, test } from "vitest";
-import { mosquittoAvailable, startMosquitto } from "../helpers/mosquitto.ts";
-import { observe, startBroker, until } from "./helpers/broker.ts";
+import { mosquittoAvailable } from "../helpers/mosquitto.ts";
+import { observe, startBrokerOfKind, until } from "./helpers/broker.ts";
 import { runFirmware } from "./helpers/fleet.ts";
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -39,16 +39,9 @@ async function retainedStatus(port: number): Promise<Map<string, string>> {
 }
 
 async function goodbyes(kind: "embedded" | "mosquitto") {
-  let port: number;
-  if (kind === "embedded") {
-    const broker = await startBroker();
-    cleanups.push(() => broker.close());
-    port = broker.port;
-  } else {
-    const mosq = await startMosquitto();
-    cleanups.push(() => mosq.close());
-    port = mosq.port;
-  }
+  const broker = await startBrokerOfKind(kind);
+  cleanups.push(() => broker.close());
+  const port = broker.port;
   const obs = await observe(port);
   cleanups.push(() => obs.client.endAsync());
   const run = await runFirmware({

@@ -5,6 +5,7 @@
 import type { Aedes } from "aedes";
 import mqtt, { type MqttClient } from "mqtt";
 import { startEmbeddedBroker } from "../../../simulator/src/embedded-broker.ts";
+import { startMosquitto } from "../../helpers/mosquitto.ts";
 
 export interface Broker {
   port: number;
@@ -17,6 +18,13 @@ export interface Broker {
 export async function startBroker(port = 0): Promise<Broker> {
   const broker = await startEmbeddedBroker({ port });
   return { port: broker.port, url: broker.url, aedes: broker.broker, close: () => broker.close() };
+}
+
+/** Either broker on a free port, for suites that run the same case on both: its port and how to stop it. */
+export async function startBrokerOfKind(kind: "embedded" | "mosquitto"): Promise<{ port: number; close(): Promise<void> }> {
+  if (kind === "embedded") return startBroker();
+  const mosq = await startMosquitto();
+  return { port: mosq.port, close: () => mosq.close() };
 }
 
 export interface Received {
