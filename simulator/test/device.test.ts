@@ -1,33 +1,15 @@
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { type Fleet, type FleetOptions, sha256Hex, startFleet } from "../src/index.ts";
-import { buildFixtureFirmware, removeFixtureFirmware } from "./fixture-firmware.ts";
+import { NO_BROKER, useFixtureFleets } from "./fixture-fleets.ts";
 import { waitFor } from "./wait.ts";
 
-// The fixture never opens a socket: any broker URL will do.
-const NO_BROKER = "mqtt://127.0.0.1:1";
-
-let bytecodePath: string;
-let flashRoot: string;
-const fleets: Fleet[] = [];
-
-beforeAll(async () => {
-  bytecodePath = await buildFixtureFirmware();
-  flashRoot = mkdtempSync(join(tmpdir(), "sim-flash-"));
-});
-afterEach(async () => {
-  await Promise.all(fleets.splice(0).map((f) => f.stop()));
-});
-afterAll(() => {
-  rmSync(flashRoot, { recursive: true, force: true });
-  removeFixtureFirmware();
-});
+const fx = useFixtureFleets("sim-flash-");
 
 async function fleetOf(options: Partial<FleetOptions> & { flashDir: string }): Promise<Fleet> {
-  const fleet = await startFleet({ devices: 1, brokerUrl: NO_BROKER, bytecodePath, useEnvFiles: false, ...options });
-  fleets.push(fleet);
+  const fleet = await startFleet({ devices: 1, brokerUrl: NO_BROKER, bytecodePath: fx.bytecodePath, useEnvFiles: false, ...options });
+  fx.fleets.push(fleet);
   return fleet;
 }
 
@@ -42,8 +24,8 @@ const bootLine = (lines: string[], boot: number) => lines.find((l) => l.startsWi
 
 describe("simulated device", () => {
   it("runs exactly the bytecode it was given (SHA-256 of file = deployed = what the VM runs)", async () => {
-    const fileSha = sha256Hex(readFileSync(bytecodePath));
-    const fleet = await fleetOf({ devices: 2, flashDir: join(flashRoot, "sha"), eraseFlash: true });
+    const fileSha = sha256Hex(readFileSync(fx.bytecodePath));
+    const fleet = await fleetOf({ devices: 2, flashDir: join(fx.flashRoot, "sha"), eraseFlash: true });
     expect(fleet.firmware.sha256).toBe(fileSha);
     for (const device of fleet.devices) {
       expect(device.deployedSha256).toBe(fileSha);
@@ -56,7 +38,7 @@ describe("simulated device", () => {
 
   it("deep sleep: stops the VM, boots a new one from the same flash after ms/timeScale", async () => {
     const fleet = await fleetOf({
-      flashDir: join(flashRoot, "sleep"),
+      flashDir: join(fx.flashRoot, "sleep"),
       eraseFlash: true,
       settings: { FX_SLEEP_MS: 2000 },
       timeScale: 4,
@@ -75,7 +57,7 @@ describe("simulated device", () => {
   });
 
   it("a power cut keeps what the VM saved; the flash image also outlives the process", async () => {
-    const flashDir = join(flashRoot, "power");
+    const flashDir = join(fx.flashRoot, "power");
     let fleet = await fleetOf({ flashDir, eraseFlash: true, settings: { FX_SLEEP_MS: 60_000, FX_AWAKE_MS: 60_000 } });
     let logs = collectLogs(fleet);
     await waitFor("boot 1", () => bootLine(logs[0]!, 1));
@@ -95,7 +77,7 @@ describe("simulated device", () => {
   });
 
   it("power cut while awake: the device comes back with cause power-restore", async () => {
-    const fleet = await fleetOf({ flashDir: join(flashRoot, "cut"), eraseFlash: true, settings: { FX_SLEEP_MS: 60_000 } });
+    const fleet = await fleetOf({ flashDir: join(fx.flashRoot, "cut"), eraseFlash: true, settings: { FX_SLEEP_MS: 60_000 } });
     const causes: string[] = [];
     fleet.on("boot", (e) => causes.push(e.cause));
     const cuts: number[] = [];
@@ -109,7 +91,7 @@ describe("simulated device", () => {
 
   it("ds.reboot(): the VM stops by itself and the device boots again from flash", async () => {
     const fleet = await fleetOf({
-      flashDir: join(flashRoot, "reboot"),
+      flashDir: join(fx.flashRoot, "reboot"),
       eraseFlash: true,
       settings: { FX_REBOOT1: true, FX_SLEEP_MS: 60_000 },
     });
@@ -126,7 +108,7 @@ describe("simulated device", () => {
   it("a seeded power-cut plan kills VMs at seeded moments, and they come back", async () => {
     const fleet = await fleetOf({
       devices: 2,
-      flashDir: join(flashRoot, "plan"),
+      flashDir: join(fx.flashRoot, "plan"),
       eraseFlash: true,
       settings: { FX_SLEEP_MS: 100, FX_AWAKE_MS: 200 },
       faults: { powerCut: 0.5, powerCutWindowMs: 300, powerOffMs: 20 },
@@ -142,7 +124,7 @@ describe("simulated device", () => {
   });
 
   it("reads the simulated sensors: finite, plausible, different per device", async () => {
-    const fleet = await fleetOf({ devices: 2, flashDir: join(flashRoot, "sensors"), eraseFlash: true, seed: 3 });
+    const fleet = await fleetOf({ devices: 2, flashDir: join(fx.flashRoot, "sensors"), eraseFlash: true, seed: 3 });
     const logs = collectLogs(fleet);
     const reads: string[] = [];
     fleet.on("sensor-read", ({ device, sensor }) => reads.push(`${device.index}:${sensor}`));

@@ -3,46 +3,27 @@
  * settings the runtime cannot read back, boot loops, torn settings writes and the bricked device, the
  * device's true clock and the boot delay. No mocks: the VM's own settings service, mount code and panics.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { type Fleet, type FleetEvent, type FleetOptions, startFleet } from "../src/index.ts";
 import { DeviceFaults } from "../src/faults.ts";
-import { buildFixtureFirmware, removeFixtureFirmware } from "./fixture-firmware.ts";
+import { NO_BROKER, useFixtureFleets } from "./fixture-fleets.ts";
 import { waitFor } from "./wait.ts";
 
-// The fixture never opens a socket: any broker URL will do.
-const NO_BROKER = "mqtt://127.0.0.1:1";
-
-let bytecodePath: string;
-let flashRoot: string;
-const fleets: Fleet[] = [];
-
-beforeAll(async () => {
-  bytecodePath = await buildFixtureFirmware();
-  flashRoot = mkdtempSync(join(tmpdir(), "sim-esp32-"));
-});
-afterEach(async () => {
-  await Promise.all(fleets.splice(0).map((f) => f.stop()));
-});
-afterAll(() => {
-  rmSync(flashRoot, { recursive: true, force: true });
-  removeFixtureFirmware();
-});
+const fx = useFixtureFleets("sim-esp32-");
 
 let dirs = 0;
 async function fleetOf(options: Partial<FleetOptions>): Promise<Fleet> {
   const fleet = await startFleet({
     devices: 1,
     brokerUrl: NO_BROKER,
-    bytecodePath,
+    bytecodePath: fx.bytecodePath,
     useEnvFiles: false,
-    flashDir: join(flashRoot, `f${dirs++}`),
+    flashDir: join(fx.flashRoot, `f${dirs++}`),
     eraseFlash: true,
     ...options,
   });
-  fleets.push(fleet);
+  fx.fleets.push(fleet);
   return fleet;
 }
 

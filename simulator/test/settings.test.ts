@@ -4,36 +4,17 @@
  * its settings at once miss the first ones, e.g. MQTT_HOST, on every first boot).
  * Also: console.warn / console.error lines come as `log` events with their level.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ErrSettingsNotApplied, type Fleet, type FleetOptions, startFleet } from "../src/index.ts";
-import { buildFixtureFirmware, removeFixtureFirmware } from "./fixture-firmware.ts";
+import { NO_BROKER, useFixtureFleets } from "./fixture-fleets.ts";
 import { waitFor } from "./wait.ts";
 
-// The fixture never opens a socket: any broker URL will do.
-const NO_BROKER = "mqtt://127.0.0.1:1";
-
-let bytecodePath: string;
-let flashRoot: string;
-const fleets: Fleet[] = [];
-
-beforeAll(async () => {
-  bytecodePath = await buildFixtureFirmware();
-  flashRoot = mkdtempSync(join(tmpdir(), "sim-settings-"));
-});
-afterEach(async () => {
-  await Promise.all(fleets.splice(0).map((f) => f.stop()));
-});
-afterAll(() => {
-  rmSync(flashRoot, { recursive: true, force: true });
-  removeFixtureFirmware();
-});
+const fx = useFixtureFleets("sim-settings-");
 
 async function fleetOf(options: Partial<FleetOptions> & { flashDir: string }): Promise<Fleet> {
-  const fleet = await startFleet({ devices: 1, brokerUrl: NO_BROKER, bytecodePath, useEnvFiles: false, ...options });
-  fleets.push(fleet);
+  const fleet = await startFleet({ devices: 1, brokerUrl: NO_BROKER, bytecodePath: fx.bytecodePath, useEnvFiles: false, ...options });
+  fx.fleets.push(fleet);
   return fleet;
 }
 
@@ -64,7 +45,7 @@ describe("settings on a first boot", () => {
       const echoed: string[] = [];
       const fleet = await fleetOf({
         devices: 4,
-        flashDir: join(flashRoot, `round-${round}`),
+        flashDir: join(fx.flashRoot, `round-${round}`),
         eraseFlash: true,
         settings: (i) => settingsOf(round, i),
         echo: (line) => echoed.push(line),
@@ -85,7 +66,7 @@ describe("settings on a first boot", () => {
     // The VM's settings store holds about 8 KB: 50 settings of 200 bytes do not fit.
     const settings = Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`FX_L${i}`, "x".repeat(200)]));
     const started = Date.now();
-    const error = await fleetOf({ flashDir: join(flashRoot, "full"), eraseFlash: true, settings }).catch((e: unknown) => e);
+    const error = await fleetOf({ flashDir: join(fx.flashRoot, "full"), eraseFlash: true, settings }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ErrSettingsNotApplied);
     const keys = (error as ErrSettingsNotApplied).keys;
     expect(keys.length).toBeGreaterThan(0);
@@ -97,7 +78,7 @@ describe("settings on a first boot", () => {
 
   it("a setting too long for one Jacdac packet is refused before any device starts", async () => {
     await expect(
-      fleetOf({ flashDir: join(flashRoot, "long"), eraseFlash: true, settings: { FX_S1: "x".repeat(300) } }),
+      fleetOf({ flashDir: join(fx.flashRoot, "long"), eraseFlash: true, settings: { FX_S1: "x".repeat(300) } }),
     ).rejects.toThrow(/setting FX_S1 is too long/);
   });
 });
@@ -106,7 +87,7 @@ describe("console levels", () => {
   it("console.warn / console.error come as log events with their level, and still as dmesg lines", async () => {
     const echoed: string[] = [];
     const fleet = await fleetOf({
-      flashDir: join(flashRoot, "levels"),
+      flashDir: join(fx.flashRoot, "levels"),
       eraseFlash: true,
       settings: { FX_SLEEP_MS: 1000 },
       timeScale: 10,
