@@ -8,7 +8,7 @@ import { checksum, readRecord, writeRecord, ErrCorrupt } from "./flash"
 // normal path.
 //
 // The record is bounded by construction: the ESP32 runtime panics reading a setting whose key + NUL +
-// value exceeds 232 bytes (../shared/DESIGN.md), and a record that grows past it boot-loops the device
+// value exceeds 232 bytes (jacdac-c jd_util.c; simulator/src/profile.ts settingsReadLimitBytes), and a record that grows past it boot-loops the device
 // forever. Ids are remembered as 32-bit FNV-1a hashes (≤ 10 digits, whatever the id's length), at most
 // REMEMBERED_IDS of them, and at most MAX_INBOUND_QOS2 QoS 2 ids:
 //   [86400,[65535,65535,65535,65535],[4294967295 × 14]] = 189 bytes, + envelope [v,4294967295] = 201,

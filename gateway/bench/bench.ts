@@ -6,6 +6,7 @@
  *  2. idle: N idle SSE connections; gateway RSS per connection.
  * Prints a table and writes bench-results/gateway.json.
  */
+import { deviceTopic, GATEWAY_SUBSCRIPTIONS } from "../src/protocol/topics.ts";
 import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
@@ -114,7 +115,7 @@ async function liveScenario() {
       const t = Number(/"t":(\d+)/.exec(data)?.[1]);
       latencies.push(Date.now() - t);
     };
-    const filter = (i: number) => (args.filter === "all" ? "sensors/%2B/telemetry" : `sensors/dev${i % DEVICES}/telemetry`);
+    const filter = (i: number) => (args.filter === "all" ? encodeURIComponent(GATEWAY_SUBSCRIPTIONS[0]) : deviceTopic(`dev${i % DEVICES}`, "telemetry"));
     const streams = await openMany(CLIENTS, (i) => `${gw.url}/events?topic=${filter(i)}`, onData);
     const pubs = await Promise.all(
       Array.from({ length: PUBLISHERS }, (_, i) => mqtt.connectAsync(gw.mqttUrl, { clientId: `bench-pub-${i}`, reconnectPeriod: 0 })),
@@ -129,7 +130,7 @@ async function liveScenario() {
       for (; carry >= 1; carry--) {
         const device = published % DEVICES;
         const payload = JSON.stringify({ v: 1, seq: ++seqs[device], boot: 1, t: Date.now(), readings: { temperature: 21.5, humidity: 40.1 }, battery: 3.7 });
-        pubs[published % PUBLISHERS].publish(`sensors/dev${device}/telemetry`, payload, { qos: 1 });
+        pubs[published % PUBLISHERS].publish(deviceTopic(`dev${device}`, "telemetry"), payload, { qos: 1 });
         published++;
       }
     };
@@ -175,7 +176,7 @@ async function idleScenario() {
     await openMany(50, () => `${gw.url}/events`); // warm the code paths before the baseline
     await new Promise((r) => setTimeout(r, 1000));
     const before = rssKb(gw.child.pid!);
-    const streams = await openMany(IDLE, () => `${gw.url}/events?topic=sensors/%2B/status`);
+    const streams = await openMany(IDLE, () => `${gw.url}/events?topic=${encodeURIComponent(GATEWAY_SUBSCRIPTIONS[1])}`);
     await new Promise((r) => setTimeout(r, 2000));
     const metrics = await (await fetch(`${gw.url}/metrics`)).text();
     const open = Number(/^gateway_sse_clients (\d+)/m.exec(metrics)?.[1]);

@@ -3,12 +3,23 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ErrBadConfig, loadConfig } from "./config.ts";
+import { ErrBadConfig, loadConfig, parseConfig } from "./config.ts";
+
+function problemsOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof ErrBadConfig) return e.problems.join("\n");
+    throw e;
+  }
+  throw new Error("expected a configuration error");
+}
 
 describe("config", () => {
-  it("has defaults for the Pi: 0.0.0.0:8080, MQTT 1883, ./data, 15 s heartbeat, open HTTP auth", () => {
+  it("has defaults for the Pi: 0.0.0.0:8080, MQTT 1883, ./data, 15 s heartbeat, token HTTP auth with the admin token", () => {
     const c = loadConfig({});
-    expect(c).toMatchObject({ host: "0.0.0.0", port: 8080, mqtt: { port: 1883 }, dataDir: "./data", auth: { mode: "open" } });
+    expect(c).toMatchObject({ host: "0.0.0.0", port: 8080, mqtt: { port: 1883 }, dataDir: "./data" });
+    expect(c.auth).toEqual({ mode: "tokens", tokens: [], adminToken: true });
     expect(c.sse.heartbeatMs).toBe(15_000);
     expect(c.broker.auth).toEqual({ mode: "devices" });
   });
@@ -22,7 +33,11 @@ describe("config", () => {
       expect(c.port).toBe(9100);
       expect(c.history.maxEvents).toBe(10);
       expect(c.mqtt.url).toBe("mqtt://127.0.0.1:1884");
-      expect(c.auth).toEqual({ mode: "tokens", tokens: [{ name: "ui", token: "0123456789abcdef", read: ["sensors/#"], write: false }] });
+      expect(c.auth).toEqual({
+        mode: "tokens",
+        tokens: [{ name: "ui", token: "0123456789abcdef", read: ["sensors/#"], write: false }],
+        adminToken: true,
+      });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -60,6 +75,75 @@ describe("config", () => {
       expect(problems).toMatch(/prot/);
       expect(problems).toMatch(/at least 16 characters/);
       expect(problems).toMatch(/invalid topic filter "a\/#\/b"/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("takes broker deny rules for service users and refuses bad ones", () => {
+    const ok = parseConfig({ broker: { auth: { mode: "devices", deny: [{ username: "dashboard", subscribe: ["sensors/+/cmd"] }] } } });
+    expect(ok.broker.auth).toMatchObject({ deny: [{ username: "dashboard", subscribe: ["sensors/+/cmd"] }] });
+    const problems = (input: unknown) => {
+      try {
+        parseConfig(input);
+        return "";
+      } catch (e) {
+        return (e as ErrBadConfig).problems.join("\n");
+      }
+    };
+    expect(problems({ broker: { auth: { mode: "open", deny: [{ publish: ["a+/b"] }] } } })).toMatch(/broker\.auth\.deny\.0\.publish\.0: invalid topic filter "a\+\/b"/);
+    expect(problems({ broker: { auth: { mode: "devices", deny: [{ username: "x" }] } } })).toMatch(/must name publish or subscribe/);
+  });
+
+  it("allows open HTTP auth on loopback, and on any other host only with allowNetwork", () => {
+    for (const HOST of ["127.0.0.1", "127.0.0.2", "localhost", "::1", "[::1]"]) {
+      expect(loadConfig({ HOST, AUTH_MODE: "open" }).auth, HOST).toEqual({ mode: "open", allowNetwork: false });
+    }
+    for (const HOST of [undefined, "0.0.0.0", "::", "192.168.1.5", "sensors.local"]) {
+      const env = { AUTH_MODE: "open", ...(HOST ? { HOST } : {}) };
+      const problems = problemsOf(() => loadConfig(env));
+      expect(problems, String(HOST)).toMatch(/^auth: open mode \(no login\) on host .* would let anyone on the network/);
+      expect(problems).toMatch(/AUTH_ALLOW_NETWORK=true/);
+      expect(loadConfig({ ...env, AUTH_ALLOW_NETWORK: "true" }).auth).toEqual({ mode: "open", allowNetwork: true });
+      expect(loadConfig({ ...env, AUTH_ALLOW_NETWORK: "1" }).auth).toEqual({ mode: "open", allowNetwork: true });
+      expect(problemsOf(() => loadConfig({ ...env, AUTH_ALLOW_NETWORK: "0" }))).toMatch(/open mode/);
+    }
+    expect(problemsOf(() => loadConfig({ HOST: "0.0.0.0", AUTH_MODE: "open", AUTH_ALLOW_NETWORK: "yes please" }))).toMatch(
+      /AUTH_ALLOW_NETWORK="yes please": expected true or false/,
+    );
+    // allowNetwork belongs to open mode only: with tokens it is an error, not a silent no-op
+    expect(problemsOf(() => loadConfig({ AUTH_ALLOW_NETWORK: "true" }))).toBe(
+      'auth.allowNetwork (AUTH_ALLOW_NETWORK) only applies with auth.mode "open" (AUTH_MODE=open)',
+    );
+    expect(problemsOf(() => loadConfig({ AUTH_MODE: "tokens", AUTH_ALLOW_NETWORK: "true" }))).toMatch(/only applies with/);
+  });
+
+  it("needs a token when the admin token is off, and distinct token secrets", () => {
+    expect(problemsOf(() => parseConfig({ auth: { mode: "tokens", adminToken: false } }))).toMatch(/at least one token/);
+    const twice = { read: ["#"], token: "same-secret-0123456789" };
+    const problems = problemsOf(() =>
+      parseConfig({ auth: { mode: "tokens", tokens: [{ name: "a", ...twice }, { name: "b", ...twice }] } }),
+    );
+    expect(problems).toMatch(/"a" and "b" have the same token/);
+    expect(problems).not.toContain(twice.token);
+  });
+
+  it("moves an MQTT login out of MQTT_URL (which is logged) into username and password", () => {
+    const c = loadConfig({ MQTT_URL: "mqtt://gateway:pa%40ss-word-1@127.0.0.1:1884" });
+    expect(c.mqtt).toMatchObject({ url: "mqtt://127.0.0.1:1884", username: "gateway", password: "pa@ss-word-1" });
+    const problems = problemsOf(() => loadConfig({ MQTT_URL: "mqtt://gateway:secret-1@127.0.0.1:1884", MQTT_PASSWORD: "secret-2" }));
+    expect(problems).toMatch(/either in the URL or as mqtt.username/);
+    expect(problems).not.toMatch(/secret-1|secret-2/);
+  });
+
+  it("reports a broken JSON file without quoting it (it may hold tokens)", () => {
+    const dir = mkdtempSync(join(tmpdir(), "gw-config-"));
+    try {
+      const file = join(dir, "gateway.json");
+      writeFileSync(file, '{"auth":{"mode":"tokens","tokens":[{"name":"a","token":"json-secret-0123456789" "read":["#"]}]}}');
+      const problems = problemsOf(() => loadConfig({ GATEWAY_CONFIG: file }));
+      expect(problems).toMatch(/gateway.json: not valid JSON/);
+      expect(problems).not.toContain("json-secret");
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

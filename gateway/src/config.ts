@@ -4,7 +4,8 @@
  */
 import { readFileSync } from "node:fs";
 import { z } from "zod";
-import { validateTopicFilter } from "./topics.ts";
+import { DEVICE_ID_PATTERN } from "./protocol/ids.ts";
+import { validateTopicFilter } from "./protocol/topic-filter.ts";
 
 const port = z.number().int().min(0).max(65535);
 const positiveInt = z.number().int().positive();
@@ -16,6 +17,16 @@ const topicFilter = z.string().superRefine((f, ctx) => {
     ctx.addIssue({ code: "custom", message: (e as Error).message });
   }
 });
+
+/** A broker deny rule for clients other than devices (gateway/src/broker/deny-rules.ts). */
+const denyRule = z
+  .strictObject({
+    /** Exact username, or "*" (default) for every such client. */
+    username: z.string().min(1).optional(),
+    publish: z.array(topicFilter).optional(),
+    subscribe: z.array(topicFilter).optional(),
+  })
+  .refine((r) => (r.publish?.length ?? 0) + (r.subscribe?.length ?? 0) > 0, "a deny rule must name publish or subscribe filters");
 
 const tokenSchema = z.strictObject({
   /** Shown in logs instead of the secret. */
@@ -29,9 +40,21 @@ const tokenSchema = z.strictObject({
 export type TokenConfig = z.infer<typeof tokenSchema>;
 
 const authSchema = z.discriminatedUnion("mode", [
-  /** Anyone may read and write: for local demos only, and logged loudly at start. */
-  z.strictObject({ mode: z.literal("open") }),
-  z.strictObject({ mode: z.literal("tokens"), tokens: z.array(tokenSchema).min(1) }),
+  /**
+   * No login: anyone who reaches the port may read and send commands. Allowed on a loopback host (the laptop
+   * demo); on any other host only with `allowNetwork: true` (AUTH_ALLOW_NETWORK=true), see checkAuthExposure.
+   */
+  z.strictObject({ mode: z.literal("open"), allowNetwork: z.boolean().default(false) }),
+  /**
+   * The default. `adminToken` (default true): the gateway also accepts the admin token kept in
+   * `<dataDir>/admin-token` (full read and write), created on the first start and reused afterwards
+   * (http/auth.ts loadAdminToken). `tokens` are the configured ones, valid beside it.
+   */
+  z.strictObject({
+    mode: z.literal("tokens"),
+    tokens: z.array(tokenSchema).default([]),
+    adminToken: z.boolean().default(true),
+  }),
 ]);
 export type AuthConfig = z.infer<typeof authSchema>;
 
@@ -48,7 +71,7 @@ export const configSchema = z.strictObject({
       username: z.string().optional(),
       password: z.string().optional(),
       /** Fixed so the broker keeps the gateway's persistent session across restarts. */
-      clientId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).default("sensors-gateway"),
+      clientId: z.string().regex(DEVICE_ID_PATTERN, "MQTT client ids follow the device-id rule").default("sensors-gateway"),
     })
     .prefault({}),
   dataDir: z.string().min(1).default("./data"),
@@ -56,7 +79,7 @@ export const configSchema = z.strictObject({
     .strictObject({
       maxEvents: positiveInt.default(100_000),
       maxAgeMs: positiveInt.default(7 * 24 * 3600_000),
-      /** See history/sqlite.ts for why "normal" is the default. */
+      /** See transport/sqlite/db.ts for why "normal" is the default. */
       synchronous: z.enum(["normal", "full"]).default("normal"),
     })
     .prefault({}),
@@ -69,19 +92,22 @@ export const configSchema = z.strictObject({
       replayPageSize: positiveInt.max(10_000).default(500),
     })
     .prefault({}),
-  auth: authSchema.default({ mode: "open" }),
+  /** HTTP auth of /api and /events; token auth unless the config says otherwise (docs/protocol.md "Auth"). */
+  auth: authSchema.prefault({ mode: "tokens" }),
   /** Options for the embedded broker (gateway/src/broker): who may connect and what they may do. */
   broker: z
     .strictObject({
       auth: z
         .discriminatedUnion("mode", [
-          /** Any client may connect and publish anywhere: local demos and tests only. */
-          z.strictObject({ mode: z.literal("open") }),
+          /** Any client may connect and publish anywhere (but `deny`): local demos and tests only. */
+          z.strictObject({ mode: z.literal("open"), deny: z.array(denyRule).optional() }),
           z.strictObject({
             mode: z.literal("devices"),
             /** Default `<dataDir>/mqtt-credentials.json` (written by `npm run provision`). */
             credentialsFile: z.string().optional(),
             serviceUsers: z.array(z.strictObject({ username: z.string().min(1), password: z.string().min(1) })).optional(),
+            /** Limits for the service users (devices keep their fixed ACL): gateway/src/broker/deny-rules.ts. */
+            deny: z.array(denyRule).optional(),
           }),
         ])
         .default({ mode: "devices" }),
@@ -101,7 +127,7 @@ export class ErrBadConfig extends Error {
 }
 
 /** Environment variable → config path, and how to read it. */
-const ENV: Array<[string, string[], "int" | "string"]> = [
+const ENV: Array<[string, string[], "int" | "string" | "bool"]> = [
   ["HOST", ["host"], "string"],
   ["PORT", ["port"], "int"],
   ["MQTT_HOST", ["mqtt", "host"], "string"],
@@ -112,6 +138,7 @@ const ENV: Array<[string, string[], "int" | "string"]> = [
   ["MQTT_CLIENT_ID", ["mqtt", "clientId"], "string"],
   ["MQTT_AUTH", ["broker", "auth", "mode"], "string"],
   ["AUTH_MODE", ["auth", "mode"], "string"],
+  ["AUTH_ALLOW_NETWORK", ["auth", "allowNetwork"], "bool"],
   ["DATA_DIR", ["dataDir"], "string"],
   ["HISTORY_MAX_EVENTS", ["history", "maxEvents"], "int"],
   ["HISTORY_MAX_AGE_MS", ["history", "maxAgeMs"], "int"],
@@ -130,6 +157,55 @@ function setPath(target: Record<string, unknown>, path: string[], value: unknown
   node[path[path.length - 1]] = value;
 }
 
+/** 127.0.0.0/8, ::1 (also as [::1] or IPv4-mapped) and `localhost`: addresses only this machine reaches. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[(.*)\]$/, "$1");
+  if (h === "localhost" || h === "::1" || h === "0:0:0:0:0:0:0:1") return true;
+  return /^(::ffff:)?127(\.\d{1,3}){3}$/.test(h);
+}
+
+/**
+ * Checks across fields that zod's per-field rules cannot see. Secure by default: open HTTP auth only on a
+ * loopback host unless `auth.allowNetwork` says so explicitly.
+ */
+function crossFieldProblems(c: GatewayConfig): string[] {
+  const problems: string[] = [];
+  if (c.auth.mode === "open" && !c.auth.allowNetwork && !isLoopbackHost(c.host)) {
+    problems.push(
+      `auth: open mode (no login) on host ${JSON.stringify(c.host)} would let anyone on the network read every sensor ` +
+        `and send commands. Use token auth (the default: drop AUTH_MODE=open), bind to loopback (HOST=127.0.0.1), ` +
+        `or accept it explicitly with auth.allowNetwork: true (AUTH_ALLOW_NETWORK=true)`,
+    );
+  }
+  if (c.auth.mode === "tokens") {
+    if (!c.auth.adminToken && c.auth.tokens.length === 0) {
+      problems.push("auth.tokens: with auth.adminToken false, configure at least one token (or keep the admin token)");
+    }
+    const seen = new Map<string, string>();
+    for (const t of c.auth.tokens) {
+      const other = seen.get(t.token);
+      if (other !== undefined) problems.push(`auth.tokens: "${other}" and "${t.name}" have the same token; each needs its own`);
+      seen.set(t.token, t.name);
+    }
+  }
+  if (c.mqtt.url) {
+    const u = new URL(c.mqtt.url);
+    if (u.username !== "" || u.password !== "") {
+      // Credentials move out of the URL, which is logged and printed; the password never is.
+      if (c.mqtt.username !== undefined || c.mqtt.password !== undefined) {
+        problems.push("mqtt.url: give the MQTT login either in the URL or as mqtt.username/mqtt.password, not both");
+      } else {
+        c.mqtt.username = decodeURIComponent(u.username);
+        c.mqtt.password = decodeURIComponent(u.password);
+        u.username = "";
+        u.password = "";
+        c.mqtt.url = u.href;
+      }
+    }
+  }
+  return problems;
+}
+
 /**
  * Validates a config object (e.g. from a test) and fills defaults.
  * @example parseConfig({ port: 0, mqtt: { port: 0 }, dataDir: tmp })
@@ -141,6 +217,8 @@ export function parseConfig(input: unknown): GatewayConfig {
       parsed.error.issues.map((i) => `${i.path.length ? i.path.join(".") : "(root)"}: ${i.message}`),
     );
   }
+  const problems = crossFieldProblems(parsed.data);
+  if (problems.length) throw new ErrBadConfig(problems);
   return parsed.data;
 }
 
@@ -154,7 +232,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
       if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new Error("not a JSON object");
       raw = parsed as Record<string, unknown>;
     } catch (e) {
-      problems.push(`GATEWAY_CONFIG=${env.GATEWAY_CONFIG}: ${(e as Error).message}`);
+      // V8's JSON errors quote the text around the fault, which may be a token: say where, not what.
+      const message =
+        e instanceof SyntaxError ? `not valid JSON${/position \d+/.exec(e.message)?.[0].replace(/^/, " at ") ?? ""}` : (e as Error).message;
+      problems.push(`GATEWAY_CONFIG=${env.GATEWAY_CONFIG}: ${message}`);
     }
   }
   for (const [name, path, type] of ENV) {
@@ -166,9 +247,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
         continue;
       }
       setPath(raw, path, Number(value));
+    } else if (type === "bool") {
+      const v = value.trim().toLowerCase();
+      if (!["true", "false", "1", "0"].includes(v)) {
+        problems.push(`${name}=${JSON.stringify(value)}: expected true or false`);
+        continue;
+      }
+      setPath(raw, path, v === "true" || v === "1");
     } else {
       setPath(raw, path, value);
     }
+  }
+  const auth = raw.auth as Record<string, unknown> | undefined;
+  if (auth?.allowNetwork !== undefined && auth.mode !== "open") {
+    problems.push(`auth.allowNetwork (AUTH_ALLOW_NETWORK) only applies with auth.mode "open" (AUTH_MODE=open)`);
+    delete auth.allowNetwork;
+    if (Object.keys(auth).length === 0) delete raw.auth;
   }
   try {
     const config = parseConfig(raw);

@@ -1,28 +1,24 @@
 /**
- * Composition root: wires config → database → history → hub → broker → MQTT bridge → HTTP app,
- * listens, and closes everything in the right order. server.ts and the tests both start here.
+ * Composition root: wires config → transport (SQLite) → broker → bridge → commands → HTTP app, listens, and
+ * closes everything in the right order. It only wires: each part owns its behaviour. server.ts and the tests
+ * both start here.
  */
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
 import { serve } from "@hono/node-server";
 import type { Hono } from "hono";
-import { createApp } from "./app.ts";
-import { createDispatcher } from "./bridge/handlers.ts";
-import { MqttBridge } from "./bridge/mqtt-bridge.ts";
+import { createHandlers } from "./bridge/handlers.ts";
+import { MqttBridge } from "./bridge/mqtt-client.ts";
 import { startEmbeddedBroker, type EmbeddedBroker } from "./broker/index.ts";
-import { Commands } from "./commands.ts";
+import { Commands } from "./commands/commands.ts";
 import type { GatewayConfig } from "./config.ts";
-import { openDatabase } from "./db.ts";
-import { DeviceRegistry } from "./devices.ts";
-import { SqliteHistory } from "./history/sqlite.ts";
+import { createApp } from "./http/app.ts";
+import { resolveAuth, type AdminToken } from "./http/auth.ts";
 import type { AppEnv } from "./http/env.ts";
-import { Hub } from "./hub/hub.ts";
-import { createLogger, type Logger } from "./log.ts";
-import { createMetrics, exportBrokerCounters, type Metrics } from "./metrics.ts";
-import { Relay } from "./relay.ts";
-import { parseDeviceTopic } from "./topics.ts";
-
-const PRUNE_EVERY_MS = 10_000;
+import { createLogger, type Logger } from "./ops/log.ts";
+import { createMetrics, exportBrokerCounters, type Metrics } from "./ops/metrics.ts";
+import { openDatabase } from "./transport/sqlite/db.ts";
+import { SqliteTransport } from "./transport/sqlite/transport.ts";
 
 export interface Gateway {
   /** Base URL of the HTTP server, e.g. http://127.0.0.1:8080 (loopback when bound to all interfaces). */
@@ -35,6 +31,11 @@ export interface Gateway {
   readonly app: Hono<AppEnv>;
   readonly metrics: Metrics;
   readonly log: Logger;
+  /**
+   * Token auth with the admin token on (the default): the token and its file (`<dataDir>/admin-token`).
+   * A secret: server.ts prints the login URL on the console, never into the log.
+   */
+  readonly adminToken: AdminToken | undefined;
   /** Graceful shutdown (stop accepting, end streams, close MQTT, broker, DB); safe to call twice. */
   close(): Promise<void>;
 }
@@ -60,23 +61,18 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
   const metrics = createMetrics({ processMetrics: opts.processMetrics });
   const cleanups: Array<() => unknown> = [];
   try {
+    // First: a bad admin-token file is a configuration error, before any socket exists.
+    const auth = resolveAuth(config.auth, config.dataDir);
+    if (auth.admin) {
+      const { file, created, madePrivate } = auth.admin;
+      if (madePrivate) log.warn({ file }, "the admin token file was readable by others: its mode is now 0600");
+      log.info({ file, created }, created ? "admin token created" : "admin token loaded");
+    }
     const db = openDatabase(config.dataDir, config.history.synchronous);
     cleanups.push(() => db.close());
-    const history = new SqliteHistory(db, config.history);
-    history.prune(Date.now());
-    const pruneTimer = setInterval(() => {
-      try {
-        history.prune(Date.now());
-      } catch (err) {
-        log.error({ err }, "history retention failed");
-      }
-    }, PRUNE_EVERY_MS);
-    pruneTimer.unref();
-    cleanups.push(() => clearInterval(pruneTimer));
-
-    const hub = new Hub(config.sse, history, metrics);
-    const relay = new Relay(history, hub, metrics);
-    const devices = new DeviceRegistry(db);
+    const { maxEvents, maxAgeMs } = config.history;
+    const transport = new SqliteTransport(db, { retention: { maxEvents, maxAgeMs }, sse: config.sse }, metrics, log);
+    cleanups.push(() => transport.close());
 
     let broker: EmbeddedBroker | undefined;
     let bridgeUrl: string;
@@ -101,40 +97,41 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       credentials = broker.serviceCredentials;
     }
 
-    let dispatch: (topic: string, payload: Buffer) => void = () => {};
-    const bridge = new MqttBridge(
-      { url: bridgeUrl, clientId: config.mqtt.clientId, ...credentials },
-      (topic, payload) => dispatch(topic, payload),
-      metrics,
-      log.child({ part: "bridge" }),
-    );
-    const commands = new Commands(db, relay, (t, p) => bridge.publishQos1(t, p), metrics, log.child({ part: "commands" }));
-    dispatch = createDispatcher({ relay, devices, commands, metrics, log: log.child({ part: "relay" }) });
-    broker?.on("delivered", ({ clientId, topic, payload }) => {
-      const parsed = parseDeviceTopic(topic);
-      if (parsed?.kind === "cmd" && parsed.deviceId === clientId) commands.markDelivered(parsed.deviceId, payload);
-    });
-    cleanups.push(() => bridge.close());
-    await bridge.start();
+    const bridge = new MqttBridge({ url: bridgeUrl, clientId: config.mqtt.clientId, ...credentials }, metrics, log.child({ part: "bridge" }));
+    const commands = new Commands(db, transport, (t, p) => bridge.publishQos1(t, p), metrics, log.child({ part: "commands" }));
+    const handlers = createHandlers({ transport, commands, metrics, log: log.child({ part: "bridge" }) });
+    broker?.on("delivered", handlers.delivered);
+    // Stops the intake before the transport closes: a message that arrives later stays in the broker.
+    const stopIntake = async () => {
+      broker?.off("delivered", handlers.delivered);
+      await bridge.close();
+    };
+    cleanups.push(stopIntake);
+    await bridge.start(handlers.message);
 
     const app = createApp({
-      auth: config.auth,
-      hub,
-      history,
-      devices,
+      auth: auth.http,
+      transport,
       commands,
       metrics,
       log: log.child({ part: "http" }),
       health: {
         broker: () => bridge.connected && !(broker?.closed ?? false),
-        db: () => db.prepare("SELECT 1").get() !== undefined,
+        db: () => transport.healthy(),
       },
     });
 
     const server = await listen(app, config.host, config.port);
     const port = (server.address() as AddressInfo).port;
     const url = `http://${loopbackFor(config.host)}:${port}`;
-    if (config.auth.mode === "open") log.warn("HTTP auth is in OPEN mode: anyone on the network may read and send commands");
+    if (config.auth.mode === "open") {
+      log.warn(
+        { host: config.host },
+        config.auth.allowNetwork
+          ? "HTTP auth is in OPEN mode (allowNetwork): anyone on the network may read and send commands"
+          : "HTTP auth is in OPEN mode on loopback: any local user or program may read and send commands",
+      );
+    }
     log.info({ url, mqttUrl: bridgeUrl }, "gateway listening");
 
     let closing: Promise<void> | undefined;
@@ -142,7 +139,8 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       (closing ??= (async () => {
         log.info("gateway shutting down");
         const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
-        hub.close(); // ends every SSE stream; clients reconnect to the next instance with their last id
+        await stopIntake(); // the broker keeps for the next start whatever this gateway did not acknowledge
+        await transport.close(); // ends every SSE stream; clients reconnect to the next instance with their last id
         server.closeIdleConnections();
         const force = setTimeout(() => server.closeAllConnections(), 2_000);
         await serverClosed;
@@ -150,7 +148,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
         await runCleanups(cleanups, log);
       })());
 
-    return { url, port, mqttUrl: bridgeUrl, broker, app, metrics, log, close };
+    return { url, port, mqttUrl: bridgeUrl, broker, app, metrics, log, adminToken: auth.admin, close };
   } catch (err) {
     await runCleanups(cleanups, log);
     throw err;

@@ -2,10 +2,12 @@
  * Checks device settings before anything is built or flashed, with one clear message per bad value.
  * The keys and ranges are those of docs/protocol.md ("Device settings") plus the hardware-only keys
  * (`SENSOR`, and `WIFI_SSID`/`WIFI_PWD`, which `devs bundle` hands to the runtime's Wi-Fi service).
- * Also the limits of the ESP32 runtime (../shared/DESIGN.md "The ESP32 runtime is stricter than the WASM VM"):
+ * Also the limits of the ESP32 runtime (their figures and sources: simulator/src/profile.ts):
  * a setting record over 232 bytes is an error (reading it panics the runtime); TLS to a host that cannot have
  * a publicly trusted certificate, TLS on 1883, `.local` hosts and plain TCP without credentials are warnings.
  */
+import { COMMAND_SECONDS } from "../../gateway/src/protocol/commands.ts";
+import { DEVICE_ID_PATTERN, DEVICE_ID_RULE } from "../../gateway/src/protocol/ids.ts";
 import type { EnvEntry, SettingValue, SettingsIssue } from "./dotenv.ts";
 
 /**
@@ -48,11 +50,10 @@ export const SECRET_KEYS = ["MQTT_PASS", "WIFI_PWD"];
 
 type Check = (value: SettingValue) => string | undefined;
 
-/** Wi-Fi on the ESP32 runtime: an address 3–6 s after boot (../shared/DESIGN.md); the budget must cover it. */
+/** Wi-Fi on the ESP32 runtime: an address 3–6 s after boot (simulator/src/profile.ts); the budget must cover it. */
 export const MIN_AWAKE_FOR_WIFI_S = 8;
 
 const HOST_PATTERN = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
-const DEVICE_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
 function integerIn(min: number, max: number): Check {
   return (v) =>
@@ -90,10 +91,10 @@ export const SETTING_CHECKS: Record<string, Check> = {
   MQTT_TLS: oneOf([0, 1]),
   MQTT_USER: text(64),
   MQTT_PASS: text(128),
-  DEVICE_ID: text(64, DEVICE_ID_PATTERN, "must match ^[A-Za-z0-9_-]{1,64}$ (it is also the MQTT client id)"),
-  INTERVAL_S: integerIn(5, 86400),
+  DEVICE_ID: text(64, DEVICE_ID_PATTERN, `must be ${DEVICE_ID_RULE} (it is also the MQTT client id)`),
+  INTERVAL_S: integerIn(COMMAND_SECONDS["set-interval"].min, COMMAND_SECONDS["set-interval"].max),
   QOS: oneOf([0, 1, 2]),
-  AWAKE_MAX_S: integerIn(1, 3600),
+  AWAKE_MAX_S: integerIn(COMMAND_SECONDS["stay-awake"].min, COMMAND_SECONDS["stay-awake"].max),
   KEEPALIVE_S: integerIn(0, 65535),
   SENSOR: (v) =>
     typeof v === "string" && (SUPPORTED_SENSORS as readonly string[]).includes(v.toLowerCase())
@@ -129,7 +130,7 @@ const LOOPBACK = /^(localhost|127\.\d+\.\d+\.\d+|0\.0\.0\.0)$/i;
 /**
  * A settings read replies with key + NUL + value; above this many bytes the runtime panics
  * (jacdac-c jd_util.c:129; on ESP32 abort() resets the board, so the device boot-loops).
- * ../shared/DESIGN.md "The ESP32 runtime is stricter than the WASM VM"; simulator/src/profile.ts.
+ * simulator/src/profile.ts settingsReadLimitBytes.
  */
 export const MAX_SETTING_RECORD_BYTES = 232;
 

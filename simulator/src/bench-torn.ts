@@ -17,7 +17,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { SimDevice } from "./device.ts";
-import { startEmbeddedBroker } from "./embedded-broker.ts";
+import { startSimBroker } from "./sim-broker.ts";
 import { type Fleet, startFleet } from "./fleet.ts";
 import { type ProfileName, resolveProfile } from "./profile.ts";
 import { readFirmware } from "./vm.ts";
@@ -136,7 +136,7 @@ async function runTrial(trial: number, brokerUrl: string, flashRoot: string, sta
 async function main(): Promise<void> {
   const firmware = readFirmware();
   const profile = resolveProfile(PROFILE);
-  const broker = await startEmbeddedBroker(0);
+  const broker = await startSimBroker(0);
   const flashRoot = mkdtempSync(join(tmpdir(), "bench-torn-"));
   const started = Date.now();
   const trials: Trial[] = [];

@@ -16,7 +16,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { startEmbeddedBroker } from "./embedded-broker.ts";
+import { startSimBroker } from "./sim-broker.ts";
 import { type Fleet, startFleet } from "./fleet.ts";
 import type { ProfileName } from "./profile.ts";
 
@@ -82,7 +82,7 @@ interface CycleFigures {
 
 /** Runs QOS_DEVICES devices at one QoS until each finished CYCLES_PER_DEVICE wake cycles. */
 async function measureCycles(profile: ProfileName, qos: number, flashRoot: string): Promise<CycleFigures> {
-  const broker = await startEmbeddedBroker();
+  const broker = await startSimBroker();
   let fleet: Fleet | undefined;
   try {
     fleet = await startFleet({
@@ -217,7 +217,7 @@ interface FleetSizeFigures {
 /** Child mode: one fleet size in a fresh process (so earlier fleets do not inflate RSS). */
 async function measureFleetSize(devices: number): Promise<FleetSizeFigures> {
   const flashDir = mkdtempSync(join(tmpdir(), "sim-bench-rss-"));
-  const broker = await startEmbeddedBroker();
+  const broker = await startSimBroker();
   const baseline = process.memoryUsage().rss;
   const started = Date.now();
   const fleet = await startFleet({

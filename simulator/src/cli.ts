@@ -1,6 +1,7 @@
 /**
  * `npm run sim -- --devices 10 --broker mqtt://127.0.0.1:1883` — a fleet of simulated devices until Ctrl-C.
  */
+import { COMMAND_SECONDS } from "../../gateway/src/protocol/commands.ts";
 import { parseArgs } from "node:util";
 import { startFleet, type FleetOptions } from "./fleet.ts";
 import { parseFaultSpec } from "./fault-spec.ts";
@@ -87,7 +88,8 @@ async function main(): Promise<void> {
     return;
   }
   const settings: Record<string, unknown> = Object.fromEntries((v.set ?? []).map(parseSetting));
-  const interval = numberOption("interval", v.interval, (n) => Number.isInteger(n) && n >= 5 && n <= 86400);
+  const { min, max } = COMMAND_SECONDS["set-interval"]; // INTERVAL_S has the range of set-interval
+  const interval = numberOption("interval", v.interval, (n) => Number.isInteger(n) && n >= min && n <= max);
   if (interval !== undefined) settings.INTERVAL_S = interval;
   const qos = numberOption("qos", v.qos, (n) => n === 0 || n === 1 || n === 2);
   if (qos !== undefined) settings.QOS = qos;

@@ -2,8 +2,10 @@
  * `npm start`: the gateway (child process, embedded broker) plus SIM_DEVICES simulated devices.
  * Env: PORT (8080), MQTT_PORT (1883), SIM_DEVICES (3), SIM_INTERVAL_S (5), SIM_TIME_SCALE (1), SIM_SEED (1),
  * SIM_FAULTS (fault spec, see --help of `npm run sim`), SIM_FLASH_DIR (default data/sim-flash/seed-<seed>),
- * SIM_PROFILE (runtime profile, esp32 (default) or vm). The embedded broker runs in open mode unless MQTT_AUTH
- * says otherwise: this is the local demo.
+ * SIM_PROFILE (runtime profile, esp32 (default) or vm). This is the local demo, zero setup: the gateway runs with
+ * HTTP auth explicitly open (AUTH_MODE=open unless set) and the embedded broker open (MQTT_AUTH=open unless set),
+ * both bound to loopback (HOST and MQTT_HOST are always 127.0.0.1 here, whatever the shell exports), so nothing
+ * on the network can reach them. A gateway for the network is `npm run gateway` (token auth by default).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
@@ -74,7 +76,15 @@ async function main(): Promise<void> {
 
   const gateway = spawn(join(REPO_ROOT, "node_modules/.bin/tsx"), [join(REPO_ROOT, "gateway/src/server.ts")], {
     cwd: REPO_ROOT,
-    env: { ...process.env, PORT: String(port), MQTT_PORT: String(mqttPort), MQTT_AUTH: process.env.MQTT_AUTH ?? "open" },
+    env: {
+      ...process.env,
+      PORT: String(port),
+      MQTT_PORT: String(mqttPort),
+      HOST: "127.0.0.1",
+      MQTT_HOST: "127.0.0.1",
+      AUTH_MODE: process.env.AUTH_MODE || "open",
+      MQTT_AUTH: process.env.MQTT_AUTH || "open",
+    },
     stdio: "inherit",
   });
   let fleet: Fleet | undefined;

@@ -2,7 +2,7 @@
  * One simulated device: a VM instance per boot, a flash image that outlives instances (a file per device),
  * the device's network and Jacdac bus, deep sleep and power cuts.
  *
- * Deep sleep (DESIGN.md): `standby(ms)` reaches the host as a control-service command frame (0x87, u32 ms) that
+ * Deep sleep: `standby(ms)` reaches the host as a control-service command frame (0x87, u32 ms) that
  * the VM sends to itself. We then stop and drop that instance (RAM is lost in deep sleep) and, ms/timeScale
  * later, boot a NEW instance from the same flash image; the program is already in flash, so no redeploy.
  *

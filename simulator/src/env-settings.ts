@@ -1,48 +1,50 @@
 /**
- * DeviceScript settings from devs/.env.defaults and devs/.env.local, parsed like the devs CLI does
- * (`KEY=value`, `#` comments; a value that parses as JSON is stored as that JSON, anything else as a
- * string). On hardware `devs deploy` writes them into the device's settings service; the simulator writes
- * the same values into each VM's settings service (see vm-settings.ts), plus per-device overrides.
+ * DeviceScript settings from devs/.env.defaults and devs/.env.local, read by the one parser the hardware tools
+ * use too (hardware/settings/dotenv.ts), which follows the pinned @devicescript/cli exactly: a line containing
+ * `#` is dropped whole, `KEY=value` with the value as written (JSON when it parses, else text), an empty value
+ * unsets the key, .env.local wins over .env.defaults. On hardware `devs deploy` writes them into the device's
+ * settings service; the simulator writes the same values into each VM's settings service (see vm-settings.ts),
+ * plus per-device overrides.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import {
+  deployedSettings,
+  MAX_SETTING_KEY_LENGTH,
+  mergeEnvLikeDevs,
+  parseDeviceScriptEnv,
+  parseEnvLikeDevs,
+} from "../../hardware/settings/dotenv.ts";
 import { DEFAULT_PROFILE, type RuntimeProfile, resolveProfile } from "./profile.ts";
 import { settingRecordBytes } from "./vm-settings.ts";
 
 /** DeviceScript limits setting names (@devicescript/settings MAX_KEY_SIZE). */
-export const MAX_SETTING_KEY_LENGTH = 13;
+export { MAX_SETTING_KEY_LENGTH };
 
+/** The settings one `.env` file gives a device (what `devs deploy` would write for it alone). */
 export function parseEnvSettings(text: string): Record<string, unknown> {
-  const settings: Record<string, unknown> = {};
-  for (const raw of text.split(/\r?\n/)) {
-    const line = raw.trim();
-    if (line === "" || line.startsWith("#")) continue;
-    const eq = line.indexOf("=");
-    if (eq <= 0) continue;
-    const key = line.slice(0, eq).trim();
-    const value = line.slice(eq + 1).split("#")[0]!.trim();
-    if (value === "") continue; // the CLI skips empty values too
-    settings[key] = parseValue(value);
-  }
-  return settings;
+  return deployedSettings(parseEnvLikeDevs(text));
 }
 
-function parseValue(value: string): unknown {
-  try {
-    return JSON.parse(value);
-  } catch {
-    return value;
-  }
-}
-
-/** .env.defaults then .env.local (secrets override defaults); missing files are fine. */
+/**
+ * .env.defaults then .env.local (secrets override defaults, an empty value there unsets a default); missing
+ * files are fine. Exactly the values `devs deploy` writes; throws a RangeError listing file:line for every line
+ * the CLI would silently drop or misread (the same errors `npm run check:settings` reports).
+ */
 export function loadEnvSettings(devsDir: string): Record<string, unknown> {
-  const merged: Record<string, unknown> = {};
+  const texts: (string | undefined)[] = [];
+  const errors: string[] = [];
   for (const file of [".env.defaults", ".env.local"]) {
     const path = join(devsDir, file);
-    if (existsSync(path)) Object.assign(merged, parseEnvSettings(readFileSync(path, "utf8")));
+    const text = existsSync(path) ? readFileSync(path, "utf8") : undefined;
+    texts.push(text);
+    if (text === undefined) continue;
+    for (const i of parseDeviceScriptEnv(text, path).issues) {
+      if (i.severity === "error") errors.push(`${i.source}:${i.line}: ${i.key ? `${i.key} ` : ""}${i.message}`);
+    }
   }
-  return merged;
+  if (errors.length > 0) throw new RangeError(`DeviceScript settings files:\n${errors.join("\n")}`);
+  return deployedSettings(mergeEnvLikeDevs(parseEnvLikeDevs(texts[0]), parseEnvLikeDevs(texts[1])));
 }
 
 /**

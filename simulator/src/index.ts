@@ -27,5 +27,5 @@ export {
   sha256Hex,
 } from "./vm.ts";
 export type { Firmware, VmInstance } from "./vm.ts";
-export { startEmbeddedBroker } from "./embedded-broker.ts";
-export type { EmbeddedBroker, EmbeddedBrokerOptions } from "./embedded-broker.ts";
+export { startSimBroker } from "./sim-broker.ts";
+export type { SimBroker, SimBrokerOptions } from "./sim-broker.ts";

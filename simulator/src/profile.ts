@@ -2,8 +2,7 @@
  * Runtime profiles: how strict the simulated device is. `esp32` (the default) makes the WASM VM behave like the
  * DeviceScript ESP32 runtime where the two differ; `vm` keeps the plain WASM VM behaviour for comparison.
  * Sources (microsoft/devicescript v2.16.4, microsoft/devicescript-esp32 v2.16.1, the jacdac-c they pin) are
- * named next to each figure; ../shared/DESIGN.md, "The ESP32 runtime is stricter than the WASM VM", has the
- * summary. This file is the one owner of these numbers.
+ * named next to each figure. This file is the one owner of these numbers.
  */
 
 export type ProfileName = "esp32" | "vm";

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { type Fleet, startEmbeddedBroker, startFleet } from "../src/index.ts";
+import { type Fleet, startSimBroker, startFleet } from "../src/index.ts";
 import { waitFor } from "./wait.ts";
 
 const flashRoot = mkdtempSync(join(tmpdir(), "sim-battery-"));
@@ -18,7 +18,7 @@ afterAll(() => rmSync(flashRoot, { recursive: true, force: true }));
 
 describe("simulated battery", () => {
   it("telemetry `battery` is the volts the fleet sets (±0.01), per device (BATTERY_DIV 2 and 3)", async () => {
-    const broker = await startEmbeddedBroker(0);
+    const broker = await startSimBroker(0);
     cleanups.push(() => broker.close());
     const telemetry = new Map<string, { battery: number | null; seq: number }[]>();
     broker.broker.on("publish", (packet, client) => {
@@ -57,7 +57,7 @@ describe("simulated battery", () => {
   });
 
   it("without `battery` there is no battery server: telemetry battery stays null", async () => {
-    const broker = await startEmbeddedBroker(0);
+    const broker = await startSimBroker(0);
     cleanups.push(() => broker.close());
     const batteries: unknown[] = [];
     broker.broker.on("publish", (packet, client) => {

@@ -6,6 +6,7 @@ import {
   type BrokerUnderTest,
   type Login,
 } from "./brokers-under-test.ts";
+import { RawClient } from "./raw-client.ts";
 import { barrier, closed, connect, connectRecording, endAllClients, recordMessages, refusedCode, subscribeCodes, waitFor } from "./support.ts";
 
 /**
@@ -13,7 +14,7 @@ import { barrier, closed, connect, connectRecording, endAllClients, recordMessag
  * embedded broker and on Mosquitto with the shipped hardware/mosquitto config.
  */
 const hasMosquitto = mosquittoAvailable();
-const DEVICES = ["dev-a", "dev-b"];
+const DEVICES = ["dev-a", "dev-b", "dev-c"];
 
 const brokers = [
   { kind: "embedded", start: startEmbeddedUnderTest, skip: false },
@@ -31,6 +32,7 @@ describe.each(brokers)("$kind: device authentication and ACL", ({ kind, start, s
   afterEach(endAllClients);
 
   const as = (login: Login, extra: object = {}) => connect(broker.url(), { ...login, ...extra });
+  const port = () => Number(new URL(broker.url()).port);
 
   it.skipIf(skip)("accepts a provisioned device and the gateway", async () => {
     const device = await as(broker.device("dev-a"), { clean: false });
@@ -45,6 +47,30 @@ describe.each(brokers)("$kind: device authentication and ACL", ({ kind, start, s
     expect(await refusedCode(broker.url(), { username: "dev-zzz", password: "x", clientId: "dev-zzz" })).toBe(expected);
     expect(await refusedCode(broker.url(), { clientId: "dev-a" })).toBe(expected);
     expect(await refusedCode(broker.url(), { ...broker.gateway(), password: "wrong" })).toBe(expected);
+  });
+
+  it.skipIf(skip)("[MQTT-3.1.3-8] an empty client id needs a clean session (CONNACK 0x02); with one the broker assigns an id", async () => {
+    const { username, password } = broker.gateway();
+    const persistent = await RawClient.open(port(), { clientId: "", clean: false, username, password });
+    expect(persistent.connack.returnCode).toBe(2);
+    await persistent.client.closed();
+    // MQTT 3.1 (§3.1: 1-23 characters) has no empty client id at all.
+    const v31 = await RawClient.open(port(), { clientId: "", clean: true, username, password, protocolVersion: 3 });
+    expect(v31.connack.returnCode).toBe(2);
+    await v31.client.closed();
+
+    const clean = await RawClient.open(port(), { clientId: "", clean: true, username, password });
+    expect(clean.connack.returnCode).toBe(0);
+    clean.client.send({ cmd: "pingreq" });
+    await clean.client.next("pingresp");
+    await clean.client.drop();
+    if (kind === "embedded") {
+      // A device's client id must be its username, so a device cannot use an assigned one.
+      const device = broker.device("dev-a");
+      const assigned = await RawClient.open(port(), { clientId: "", clean: true, username: device.username, password: device.password });
+      expect(assigned.connack.returnCode).toBe(5);
+      await assigned.client.closed();
+    }
   });
 
   it.skipIf(skip)("a device cannot use another device's client id to get its commands", async () => {
@@ -136,6 +162,25 @@ describe.each(brokers)("$kind: device authentication and ACL", ({ kind, start, s
     await gateway.publishAsync("sensors/dev-a/telemetry", '{"v":1}', { qos: 1 });
     await barrier(gateway, received, "sensors/dev-a/cmd");
     expect(received.map((m) => m.topic)).toEqual(["sensors/dev-a/cmd"]);
+  });
+
+  it.skipIf(skip)("a refused filter next to its own cmd in one SUBSCRIBE queues nothing for the sleeping device", async () => {
+    // Regression: aedes 1.2 stored every filter of the SUBSCRIBE once one was granted, so dev-c's session
+    // queued dev-b's command and sent it on the next connect (embedded broker, before authorizeForward).
+    const device = await as(broker.device("dev-c"), { clean: false });
+    const codes = await subscribeCodes(device, ["sensors/dev-c/cmd", "sensors/dev-b/cmd", "#"], 1);
+    expect(codes).toEqual(kind === "embedded" ? [1, 128, 128] : [1, 1, 1]); // Mosquitto: read ACL per message
+    await device.endAsync(); // asleep
+    const gateway = await as(broker.gateway());
+    await gateway.publishAsync("sensors/dev-b/cmd", '{"id":"c-b","op":"ping"}', { qos: 1 });
+    await gateway.publishAsync("sensors/dev-c/telemetry", '{"v":1,"seq":1}', { qos: 1 });
+    await gateway.publishAsync("sensors/dev-c/cmd", '{"id":"c-own","op":"ping"}', { qos: 1 });
+    const [awake, received] = await connectRecording(broker.url(), { ...broker.device("dev-c"), clean: false });
+    // A session's queue is delivered in order: anything queued before the own command arrives before it.
+    await waitFor(() => received.some((m) => m.payload.includes("c-own")), "dev-c's own command");
+    expect(received.map((m) => m.topic)).toEqual(["sensors/dev-c/cmd"]);
+    await awake.endAsync();
+    await (await as(broker.device("dev-c"), { clean: true })).endAsync(); // drop the session for other tests
   });
 
   it.skipIf(skip)("a device's Last Will may only be on its own topics", async () => {

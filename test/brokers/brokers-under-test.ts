@@ -1,8 +1,14 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startEmbeddedBroker, type EmbeddedBroker } from "../../gateway/src/broker/index.ts";
-import { defaultCredentialsFile, generatePassword, setDevicePassword } from "../../gateway/src/broker/credentials.ts";
+import {
+  startEmbeddedBroker,
+  type BrokerLogger,
+  type DenyRule,
+  type EmbeddedBroker,
+  type ServiceCredential,
+} from "../../gateway/src/broker/index.ts";
+import { defaultCredentialsFile, generatePassword, setDevicePassword } from "../../gateway/src/broker/index.ts";
 import { setMosquittoPassword } from "../../gateway/src/provision/mosquitto-passwd.ts";
 import { runAsConfigLine, startMosquitto, type MosquittoPaths, type RunningMosquitto } from "../helpers/mosquitto.ts";
 
@@ -28,7 +34,23 @@ export interface BrokerUnderTest {
   close(): Promise<void>;
 }
 
-export async function startEmbeddedUnderTest(deviceIds: string[]): Promise<BrokerUnderTest> {
+export interface EmbeddedOptions {
+  /** Default "devices". */
+  mode?: "open" | "devices";
+  serviceUsers?: ServiceCredential[];
+  deny?: DenyRule[];
+  logger?: BrokerLogger;
+}
+
+export interface EmbeddedUnderTest extends BrokerUnderTest {
+  /** The running broker itself: counters, events. */
+  embedded(): EmbeddedBroker;
+  /** Graceful restart on the same data dir and port, with other options if given. */
+  restart(options?: EmbeddedOptions): Promise<void>;
+}
+
+/** The embedded broker with a data dir holding the devices' credentials; device auth unless `mode: "open"`. */
+export async function startEmbeddedUnderTest(deviceIds: string[], options: EmbeddedOptions = {}): Promise<EmbeddedUnderTest> {
   const dataDir = mkdtempSync(join(tmpdir(), "embedded-broker-test-"));
   const passwords = new Map<string, string>();
   for (const id of deviceIds) {
@@ -36,16 +58,25 @@ export async function startEmbeddedUnderTest(deviceIds: string[]): Promise<Broke
     await setDevicePassword(defaultCredentialsFile(dataDir), id, password);
     passwords.set(id, password);
   }
-  let broker: EmbeddedBroker = await startEmbeddedBroker({ host: "127.0.0.1", port: 0, dataDir, auth: { mode: "devices" } });
+  const start = (port: number, { mode = "devices", serviceUsers, deny, logger }: EmbeddedOptions) =>
+    startEmbeddedBroker({
+      host: "127.0.0.1",
+      port,
+      dataDir,
+      auth: mode === "open" ? { mode, deny } : { mode, serviceUsers, deny },
+      logger,
+    });
+  let broker: EmbeddedBroker = await start(0, options);
   return {
     kind: "embedded",
     url: () => broker.url,
     gateway: () => ({ ...broker.serviceCredentials, clientId: "gateway" }),
     device: (id) => ({ username: id, password: passwords.get(id)!, clientId: id }),
-    async restart() {
+    embedded: () => broker,
+    async restart(next = options) {
       const port = broker.port;
       await broker.close();
-      broker = await startEmbeddedBroker({ host: "127.0.0.1", port, dataDir, auth: { mode: "devices" } });
+      broker = await start(port, next);
     },
     async close() {
       await broker.close();

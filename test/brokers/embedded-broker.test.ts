@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { startEmbeddedBroker, type EmbeddedBroker, type DeliveredEvent } from "../../gateway/src/broker/index.ts";
-import { SqlitePersistence } from "../../gateway/src/broker/sqlite-persistence.ts";
+import { SqlitePersistence } from "../../gateway/src/broker/index.ts";
 import { connect, connectRecording, endAllClients, recordMessages, waitFor } from "./support.ts";
 
 let broker: EmbeddedBroker | undefined;

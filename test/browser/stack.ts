@@ -31,6 +31,8 @@ export interface Stack {
   restartGateway(opts?: { hard?: boolean; wipeData?: boolean; beforeStart?: () => Promise<void> }): Promise<void>;
   /** GET a JSON API path of the gateway (relative, e.g. "api/devices"). */
   api<T>(path: string): Promise<T>;
+  /** What the gateway process printed so far (stdout: JSON log lines and the console lines, e.g. the login URL). */
+  gatewayStdout(): string;
   /** The value of a Prometheus sample without labels, from /metrics. */
   metric(name: string): Promise<number>;
   close(): Promise<void>;
@@ -78,6 +80,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       gateway = await spawnGateway({ dataDir, port: gateway.port, mqttPort: gateway.mqttPort, env: opts.env });
     },
     api,
+    gatewayStdout: () => gateway.stdout(),
     async metric(name) {
       const text = await (await fetch(`${base}metrics`)).text();
       const line = text.split("\n").find((l) => l.startsWith(`${name} `));

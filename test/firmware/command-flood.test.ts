@@ -21,7 +21,7 @@ afterEach(async () => {
 });
 
 const BUDGET = 10;
-/** `^[A-Za-z0-9_-]{1,40}$` (gateway/src/schema.ts commandIdPattern): the longest id there is. */
+/** `^[A-Za-z0-9_-]{1,40}$` (gateway/src/protocol/ids.ts COMMAND_ID_PATTERN): the longest id there is. */
 const longId = (n: number) => `c-${String(n).padStart(4, "0")}-`.padEnd(40, "x");
 
 interface Plan {

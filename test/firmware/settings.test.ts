@@ -5,22 +5,13 @@
 import { describe, expect, test } from "vitest";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { deployedSettings, parseEnvLikeDevs } from "../../hardware/settings/dotenv.ts";
 
 const root = join(import.meta.dirname, "../..");
 
+/** devs/.env.defaults as `devs deploy` would store it (the one .env parser, hardware/settings/dotenv.ts). */
 function envDefaults(): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const line of readFileSync(join(root, "devs/.env.defaults"), "utf8").split(/\r?\n/)) {
-    const m = /^\s*([A-Z0-9_]+)\s*=\s*([^#]*)/.exec(line);
-    if (!m || m[2]!.trim() === "") continue;
-    const raw = m[2]!.trim();
-    try {
-      out[m[1]!] = JSON.parse(raw);
-    } catch {
-      out[m[1]!] = raw;
-    }
-  }
-  return out;
+  return deployedSettings(parseEnvLikeDevs(readFileSync(join(root, "devs/.env.defaults"), "utf8")));
 }
 
 /** The DEFAULTS object literal of devs/src/settings.ts (DeviceScript code: read as text, not imported). */

@@ -8,7 +8,7 @@ import mqtt, { type MqttClient } from "mqtt";
 import { join } from "node:path";
 import { rmSync } from "node:fs";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { MAX_AGE_MS } from "../../gateway/src/schema.ts";
+import { MAX_AGE_MS } from "../../gateway/src/protocol/payloads.ts";
 import { startTestGateway, tempDir, type TestGateway } from "../helpers/gateway.ts";
 import { connectSse, type SseClient } from "../helpers/sse.ts";
 import { brokerKinds } from "./broker-kinds.ts";

@@ -136,8 +136,8 @@ describe.each([
     await publishing;
     // The guarantee under test: a reading the broker acknowledged (PUBACK) is never lost, kill -9 included;
     // the publisher re-sends the rest after it reconnects, so in the end every reading is acknowledged.
-    // Two bugs broke it: aedes sent PUBACK before queueing the message (broker/queue-before-ack.ts) and reused
-    // in-flight packet ids after the restart, so a PUBACK deleted another message (broker/unique-packet-ids.ts).
+    // Two bugs broke it: aedes sent PUBACK before queueing the message (broker/persistence/queue-before-ack.ts) and reused
+    // in-flight packet ids after the restart, so a PUBACK deleted another message (broker/persistence/unique-packet-ids.ts).
     await waitUntil(() => acked.size === TOTAL, { timeoutMs: 10_000, message: "PUBACKs for every reading" });
     sse = track(await connectSse(gw.url, { topics: ["sensors/+/telemetry"], lastEventId: received.at(-1)!.id! }));
     await sse.waitFor(() => received.length + sse.events.length >= TOTAL, { timeoutMs: 20_000, message: `${TOTAL} readings` });

@@ -36,7 +36,8 @@ export type TestGateway = Gateway & { dataDir: string };
 
 /**
  * Test defaults: host 127.0.0.1, HTTP and MQTT port 0 (the OS picks), logs silent (LOG_LEVEL
- * env to see them), HTTP auth open, embedded broker auth open. A per-test clientId avoids
+ * env to see them), HTTP auth open (explicitly: the gateway's default is token auth; open is allowed on
+ * loopback), embedded broker auth open. A per-test clientId avoids
  * sessions clashing when tests share an external broker.
  */
 export async function startTestGateway(opts: TestGatewayOptions = {}): Promise<TestGateway> {
@@ -94,8 +95,11 @@ export interface GatewayProcess {
   readonly mqttPort: number;
   readonly mqttUrl: string;
   readonly child: ChildProcess;
-  /** stdout + stderr so far (pino JSON lines). */
+  /** stdout + stderr so far (pino JSON lines, and the console lines server.ts prints). */
   output(): string;
+  /** stdout alone / stderr alone, so far. */
+  stdout(): string;
+  stderr(): string;
   /** Resolves with the exit code (null when killed by a signal). */
   readonly exited: Promise<number | null>;
   /** SIGTERM and wait for exit (graceful shutdown). */
@@ -104,7 +108,10 @@ export interface GatewayProcess {
   kill9(): Promise<number | null>;
 }
 
-/** Starts `gateway/src/server.ts` in a child process and waits until /healthz says ok. */
+/**
+ * Starts `gateway/src/server.ts` in a child process and waits until /healthz says ok. HTTP auth is open on
+ * 127.0.0.1 unless `env` says otherwise (`AUTH_MODE: ""` gives the gateway's default, token auth).
+ */
 export async function spawnGateway(opts: SpawnOptions): Promise<GatewayProcess> {
   const port = opts.port ?? (await freePort());
   const mqttPort = opts.mqttPort ?? (await freePort());
@@ -125,8 +132,10 @@ export async function spawnGateway(opts: SpawnOptions): Promise<GatewayProcess> 
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
-  child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (d: Buffer) => ((out += d.toString()), (stdout += d.toString())));
+  child.stderr!.on("data", (d: Buffer) => ((out += d.toString()), (stderr += d.toString())));
   const exited = new Promise<number | null>((res) => child.once("exit", (code) => res(code)));
   let hasExited = false;
   void exited.then(() => (hasExited = true));
@@ -156,6 +165,8 @@ export async function spawnGateway(opts: SpawnOptions): Promise<GatewayProcess> 
     mqttUrl,
     child,
     output: () => out,
+    stdout: () => stdout,
+    stderr: () => stderr,
     exited,
     stop: () => stopWith("SIGTERM"),
     kill9: () => stopWith("SIGKILL"),

@@ -11,10 +11,10 @@ import mqtt from "mqtt";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { DEFAULT_BYTECODE_PATH, type Fleet, type FleetOptions, sha256Hex, startFleet } from "../../simulator/src/index.ts";
 import {
-  type EmbeddedBroker,
-  type EmbeddedBrokerOptions,
-  startEmbeddedBroker,
-} from "../../simulator/src/embedded-broker.ts";
+  type SimBroker,
+  type SimBrokerOptions,
+  startSimBroker,
+} from "../../simulator/src/sim-broker.ts";
 import { waitFor } from "../../simulator/test/wait.ts";
 import { EmbeddedBroker as ShippedBroker } from "../../gateway/src/broker/index.ts";
 
@@ -25,8 +25,8 @@ afterEach(async () => {
 });
 afterAll(() => rmSync(flashRoot, { recursive: true, force: true }));
 
-async function broker(port: number | EmbeddedBrokerOptions = 0): Promise<EmbeddedBroker> {
-  const b = await startEmbeddedBroker(port);
+async function broker(port: number | SimBrokerOptions = 0): Promise<SimBroker> {
+  const b = await startSimBroker(port);
   cleanups.push(() => b.close());
   return b;
 }
@@ -38,7 +38,7 @@ async function fleet(options: FleetOptions): Promise<Fleet> {
 }
 
 /** Telemetry seqs per MQTT client id, as the broker received them. */
-function telemetrySeqs(b: EmbeddedBroker): Map<string, number[]> {
+function telemetrySeqs(b: SimBroker): Map<string, number[]> {
   const seqs = new Map<string, number[]>();
   b.broker.on("publish", (packet, client) => {
     if (!client || !packet.topic.endsWith("/telemetry")) return;
@@ -52,7 +52,7 @@ function telemetrySeqs(b: EmbeddedBroker): Map<string, number[]> {
 const FAST = { INTERVAL_S: 5 };
 
 /** Status messages per topic, as an MQTT subscriber of the broker receives them. */
-async function observeStatus(b: EmbeddedBroker): Promise<Map<string, { state: string; sleepMs?: number }[]>> {
+async function observeStatus(b: SimBroker): Promise<Map<string, { state: string; sleepMs?: number }[]>> {
   const client = await mqtt.connectAsync(b.url, { clientId: `obs-${Date.now()}`, clean: true });
   cleanups.push(() => client.endAsync());
   const byTopic = new Map<string, { state: string; sleepMs?: number }[]>();

@@ -1,20 +1,19 @@
 /**
- * One handler per inbound MQTT message type, plus a dispatcher that only routes by topic.
- * Handlers validate first (schema.ts), then store-and-relay; a bad message is rejected and counted,
- * never thrown out of here.
+ * Every event that comes from MQTT enters the gateway here: one handler per inbound message kind, the broker's
+ * delivery reports, and a router that only dispatches by topic. Handlers validate first (protocol/payloads.ts),
+ * then hand the typed event to the transport; a bad message is rejected and counted, never thrown out of here.
  */
-import type { Commands } from "../commands.ts";
-import type { DeviceRegistry } from "../devices.ts";
-import type { Logger } from "../log.ts";
-import type { Metrics } from "../metrics.ts";
-import type { Relay } from "../relay.ts";
-import { commandAckSchema, parsePayload, statusSchema, telemetrySchema, type PayloadRejection } from "../schema.ts";
-import { parseDeviceTopic } from "../topics.ts";
-import { readingTime } from "./reading-time.ts";
+import type { Commands } from "../commands/commands.ts";
+import type { Logger } from "../ops/log.ts";
+import type { Metrics } from "../ops/metrics.ts";
+import type { CommandAckData, StatusData, TelemetryData } from "../protocol/events.ts";
+import { commandAckSchema, parsePayload, statusSchema, telemetrySchema, type PayloadRejection } from "../protocol/payloads.ts";
+import { readingTime } from "../protocol/reading-time.ts";
+import { parseDeviceTopic } from "../protocol/topics.ts";
+import { ErrTransportClosed, type Transport } from "../transport/transport.ts";
 
 export interface HandlerContext {
-  relay: Relay;
-  devices: DeviceRegistry;
+  transport: Transport;
   commands: Commands;
   metrics: Metrics;
   log: Logger;
@@ -28,7 +27,7 @@ export interface Inbound {
   receivedMono: number;
 }
 
-type RejectReason = PayloadRejection | "bad_topic" | "internal";
+type RejectReason = PayloadRejection | "bad_topic" | "not_stored";
 
 /** Logs at most `perWindow` rejections per reason per window, so a flooding device cannot flood the log. */
 class RejectionLog {
@@ -48,117 +47,107 @@ class RejectionLog {
   }
 }
 
-export function handleTelemetry(ctx: HandlerContext, m: Inbound, reject: Reject): void {
+async function handleTelemetry(ctx: HandlerContext, m: Inbound, reject: Reject): Promise<void> {
   const parsed = parsePayload(telemetrySchema, m.payload);
   if (!parsed.ok) return reject(parsed.reason, m.topic, parsed.detail);
   const t = parsed.value;
   const time = readingTime(t, m.receivedAt);
-  const stored = ctx.relay.emit(
-    {
-      kind: "telemetry",
-      topic: m.topic,
-      deviceId: m.deviceId,
-      receivedAt: m.receivedAt,
-      seq: t.seq,
-      t: time.t,
-      data: {
-        deviceId: m.deviceId,
-        topic: m.topic,
-        seq: t.seq,
-        boot: t.boot,
-        t: time.t,
-        age: time.age,
-        timeSource: time.timeSource,
-        receivedAt: m.receivedAt,
-        readings: t.readings,
-        battery: t.battery,
-        dropped: t.dropped ?? 0,
-        corrupt: t.corrupt ?? 0,
-      },
-    },
-    m.receivedMono,
-  );
-  if (!stored) {
-    ctx.metrics.duplicates.inc();
-    return;
-  }
-  ctx.devices.recordReading(m.deviceId, t, time, m.receivedAt);
+  const data: TelemetryData = {
+    deviceId: m.deviceId,
+    topic: m.topic,
+    seq: t.seq,
+    boot: t.boot,
+    ...time,
+    receivedAt: m.receivedAt,
+    readings: t.readings,
+    battery: t.battery,
+    dropped: t.dropped ?? 0,
+    corrupt: t.corrupt ?? 0,
+  };
+  const event = { kind: "telemetry", topic: m.topic, deviceId: m.deviceId, receivedAt: m.receivedAt, seq: t.seq, t: time.t, data } as const;
+  if (!(await ctx.transport.dispatch(event, m.receivedMono))) ctx.metrics.duplicates.inc();
 }
 
-export function handleStatus(ctx: HandlerContext, m: Inbound, reject: Reject): void {
+async function handleStatus(ctx: HandlerContext, m: Inbound, reject: Reject): Promise<void> {
   const parsed = parsePayload(statusSchema, m.payload);
   if (!parsed.ok) return reject(parsed.reason, m.topic, parsed.detail);
   const s = parsed.value;
   const sleepMs = s.state === "sleeping" ? s.sleepMs : null;
-  ctx.devices.recordStatus(m.deviceId, s, m.receivedAt);
-  ctx.relay.emit(
-    {
-      kind: "status",
-      topic: m.topic,
-      deviceId: m.deviceId,
-      receivedAt: m.receivedAt,
-      data: {
-        deviceId: m.deviceId,
-        topic: m.topic,
-        state: s.state,
-        sleepMs,
-        nextWakeAt: sleepMs === null ? null : m.receivedAt + sleepMs,
-        receivedAt: m.receivedAt,
-      },
-    },
-    m.receivedMono,
-  );
+  const data: StatusData = {
+    deviceId: m.deviceId,
+    topic: m.topic,
+    state: s.state,
+    sleepMs,
+    nextWakeAt: sleepMs === null ? null : m.receivedAt + sleepMs,
+    receivedAt: m.receivedAt,
+  };
+  await ctx.transport.dispatch({ kind: "status", topic: m.topic, deviceId: m.deviceId, receivedAt: m.receivedAt, data }, m.receivedMono);
 }
 
-export function handleCommandAck(ctx: HandlerContext, m: Inbound, reject: Reject): void {
+async function handleCommandAck(ctx: HandlerContext, m: Inbound, reject: Reject): Promise<void> {
   const parsed = parsePayload(commandAckSchema, m.payload);
   if (!parsed.ok) return reject(parsed.reason, m.topic, parsed.detail);
   const ack = parsed.value;
-  ctx.relay.emit(
-    {
-      kind: "command-ack",
-      topic: m.topic,
-      deviceId: m.deviceId,
-      receivedAt: m.receivedAt,
-      data: {
-        deviceId: m.deviceId,
-        topic: m.topic,
-        commandId: ack.id,
-        op: ack.op,
-        ok: ack.ok,
-        error: ack.error ?? null,
-        receivedAt: m.receivedAt,
-      },
-    },
-    m.receivedMono,
-  );
+  const data: CommandAckData = {
+    deviceId: m.deviceId,
+    topic: m.topic,
+    commandId: ack.id,
+    op: ack.op,
+    ok: ack.ok,
+    error: ack.error ?? null,
+    receivedAt: m.receivedAt,
+  };
+  await ctx.transport.dispatch({ kind: "command-ack", topic: m.topic, deviceId: m.deviceId, receivedAt: m.receivedAt, data }, m.receivedMono);
   ctx.commands.handleAck(m.deviceId, ack, m.receivedAt);
 }
 
 type Reject = (reason: RejectReason, topic: string, detail: string) => void;
 
-/** Routes one MQTT message; never throws. */
-export function createDispatcher(ctx: HandlerContext): (topic: string, payload: Buffer) => void {
+export interface BridgeHandlers {
+  /**
+   * Routes one MQTT message from the gateway's subscription. Resolves when it is handled (stored, or rejected
+   * and counted as a bad message): then it may be acknowledged. Rejects when it could not be stored.
+   */
+  message(topic: string, payload: Buffer): Promise<void>;
+  /** The embedded broker saw a client acknowledge a message it forwarded (broker "delivered" event). */
+  delivered(report: { clientId: string; topic: string; payload: Buffer }): void;
+}
+
+export function createHandlers(ctx: HandlerContext): BridgeHandlers {
   const rejections = new RejectionLog(ctx.log);
   const reject: Reject = (reason, topic, detail) => {
     ctx.metrics.rejected.inc({ reason });
     rejections.warn(reason, topic, detail);
   };
-  return (topic, payload) => {
-    const receivedMono = performance.now();
-    const parsed = parseDeviceTopic(topic);
-    const kind = parsed?.kind === "cmd/ack" ? "ack" : parsed?.kind === "cmd" ? "other" : (parsed?.kind ?? "other");
-    ctx.metrics.messagesIn.inc({ kind });
-    if (!parsed || parsed.kind === "cmd") return reject("bad_topic", topic, "not a device → gateway topic");
-    const m: Inbound = { topic, deviceId: parsed.deviceId, payload, receivedAt: Date.now(), receivedMono };
-    try {
-      if (parsed.kind === "telemetry") handleTelemetry(ctx, m, reject);
-      else if (parsed.kind === "status") handleStatus(ctx, m, reject);
-      else handleCommandAck(ctx, m, reject);
-    } catch (e) {
-      // e.g. the database is unavailable: count and keep running; the message is lost only if the
-      // broker already considered it delivered (we ack after this returns).
-      reject("internal", topic, (e as Error).message);
-    }
+  return {
+    async message(topic, payload) {
+      const receivedMono = performance.now();
+      const parsed = parseDeviceTopic(topic);
+      const kind = parsed?.kind === "cmd/ack" ? "ack" : parsed?.kind === "cmd" ? "other" : (parsed?.kind ?? "other");
+      ctx.metrics.messagesIn.inc({ kind });
+      if (!parsed || parsed.kind === "cmd") return reject("bad_topic", topic, "not a device → gateway topic");
+      const m: Inbound = { topic, deviceId: parsed.deviceId, payload, receivedAt: Date.now(), receivedMono };
+      try {
+        if (parsed.kind === "telemetry") await handleTelemetry(ctx, m, reject);
+        else if (parsed.kind === "status") await handleStatus(ctx, m, reject);
+        else await handleCommandAck(ctx, m, reject);
+      } catch (e) {
+        // Not stored (the database failed, or the transport is closing): the rejection withholds the PUBACK,
+        // so the broker keeps the message and redelivers it on the next connection.
+        ctx.metrics.notAcked.inc({ reason: e instanceof ErrTransportClosed ? "shutting_down" : "store_failed" });
+        rejections.warn("not_stored", topic, (e as Error).message);
+        throw e;
+      }
+    },
+    delivered({ clientId, topic, payload }) {
+      const parsed = parseDeviceTopic(topic);
+      // Only a device's own client taking its own command counts as delivery.
+      if (parsed?.kind !== "cmd" || parsed.deviceId !== clientId) return;
+      try {
+        ctx.commands.markDelivered(parsed.deviceId, payload);
+      } catch (e) {
+        ctx.log.warn({ err: (e as Error).message, deviceId: clientId }, "cannot record command delivery");
+      }
+    },
   };
 }

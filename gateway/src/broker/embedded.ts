@@ -2,14 +2,13 @@ import { EventEmitter } from "node:events";
 import { createServer, type Server } from "node:net";
 import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
-import { forwardAtGrantedQos } from "./granted-qos.ts";
 import { Aedes, type Client, type PublishPacket, type PubrelPacket } from "aedes";
 import { createAuthHooks, type AuthCounters, type DeviceAuthOptions, type ServiceCredential } from "./device-auth.ts";
+import { forwardAtGrantedQos } from "./granted-qos.ts";
 import { silentLogger, type BrokerLogger } from "./logger.ts";
-import { trackOutgoingQos2, type OutgoingQos2Tracker } from "./qos2-tracker.ts";
-import { SqlitePersistence } from "./sqlite-persistence.ts";
-import { keepPacketIdsUnique } from "./unique-packet-ids.ts";
-import { queueBeforeAck } from "./queue-before-ack.ts";
+import { SqlitePersistence } from "./persistence/sqlite.ts";
+import { decoratedPersistence } from "./persistence/stack.ts";
+import type { BrokerStore } from "./persistence/store.ts";
 
 export interface EmbeddedBrokerOptions {
   /** Interface to listen on, e.g. "127.0.0.1" or "0.0.0.0" for the LAN. */
@@ -21,11 +20,14 @@ export interface EmbeddedBrokerOptions {
    * and, by default, `mqtt-credentials.json`. Without it everything is in memory and lost on restart.
    */
   dataDir?: string;
-  /** Default `{ mode: "devices" }`: open mode must be asked for explicitly. */
+  /** Default `{ mode: "devices" }`: open mode must be asked for explicitly. Invalid `deny` rules throw ErrInvalidDenyRule. */
   auth?: DeviceAuthOptions;
   logger?: BrokerLogger;
-  /** The store; default a SqlitePersistence on dataDir (in memory without one). Tests pass their own to inject faults. */
-  persistence?: SqlitePersistence;
+  /**
+   * The store under the broker's rules (persistence/stack.ts); default a SqlitePersistence on dataDir (in memory
+   * without one). Tests pass their own to inject faults.
+   */
+  persistence?: BrokerStore;
 }
 
 export interface DeliveredEvent {
@@ -112,26 +114,28 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
     username: "$gateway", // "$" is not allowed in device ids, so no device can take this name
     password: randomBytes(18).toString("base64url"),
   };
-  const counters: BrokerCounters = { connectRefused: 0, publishDenied: 0, subscribeDenied: 0, clientErrors: 0 };
+  const counters: BrokerCounters = {
+    connectRefused: 0,
+    publishDenied: 0,
+    subscribeDenied: 0,
+    forwardDenied: 0,
+    clientErrors: 0,
+  };
+  // First: a bad deny rule fails the start before any file or socket exists.
+  const hooks = createAuthHooks({ auth, dataDir: opts.dataDir, gateway: serviceCredentials, counters, logger });
 
   if (opts.dataDir !== undefined) mkdirSync(opts.dataDir, { recursive: true });
   // Without a data dir the same store runs on an in-memory database: one implementation, one behaviour.
-  const persistence =
-    opts.persistence ?? new SqlitePersistence(opts.dataDir === undefined ? { file: ":memory:" } : { dataDir: opts.dataDir });
-  const tracker: OutgoingQos2Tracker = trackOutgoingQos2(persistence);
-  keepPacketIdsUnique(persistence);
-  const early = queueBeforeAck(persistence);
+  const { store: persistence, early, qos2 } = decoratedPersistence(
+    opts.persistence ?? new SqlitePersistence(opts.dataDir === undefined ? { file: ":memory:" } : { dataDir: opts.dataDir }),
+    hooks.subscriptionGranted,
+  );
 
-  const hooks = createAuthHooks({
-    auth,
-    dataDir: opts.dataDir,
-    serviceUsers: [serviceCredentials, ...(auth.mode === "devices" ? (auth.serviceUsers ?? []) : [])],
-    counters,
-    logger,
-  });
   const aedes = await Aedes.createBroker({
     persistence,
-    ...hooks,
+    preConnect: hooks.preConnect,
+    authenticate: hooks.authenticate,
+    authorizeSubscribe: hooks.authorizeSubscribe,
     authorizePublish(client, packet, callback) {
       hooks.authorizePublish(client, packet, (err) => {
         // client === null: a will re-published by the broker itself; no PUBACK is involved.
@@ -146,7 +150,10 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
         );
       });
     },
-    authorizeForward: forwardAtGrantedQos,
+    authorizeForward(client, packet) {
+      const allowed = hooks.authorizeForward(client, packet);
+      return allowed === null ? null : forwardAtGrantedQos(client, allowed);
+    },
     // docs/protocol.md allows 64-character device ids as client ids (aedes defaults to 23, the MQTT 3.1 limit).
     maxClientsIdLength: 64,
   });
@@ -181,7 +188,7 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
   );
 
   aedes.on("ack", (packet: PublishPacket | PubrelPacket | undefined, client: Client) => {
-    const delivered = tracker.acked(client.id, packet);
+    const delivered = qos2.acked(client.id, packet);
     if (delivered !== undefined) broker.emit("delivered", { clientId: client.id, ...delivered });
   });
   aedes.on("clientReady", (client: Client) => {

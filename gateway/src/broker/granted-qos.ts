@@ -6,7 +6,7 @@
  * until PUBREL: a kill -9 in between lost the reading (found by the soak in test/soak).
  */
 import type { AedesPublishPacket, Client } from "aedes";
-import { topicMatches } from "../topics.ts";
+import { topicMatches } from "../protocol/topic-filter.ts";
 
 /** The highest QoS granted to `client` by a subscription matching `topic`, or undefined when none is known. */
 export function grantedQos(client: Client, topic: string): number | undefined {

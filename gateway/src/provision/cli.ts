@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { DEVICE_ID_RULE } from "../protocol/ids.ts";
 import { provisionDevice, updateEnvFile } from "./provision.ts";
 
 const USAGE = `Create a device's MQTT credentials and print its settings (devs/.env.local lines).
@@ -8,7 +9,7 @@ const USAGE = `Create a device's MQTT credentials and print its settings (devs/.
   npm run -s provision -- --device <id> [--board <board-id>] [--data-dir data] [--mosquitto-passwd <file>]
                           [--mqtt-host <host>] [--mqtt-port <port>] [--tls] [--env-file devs/.env.local]
 
-  --device            device id = MQTT username = client id: 1-64 of A-Z a-z 0-9 _ -
+  --device            device id = MQTT username = client id: ${DEVICE_ID_RULE}
   --data-dir          gateway data dir; writes <dir>/mqtt-credentials.json for the embedded broker
                       (default "data", or none when only --mosquitto-passwd is given)
   --mosquitto-passwd  also add the device to this Mosquitto password file (then: systemctl reload mosquitto)

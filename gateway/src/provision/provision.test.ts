@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { startEmbeddedBroker, type EmbeddedBroker } from "../broker/index.ts";
-import { DeviceCredentials, defaultCredentialsFile } from "../broker/credentials.ts";
+import { DeviceCredentials, defaultCredentialsFile } from "../broker/index.ts";
 import { provisionDevice, updateEnvFile } from "./provision.ts";
 import mqtt from "mqtt";
 

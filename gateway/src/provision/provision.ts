@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { defaultCredentialsFile, generatePassword, setDevicePassword } from "../broker/credentials.ts";
-import { assertValidDeviceId } from "../broker/device-id.ts";
+import { defaultCredentialsFile, generatePassword, setDevicePassword } from "../broker/index.ts";
+import { assertDeviceId } from "../protocol/ids.ts";
 import { setMosquittoPassword } from "./mosquitto-passwd.ts";
 
 /**
@@ -27,7 +27,7 @@ export interface ProvisionResult {
 }
 
 export async function provisionDevice(opts: ProvisionOptions): Promise<ProvisionResult> {
-  assertValidDeviceId(opts.deviceId); // before any side effect
+  assertDeviceId(opts.deviceId); // before any side effect
   if (opts.dataDir === undefined && opts.mosquittoPasswd === undefined) {
     throw new Error("nothing to write: give a data dir (embedded broker) and/or a Mosquitto password file");
   }

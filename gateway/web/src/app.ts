@@ -1,15 +1,7 @@
 import { getDevices, getReadings } from "./api.ts";
 import { DeviceChart } from "./charts.ts";
 import { CommandPanel } from "./commands.ts";
-import {
-  applyStatus,
-  applyTelemetry,
-  DeviceCard,
-  mergeSummary,
-  newDevice,
-  stateFromSummary,
-  type DeviceState,
-} from "./devices.ts";
+import { applyDeviceEvent, DeviceCard, mergeDeviceView, newDevice, type DeviceState } from "./devices.ts";
 import { deviceVisible, eventVisible, type ViewFilter } from "./filter.ts";
 import type { EventLog } from "./log.ts";
 import type { DeviceSummary, StreamEvent } from "./types.ts";
@@ -52,14 +44,14 @@ export class Dashboard {
     switch (ev.kind) {
       case "telemetry": {
         const d = this.device(ev.data.deviceId);
-        applyTelemetry(d.state, ev.data);
+        applyDeviceEvent(d.state, ev);
         d.chart.add(ev.data);
         d.card.render(d.state, now);
         break;
       }
       case "status": {
         const d = this.device(ev.data.deviceId);
-        applyStatus(d.state, ev.data);
+        applyDeviceEvent(d.state, ev);
         d.card.render(d.state, now);
         break;
       }
@@ -111,11 +103,11 @@ export class Dashboard {
   private mergeSummary(s: DeviceSummary): void {
     const existing = this.devices.get(s.deviceId);
     if (existing === undefined) {
-      const d = this.device(s.deviceId, stateFromSummary(s));
+      const d = this.device(s.deviceId, { ...s });
       d.card.render(d.state, Date.now());
       return;
     }
-    mergeSummary(existing.state, s);
+    mergeDeviceView(existing.state, s);
     existing.card.render(existing.state, Date.now());
   }
 

@@ -1,46 +1,85 @@
-// Auth for the page (docs/protocol.md "Auth"): the gateway accepts a Bearer header, an `access_token`
-// query parameter or the `sensors_token` cookie. EventSource cannot set headers, so the cookie is the
-// main carrier; the query parameter is the fallback when the browser refuses cookies.
-
-const COOKIE = "sensors_token";
-const MAX_AGE_S = 30 * 24 * 3600;
+// Auth for the page (docs/protocol.md "Auth"). The gateway keeps the token in the `sensors_token` cookie,
+// HttpOnly, so no script on the page can read it: the page signs in with POST api/session (the gateway sets
+// the cookie) and out with DELETE api/session. The login URL `/?token=…` the gateway prints is turned into the
+// cookie by the gateway itself, which redirects to the page without the token.
+// Only when the browser refuses the cookie does the page keep the token in memory, for this page alone: as a
+// Bearer header on REST calls and `access_token` on the stream URL (EventSource cannot set headers).
+import { apiUrl } from "./api.ts";
 
 let memoryToken: string | null = null;
 
-function readCookie(): string | null {
-  for (const part of document.cookie.split(";")) {
-    const [name, ...rest] = part.trim().split("=");
-    if (name === COOKIE) return decodeURIComponent(rest.join("="));
-  }
-  return null;
+export type LoginResult = "ok" | "denied" | "error";
+
+/** Who the gateway says we are: `mode` "open" (no login) or "tokens". */
+export interface Session {
+  mode: "open" | "tokens";
+  name: string;
+  write: boolean;
 }
 
-/** Stores the token for this origin (all tabs) and for this page. */
-export function setToken(token: string): void {
-  memoryToken = token;
-  const secure = location.protocol === "https:" ? "; Secure" : "";
-  document.cookie = `${COOKIE}=${encodeURIComponent(token)}; Path=/; Max-Age=${MAX_AGE_S}; SameSite=Strict${secure}`;
+async function session(headers: HeadersInit = {}): Promise<Session | null> {
+  const res = await fetch(apiUrl("api/session"), { headers, credentials: "same-origin", cache: "no-store" });
+  return res.ok ? ((await res.json()) as Session) : null;
+}
+
+/** The session of the cookie (or of the in-memory token), null when not signed in or unreachable. */
+export async function currentSession(): Promise<Session | null> {
+  try {
+    return await session(memoryToken === null ? {} : { Authorization: `Bearer ${memoryToken}` });
+  } catch {
+    return null;
+  }
+}
+
+/** Signs in: the gateway checks the token and sets the cookie. */
+export async function login(token: string): Promise<LoginResult> {
+  let res: Response;
+  try {
+    res = await fetch(apiUrl("api/session"), {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ token }),
+      credentials: "same-origin",
+    });
+  } catch {
+    return "error";
+  }
+  if (res.status === 401 || res.status === 400) return "denied";
+  if (!res.ok) return "error";
+  // Did the cookie stick? Ask without any token of our own; keep the token in memory only if it did not.
+  memoryToken = null;
+  const viaCookie = await session().catch(() => null);
+  if (viaCookie === null) memoryToken = token;
+  return "ok";
+}
+
+/** Signs out: the gateway removes the cookie. */
+export async function logout(): Promise<void> {
+  memoryToken = null;
+  await fetch(apiUrl("api/session"), { method: "DELETE", credentials: "same-origin" }).catch(() => undefined);
 }
 
 /**
- * Moves `?access_token=` from the address bar into the cookie, and removes it from the URL so it does not
- * stay in history or get shared with a copied link.
+ * A token left in the address bar (`?token=` or `?access_token=`: normally the gateway has already taken it
+ * out with a redirect) is removed from the URL at once, so it does not stay in history or a copied link, and
+ * used to sign in.
  */
-export function adoptTokenFromUrl(): void {
+export function takeTokenFromUrl(): string | null {
   const url = new URL(location.href);
-  const token = url.searchParams.get("access_token");
-  if (token === null || token === "") return;
-  setToken(token);
+  const token = url.searchParams.get("token") ?? url.searchParams.get("access_token");
+  if (token === null) return null;
+  url.searchParams.delete("token");
   url.searchParams.delete("access_token");
   history.replaceState(history.state, "", url);
+  return token === "" ? null : token;
 }
 
-/** The token to send as a Bearer header, if the page knows one. */
+/** The token to send as a Bearer header: only when the cookie did not stick. */
 export function currentToken(): string | null {
-  return memoryToken ?? readCookie();
+  return memoryToken;
 }
 
 /** Only when the cookie did not stick: the token must then travel in the stream URL. */
 export function tokenForQuery(): string | null {
-  return memoryToken !== null && readCookie() !== memoryToken ? memoryToken : null;
+  return memoryToken;
 }

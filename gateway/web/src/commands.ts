@@ -1,3 +1,4 @@
+import { COMMAND_SECONDS } from "../../src/protocol/commands.ts";
 import { ApiError, postCommand, type CommandRequest } from "./api.ts";
 import type { CommandAckData, CommandData, CommandOp } from "./types.ts";
 
@@ -7,9 +8,9 @@ type ShownState = "sending" | "queued" | "delivered" | "acked" | "failed";
 const RANK: Record<ShownState, number> = { sending: 0, queued: 1, delivered: 2, acked: 3, failed: 3 };
 const KEEP = 10;
 
-const LIMITS: Record<"set-interval" | "stay-awake", { min: number; max: number; value: number; label: string }> = {
-  "set-interval": { min: 5, max: 86_400, value: 300, label: "Set interval" },
-  "stay-awake": { min: 1, max: 3600, value: 60, label: "Stay awake" },
+const LIMITS: Record<keyof typeof COMMAND_SECONDS, { min: number; max: number; value: number; label: string }> = {
+  "set-interval": { ...COMMAND_SECONDS["set-interval"], value: 300, label: "Set interval" },
+  "stay-awake": { ...COMMAND_SECONDS["stay-awake"], value: 60, label: "Stay awake" },
 };
 
 interface Shown {

@@ -1,67 +1,13 @@
-import type { DeviceStatus, DeviceSummary, LastReading, StatusData, TelemetryData } from "./types.ts";
+// Device state on the page: the gateway's own reducer (gateway/src/protocol/device-state.ts) applied to the
+// events the page streams, so a card always says what GET /api/devices would.
+import type { DeviceView as DeviceState } from "../../src/protocol/device-state.ts";
 
-/** What the page knows about one device, merged from GET /api/devices and the stream. */
-export interface DeviceState {
-  deviceId: string;
-  status: DeviceStatus;
-  nextWakeAt: number | null;
-  /** When the status above was reported; an older report never overrides a newer one. */
-  statusAt: number;
-  lastSeen: number | null;
-  battery: number | null;
-  lastReading: LastReading | null;
-}
-
-export function stateFromSummary(s: DeviceSummary): DeviceState {
-  return { ...s, statusAt: s.lastSeen ?? 0 };
-}
-
-/** Merges a REST snapshot into live state without going back in time. */
-export function mergeSummary(d: DeviceState, s: DeviceSummary): void {
-  if ((s.lastSeen ?? 0) >= d.statusAt && s.status !== "unknown") {
-    d.status = s.status;
-    d.nextWakeAt = s.nextWakeAt;
-    d.statusAt = s.lastSeen ?? 0;
-  }
-  if (s.lastReading !== null && (d.lastReading === null || s.lastReading.seq > d.lastReading.seq)) {
-    d.lastReading = s.lastReading;
-    d.battery = s.battery;
-  }
-  d.lastSeen = Math.max(d.lastSeen ?? 0, s.lastSeen ?? 0) || null;
-}
-
-export function applyTelemetry(d: DeviceState, t: TelemetryData): void {
-  d.lastSeen = Math.max(d.lastSeen ?? 0, t.receivedAt);
-  // A reading proves the device is awake, as the gateway's device registry also concludes.
-  if (t.receivedAt >= d.statusAt) {
-    d.status = "online";
-    d.nextWakeAt = null;
-    d.statusAt = t.receivedAt;
-  }
-  if (d.lastReading === null || t.seq > d.lastReading.seq) {
-    d.lastReading = {
-      seq: t.seq,
-      t: t.t,
-      age: t.age,
-      timeSource: t.timeSource,
-      receivedAt: t.receivedAt,
-      readings: t.readings,
-    };
-    d.battery = t.battery;
-  }
-}
-
-export function applyStatus(d: DeviceState, s: StatusData): void {
-  if (s.receivedAt < d.statusAt) return;
-  d.status = s.state;
-  d.nextWakeAt = s.state === "sleeping" ? s.nextWakeAt : null;
-  d.statusAt = s.receivedAt;
-  d.lastSeen = Math.max(d.lastSeen ?? 0, s.receivedAt);
-}
-
-export function newDevice(deviceId: string): DeviceState {
-  return { deviceId, status: "unknown", nextWakeAt: null, statusAt: 0, lastSeen: null, battery: null, lastReading: null };
-}
+export {
+  applyDeviceEvent,
+  mergeDeviceView,
+  newDevice,
+  type DeviceView as DeviceState,
+} from "../../src/protocol/device-state.ts";
 
 function duration(ms: number): string {
   const s = Math.round(Math.abs(ms) / 1000);

@@ -1,24 +1,18 @@
+import { topicMatches as matchesFilter, validateTopicFilter } from "../../src/protocol/topic-filter.ts";
+import { DEVICE_TOPIC_KINDS, deviceTopic } from "../../src/protocol/topics.ts";
 import type { StreamEvent } from "./types.ts";
 
-/** MQTT 3.1.1 §4.7: `#` only last and alone in its level, `+` alone in its level. */
+/** MQTT 3.1.1 §4.7, by the gateway's own rules (protocol/topic-filter.ts). */
 export function isValidFilter(filter: string): boolean {
-  if (filter === "") return false;
-  const levels = filter.split("/");
-  return levels.every(
-    (l, i) => (l === "#" ? i === levels.length - 1 : l === "+" || (!l.includes("#") && !l.includes("+"))),
-  );
+  try {
+    validateTopicFilter(filter);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
-/** MQTT wildcard match (`+` one level, `#` this level and below, also the parent itself). */
-export function matchesFilter(filter: string, topic: string): boolean {
-  const f = filter.split("/");
-  const t = topic.split("/");
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === "#") return true;
-    if (i >= t.length || (f[i] !== "+" && f[i] !== t[i])) return false;
-  }
-  return f.length === t.length;
-}
+export { matchesFilter };
 
 /** The MQTT topic an event is about; `command` events carry none, they concern the device's cmd topic. */
 export function eventTopic(ev: StreamEvent): string | null {
@@ -28,7 +22,7 @@ export function eventTopic(ev: StreamEvent): string | null {
     case "command-ack":
       return ev.data.topic;
     case "command":
-      return `sensors/${ev.data.deviceId}/cmd`;
+      return deviceTopic(ev.data.deviceId, "cmd");
     case "reset":
       return null;
   }
@@ -43,7 +37,7 @@ export interface ViewFilter {
 export function deviceVisible(f: ViewFilter, deviceId: string): boolean {
   if (!deviceId.toLowerCase().includes(f.device.trim().toLowerCase())) return false;
   // A device is shown when the topic filter covers any of its topics.
-  return ["telemetry", "status", "cmd", "cmd/ack"].some((leaf) => matchesFilter(f.topic, `sensors/${deviceId}/${leaf}`));
+  return DEVICE_TOPIC_KINDS.some((kind) => matchesFilter(f.topic, deviceTopic(deviceId, kind)));
 }
 
 export function eventVisible(f: ViewFilter, ev: StreamEvent): boolean {

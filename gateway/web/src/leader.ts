@@ -6,7 +6,9 @@ export type TabMessage =
   | { type: "event"; event: StreamEvent }
   | { type: "state"; state: ConnState }
   /** A new tab asks the leader for the current connection state. */
-  | { type: "hello" };
+  | { type: "hello" }
+  /** A tab signed out: every tab reloads (and finds itself signed out). */
+  | { type: "logout" };
 
 export interface TabGroup {
   /** Sends to every other tab of the group (BroadcastChannel never echoes to the sender). */

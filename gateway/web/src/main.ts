@@ -1,7 +1,7 @@
 // Entry point: wires auth, the tab group (one stream for all tabs), the stream and the dashboard.
 import { ApiError } from "./api.ts";
 import { Dashboard } from "./app.ts";
-import { adoptTokenFromUrl, setToken } from "./auth.ts";
+import { currentSession, login, logout, takeTokenFromUrl } from "./auth.ts";
 import { renderConn, type TabRole } from "./conn.ts";
 import { isValidFilter } from "./filter.ts";
 import { joinTabGroup, type TabMessage } from "./leader.ts";
@@ -11,7 +11,7 @@ import type { ConnState, StreamEvent } from "./types.ts";
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
-adoptTokenFromUrl();
+const urlToken = takeTokenFromUrl();
 const params = new URL(location.href).searchParams;
 // `?topic=` (repeatable) narrows the stream itself, e.g. for a token whose read filters do not cover `#`.
 const streamTopics = params.getAll("topic");
@@ -20,6 +20,8 @@ const historyHours = Number(params.get("hours") ?? "6");
 const connEl = $<HTMLElement>("conn");
 const statsEl = $<HTMLElement>("stats");
 const loginForm = $<HTMLFormElement>("login");
+const loginError = $<HTMLElement>("login-error");
+const logoutButton = $<HTMLButtonElement>("logout");
 const dashboard = new Dashboard(
   $<HTMLElement>("devices"),
   $<HTMLElement>("empty"),
@@ -38,6 +40,8 @@ function showConn(s: ConnState): void {
   conn = s;
   renderConn(connEl, s, role);
   loginForm.hidden = s.state !== "unauthorized";
+  if (s.state === "unauthorized") logoutButton.hidden = true;
+  else if (s.state === "live" && !wasLive) void refreshSession();
   // History is fetched once the stream is live, so nothing falls between the REST answer and the stream.
   // A stream that never saw an event has no id to resume from: refill from REST after each reconnect.
   if (s.state === "live" && (!historyLoaded || (!wasLive && s.lastEventId === null))) void loadHistory();
@@ -55,6 +59,12 @@ async function loadHistory(): Promise<void> {
       console.error("history load failed", err);
     }
   }
+}
+
+/** "Sign out" only where signing in means something (token auth) and we are signed in. */
+async function refreshSession(): Promise<void> {
+  const s = await currentSession();
+  logoutButton.hidden = s === null || s.mode !== "tokens";
 }
 
 function updateStats(): void {
@@ -80,6 +90,8 @@ const group = joinTabGroup({
       updateStats();
     } else if (msg.type === "state" && role === "follower") {
       showConn(msg.state);
+    } else if (msg.type === "logout") {
+      location.reload(); // signed out in another tab: this one must not keep showing (or streaming) data
     } else if (msg.type === "hello" && role === "leader") {
       // A new tab, or a tab where someone just signed in: retry if we were locked out.
       if (conn.state === "unauthorized") startStream();
@@ -110,18 +122,37 @@ function startStream(): void {
   });
 }
 
+async function signIn(token: string): Promise<void> {
+  const result = await login(token);
+  if (result !== "ok") {
+    loginError.textContent = result === "denied" ? "That token was not accepted." : "The gateway could not be reached; try again.";
+    showConn({ ...conn, state: "unauthorized" });
+    return;
+  }
+  loginError.textContent = "";
+  historyLoaded = false;
+  if (role === "leader") startStream();
+  else group.post({ type: "hello" });
+  void loadHistory();
+  void refreshSession();
+}
+
 loginForm.addEventListener("submit", (e) => {
   e.preventDefault();
   const input = $<HTMLInputElement>("token");
   const token = input.value.trim();
   if (token === "") return;
-  setToken(token);
   input.value = "";
-  historyLoaded = false;
-  if (role === "leader") startStream();
-  else group.post({ type: "hello" });
-  void loadHistory();
+  void signIn(token);
 });
+
+logoutButton.addEventListener("click", () => {
+  void logout().then(() => {
+    group.post({ type: "logout" });
+    location.reload();
+  });
+});
+if (urlToken !== null) void signIn(urlToken);
 
 const deviceInput = $<HTMLInputElement>("filter-device");
 const topicInput = $<HTMLInputElement>("filter-topic");

@@ -4,7 +4,7 @@
  */
 import type { Aedes } from "aedes";
 import mqtt, { type MqttClient } from "mqtt";
-import { startEmbeddedBroker } from "../../../simulator/src/embedded-broker.ts";
+import { startSimBroker } from "../../../simulator/src/sim-broker.ts";
 import { startMosquitto } from "../../helpers/mosquitto.ts";
 
 export interface Broker {
@@ -16,7 +16,7 @@ export interface Broker {
 
 /** port 0 = a free one; give the old port to restart a broker where devices expect it (without its sessions). */
 export async function startBroker(port = 0): Promise<Broker> {
-  const broker = await startEmbeddedBroker({ port });
+  const broker = await startSimBroker({ port });
   return { port: broker.port, url: broker.url, aedes: broker.broker, close: () => broker.close() };
 }
 

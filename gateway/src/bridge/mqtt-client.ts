@@ -1,0 +1,93 @@
+/**
+ * The gateway's MQTT client (mqtt.js): a persistent session (clean-session off, fixed client id)
+ * so messages published while the gateway is down are queued by the broker and arrive on
+ * reconnect. Incoming messages go through mqtt.js' handleMessage hook: it takes them one at a time
+ * and sends the PUBACK (QoS 1; PUBCOMP for QoS 2) only when the handler's promise resolved, i.e. after
+ * the event is stored: an acknowledged message is never lost by a gateway crash. When the handler
+ * rejects, no acknowledgement goes out and the broker redelivers the message on the next connection.
+ */
+import mqtt, { type MqttClient } from "mqtt";
+import type { Logger } from "../ops/log.ts";
+import type { Metrics } from "../ops/metrics.ts";
+import { GATEWAY_SUBSCRIPTIONS } from "../protocol/topics.ts";
+
+export interface BridgeOptions {
+  url: string;
+  clientId: string;
+  username?: string;
+  password?: string;
+  /** How long start() waits for the first connection before going on (the client keeps retrying). */
+  connectWaitMs?: number;
+}
+
+export class MqttBridge {
+  private client?: MqttClient;
+  private closed = false;
+
+  constructor(
+    private readonly opts: BridgeOptions,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+  ) {}
+
+  get connected(): boolean {
+    return this.client?.connected ?? false;
+  }
+
+  /**
+   * Connects and subscribes; resolves after the first SUBACK, or after connectWaitMs. A message is
+   * acknowledged when `onMessage` resolves, and left to the broker when it rejects.
+   */
+  async start(onMessage: (topic: string, payload: Buffer) => Promise<void>): Promise<void> {
+    const client = mqtt.connect(this.opts.url, {
+      clientId: this.opts.clientId,
+      clean: false,
+      protocolVersion: 4,
+      username: this.opts.username,
+      password: this.opts.password,
+      reconnectPeriod: 1000,
+      connectTimeout: 10_000,
+      keepalive: 30,
+    });
+    this.client = client;
+    client.handleMessage = (packet, done) => {
+      if (packet.dup) this.metrics.mqttDupFlag.inc();
+      const payload = typeof packet.payload === "string" ? Buffer.from(packet.payload) : packet.payload;
+      onMessage(packet.topic, payload).then(() => done(), done);
+    };
+    client.on("error", (err) => this.log.warn({ err: err.message }, "mqtt client error"));
+    client.on("offline", () => this.log.warn({ url: this.opts.url }, "mqtt broker unreachable, retrying"));
+    const subscribed = new Promise<void>((resolve) => {
+      client.on("connect", (connack) => {
+        this.log.info({ url: this.opts.url, sessionPresent: connack.sessionPresent }, "mqtt connected");
+        // Subscribing again is harmless when the session survived and required when it did not.
+        client.subscribe([...GATEWAY_SUBSCRIPTIONS], { qos: 1 }, (err) => {
+          if (err) this.log.error({ err: err.message }, "mqtt subscribe failed");
+          else resolve();
+        });
+      });
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.log.warn({ url: this.opts.url }, "mqtt broker not reachable yet; starting anyway");
+        resolve();
+      }, this.opts.connectWaitMs ?? 10_000);
+    });
+    await Promise.race([subscribed, waited]);
+    clearTimeout(timer);
+  }
+
+  /** QoS 1 publish; resolves on the broker's PUBACK. */
+  async publishQos1(topic: string, payload: string): Promise<void> {
+    if (!this.client || this.closed) throw new Error("mqtt bridge is closed");
+    await this.client.publishAsync(topic, payload, { qos: 1 });
+  }
+
+  /** Disconnects cleanly (the broker keeps our session); idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.client?.endAsync();
+  }
+}

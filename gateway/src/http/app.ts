@@ -1,0 +1,67 @@
+/**
+ * The gateway's HTTP app (Hono). It speaks Request/Response only and never listens: server.ts
+ * (through gateway.ts) binds it to a port, and tests may call `app.request()` directly.
+ */
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { serveStatic } from "@hono/node-server/serve-static";
+import { Hono } from "hono";
+import type { Commands } from "../commands/commands.ts";
+import type { Logger } from "../ops/log.ts";
+import type { Metrics } from "../ops/metrics.ts";
+import type { Transport } from "../transport/transport.ts";
+import { createAuthenticator, loginFromUrl, sameOriginWrites, sessionRoutes, type HttpAuth } from "./auth.ts";
+import type { AppEnv } from "./env.ts";
+import { errorHandlers } from "./errors.ts";
+import { devicesRoute } from "./routes/devices.ts";
+import { eventsRoute } from "./routes/events.ts";
+import { opsRoutes, type HealthProbe } from "./routes/ops.ts";
+
+/** The dashboard bundle built by gateway/web/build.ts. */
+export const DEFAULT_WEB_ROOT = fileURLToPath(new URL("../../web/dist/", import.meta.url));
+
+export interface AppDeps {
+  /** Open, or every accepted token (gateway.ts adds the admin token: http/auth.ts resolveAuth). */
+  auth: HttpAuth;
+  transport: Transport;
+  commands: Commands;
+  metrics: Metrics;
+  health: HealthProbe;
+  log: Logger;
+  /** Directory served at `/`; default DEFAULT_WEB_ROOT. */
+  webRoot?: string;
+}
+
+const PLACEHOLDER = `<!doctype html><meta charset="utf-8"><title>Sensors</title>
+<p>The dashboard is not built (run <code>npm run build</code>). Raw stream below.</p><pre id="log"></pre>
+<script>const es=new EventSource("/events");
+for(const k of ["telemetry","status","command-ack","command","reset"])es.addEventListener(k,e=>{log.textContent=k+" "+e.data+"\\n"+log.textContent})</script>`;
+
+export function createApp(deps: AppDeps): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  const authn = createAuthenticator(deps.auth);
+
+  // First, for every route and every auth mode: no state-changing request from another origin.
+  app.use("*", sameOriginWrites());
+  app.route("/", opsRoutes({ health: deps.health, metrics: deps.metrics }));
+  // Log in and out: before the API's auth middleware (POST and DELETE need no valid token).
+  app.route("/api/session", sessionRoutes(authn));
+  app.use("/events", authn.middleware);
+  app.use("/api/*", authn.middleware);
+  app.route("/events", eventsRoute(deps.transport));
+  app.route("/api/devices", devicesRoute(deps));
+
+  // The page itself is public so it can show a login form; its data needs a token. The login URL
+  // (`/?token=…`) turns into the cookie here, before the static files.
+  const login = loginFromUrl(authn);
+  app.get("/", login);
+  app.get("/index.html", login);
+  const webRoot = deps.webRoot ?? DEFAULT_WEB_ROOT;
+  if (existsSync(`${webRoot}/index.html`)) app.use("/*", serveStatic({ root: webRoot }));
+  else app.get("/", (c) => c.html(PLACEHOLDER));
+
+  const errors = errorHandlers((code) => deps.metrics.httpRejected.inc({ code }), deps.log);
+  app.notFound(errors.notFound);
+  app.onError(errors.onError);
+  return app;
+}

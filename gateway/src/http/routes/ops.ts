@@ -1,0 +1,32 @@
+/** /healthz and /metrics: unauthenticated, for supervisors and Prometheus on the Pi. */
+import { Hono } from "hono";
+import type { Metrics } from "../../ops/metrics.ts";
+import type { AppEnv } from "../env.ts";
+
+export interface HealthProbe {
+  broker(): boolean;
+  db(): boolean;
+}
+
+export function opsRoutes(deps: { health: HealthProbe; metrics: Metrics }): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  app.get("/healthz", (c) => {
+    const broker = safe(deps.health.broker) ? "up" : "down";
+    const db = safe(deps.health.db) ? "up" : "down";
+    const ok = broker === "up" && db === "up";
+    return c.json({ ok, broker, db }, ok ? 200 : 503);
+  });
+  app.get("/metrics", async (c) => {
+    const body = await deps.metrics.registry.metrics();
+    return c.body(body, 200, { "Content-Type": deps.metrics.registry.contentType });
+  });
+  return app;
+}
+
+function safe(probe: () => boolean): boolean {
+  try {
+    return probe();
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * Prometheus metrics. Each gateway owns its own Registry (not prom-client's global one) so several
+ * gateways can run in one test process without "metric already registered" errors.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { BrokerCounters } from "../broker/index.ts";
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+export function createMetrics(opts: { processMetrics?: boolean } = {}) {
+  const registry = new Registry();
+  if (opts.processMetrics) collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+  return {
+    registry,
+    messagesIn: new Counter({
+      name: "gateway_mqtt_messages_in_total",
+      help: "MQTT messages received, by kind (telemetry, status, ack, other)",
+      labelNames: ["kind"] as const,
+      registers,
+    }),
+    rejected: new Counter({
+      name: "gateway_mqtt_messages_rejected_total",
+      help: "MQTT messages rejected as bad and acknowledged (they are not stored), by reason (too_large, not_json, bad_shape, bad_topic)",
+      labelNames: ["reason"] as const,
+      registers,
+    }),
+    notAcked: new Counter({
+      name: "gateway_mqtt_messages_not_acked_total",
+      help: "MQTT messages left unacknowledged because they could not be stored (the broker redelivers them), by reason (store_failed, shutting_down)",
+      labelNames: ["reason"] as const,
+      registers,
+    }),
+    duplicates: new Counter({
+      name: "gateway_duplicate_readings_total",
+      help: "Telemetry dropped because (deviceId, seq) was already stored (MQTT-level redelivery)",
+      registers,
+    }),
+    mqttDupFlag: new Counter({
+      name: "gateway_mqtt_dup_flag_total",
+      help: "MQTT PUBLISH packets received with the DUP flag set",
+      registers,
+    }),
+    eventsStored: new Counter({
+      name: "gateway_events_stored_total",
+      help: "Events given an id and stored in history, by kind",
+      labelNames: ["kind"] as const,
+      registers,
+    }),
+    eventsOut: new Counter({
+      name: "gateway_sse_events_out_total",
+      help: "Events handed to SSE streams (live and replayed)",
+      registers,
+    }),
+    clients: new Gauge({ name: "gateway_sse_clients", help: "Open SSE streams", registers }),
+    drops: new Counter({
+      name: "gateway_sse_dropped_clients_total",
+      help: "SSE streams closed by the gateway, by reason (queue_events, queue_bytes, stalled)",
+      labelNames: ["reason"] as const,
+      registers,
+    }),
+    resets: new Counter({
+      name: "gateway_sse_resets_total",
+      help: "Resumes that asked for events no longer in history",
+      registers,
+    }),
+    relayLatency: new Histogram({
+      name: "gateway_relay_latency_seconds",
+      help: "Time from MQTT receipt to the SSE write of a live event",
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    }),
+    httpRejected: new Counter({
+      name: "gateway_http_errors_total",
+      help: "HTTP requests answered with an error, by error code (docs/protocol.md \"Errors\": unauthorized, forbidden, invalid_query, body_too_large, not_found, internal, ...)",
+      labelNames: ["code"] as const,
+      registers,
+    }),
+    commands: new Counter({
+      name: "gateway_command_transitions_total",
+      help: "Command state changes, by state",
+      labelNames: ["state"] as const,
+      registers,
+    }),
+  };
+}
+
+/** Exports the embedded broker's own counters (broker.counters), read at each scrape. */
+export function exportBrokerCounters(metrics: Metrics, counters: Readonly<BrokerCounters>): void {
+  const registers = [metrics.registry];
+  new Counter({
+    name: "gateway_broker_refusals_total",
+    help: "Embedded MQTT broker refusals, by kind (connect: CONNACK refused; publish, subscribe: denied by the ACL; forward: a stored subscription the ACL no longer grants)",
+    labelNames: ["kind"] as const,
+    registers,
+    collect() {
+      this.reset();
+      this.inc({ kind: "connect" }, counters.connectRefused);
+      this.inc({ kind: "publish" }, counters.publishDenied);
+      this.inc({ kind: "subscribe" }, counters.subscribeDenied);
+      this.inc({ kind: "forward" }, counters.forwardDenied);
+    },
+  });
+  new Counter({
+    name: "gateway_broker_client_errors_total",
+    help: "Embedded MQTT broker connections closed on a protocol or socket error",
+    registers,
+    collect() {
+      this.reset();
+      this.inc(counters.clientErrors);
+    },
+  });
+}

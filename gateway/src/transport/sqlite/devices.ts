@@ -1,0 +1,68 @@
+/**
+ * Device state in SQLite: the projection of telemetry and status events by protocol/device-state.ts, written
+ * in the transaction that stores the event (transport.ts), read by GET /api/devices.
+ */
+import { applyDeviceEvent, newDevice, type DeviceView } from "../../protocol/device-state.ts";
+import type { DeviceStatus } from "../../protocol/events.ts";
+import type { NewEvent } from "../transport.ts";
+import type { Db } from "./db.ts";
+
+type Row = {
+  device_id: string;
+  state: DeviceStatus;
+  next_wake_at: number | null;
+  status_at: number | null;
+  status_event_id: number;
+  last_seen: number | null;
+  battery: number | null;
+  last_reading: string | null;
+};
+
+export class DeviceTable {
+  private readonly upsert;
+  private readonly selectAll;
+  private readonly selectOne;
+
+  constructor(db: Db) {
+    this.upsert = db.prepare<[string, string, number | null, number, number, number | null, number | null, string | null]>(
+      `INSERT INTO devices (device_id, state, next_wake_at, status_at, status_event_id, last_seen, battery, last_reading)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT(device_id) DO UPDATE SET state = excluded.state, next_wake_at = excluded.next_wake_at,
+         status_at = excluded.status_at, status_event_id = excluded.status_event_id, last_seen = excluded.last_seen,
+         battery = excluded.battery, last_reading = excluded.last_reading`,
+    );
+    this.selectAll = db.prepare<[], Row>("SELECT * FROM devices ORDER BY device_id");
+    this.selectOne = db.prepare<[string], Row>("SELECT * FROM devices WHERE device_id = ?");
+  }
+
+  /** Applies a stored event (with the id it was given) to its device; other kinds do not change device state. */
+  apply(event: NewEvent, id: number): void {
+    if (event.kind !== "telemetry" && event.kind !== "status") return;
+    const d = this.get(event.deviceId) ?? newDevice(event.deviceId);
+    applyDeviceEvent(d, event.kind === "telemetry" ? { id, kind: "telemetry", data: event.data } : { id, kind: "status", data: event.data });
+    const last = d.lastReading === null ? null : JSON.stringify(d.lastReading);
+    this.upsert.run(d.deviceId, d.status, d.nextWakeAt, d.statusAt, d.statusEventId, d.lastSeen, d.battery, last);
+  }
+
+  list(): DeviceView[] {
+    return this.selectAll.all().map(toView);
+  }
+
+  get(deviceId: string): DeviceView | undefined {
+    const row = this.selectOne.get(deviceId);
+    return row ? toView(row) : undefined;
+  }
+}
+
+function toView(r: Row): DeviceView {
+  return {
+    deviceId: r.device_id,
+    status: r.state,
+    nextWakeAt: r.state === "sleeping" ? r.next_wake_at : null,
+    statusAt: r.status_at ?? 0,
+    statusEventId: r.status_event_id,
+    lastSeen: r.last_seen,
+    battery: r.battery,
+    lastReading: r.last_reading ? (JSON.parse(r.last_reading) as DeviceView["lastReading"]) : null,
+  };
+}

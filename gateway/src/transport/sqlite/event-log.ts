@@ -1,0 +1,107 @@
+/** The event log in SQLite (see db.ts for the schema and durability settings). */
+import type { EventLog, HistoryBounds, NewEvent, ReadingsQuery, StoredEvent } from "../transport.ts";
+import type { Db } from "./db.ts";
+
+export interface Retention {
+  maxEvents: number;
+  maxAgeMs: number;
+}
+
+type Row = { id: number; kind: StoredEvent["kind"]; topic: string; device_id: string; received_at: number; data: string };
+
+const toEvent = (r: Row): StoredEvent => ({
+  id: r.id,
+  kind: r.kind,
+  topic: r.topic,
+  deviceId: r.device_id,
+  receivedAt: r.received_at,
+  data: r.data,
+});
+
+export class SqliteEventLog implements EventLog {
+  private readonly insert;
+  private readonly selectReading;
+  private readonly selectAfter;
+  private readonly selectReadings;
+  private readonly selectBounds;
+  private readonly selectEvicted;
+  private readonly setEvicted;
+  private readonly deleteThrough;
+  private readonly maxIdOlderThan;
+  private readonly maxSeqId;
+
+  constructor(
+    private readonly db: Db,
+    private readonly retention: Retention,
+  ) {
+    this.insert = db.prepare<[string, string, string, number | null, number | null, number, string], { id: number }>(
+      "INSERT INTO events (kind, topic, device_id, seq, t, received_at, data) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    );
+    this.selectReading = db.prepare<[string, number], { id: number }>(
+      "SELECT id FROM events WHERE device_id = ? AND seq = ? AND kind = 'telemetry'",
+    );
+    this.selectAfter = db.prepare<[number, number], Row>("SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?");
+    // events_reading_time serves this: device, then t and seq in order.
+    this.selectReadings = db.prepare<[string, number, number, number, number], Row>(
+      `SELECT * FROM events WHERE device_id = ? AND kind = 'telemetry' AND t >= ? AND t <= ? AND received_at >= ?
+       ORDER BY t DESC, seq DESC LIMIT ?`,
+    );
+    this.selectBounds = db.prepare<[], { earliest: number | null; latest: number | null }>(
+      "SELECT (SELECT min(id) FROM events) AS earliest, (SELECT seq FROM sqlite_sequence WHERE name = 'events') AS latest",
+    );
+    this.selectEvicted = db.prepare<[], { value: number }>("SELECT value FROM meta WHERE key = 'evicted_through'");
+    this.setEvicted = db.prepare<[number], void>(
+      "INSERT INTO meta (key, value) VALUES ('evicted_through', ?) ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)",
+    );
+    this.deleteThrough = db.prepare<[number], void>("DELETE FROM events WHERE id <= ?");
+    this.maxIdOlderThan = db.prepare<[number], { id: number | null }>(
+      "SELECT max(id) AS id FROM events WHERE received_at < ?",
+    );
+    this.maxSeqId = db.prepare<[], { id: number | null }>("SELECT max(id) AS id FROM events");
+  }
+
+  append(event: NewEvent): StoredEvent | undefined {
+    // Look first instead of INSERT OR IGNORE: an ignored AUTOINCREMENT insert still burns an id, and
+    // a duplicate must not get one. Single writer (this process, synchronous), so no race; the
+    // UNIQUE index events_reading stays as the durable guarantee.
+    const reading = event.kind === "telemetry" ? event : undefined;
+    if (reading && this.selectReading.get(reading.deviceId, reading.seq)) return undefined;
+    const data = JSON.stringify(event.data);
+    const row = this.insert.get(event.kind, event.topic, event.deviceId, reading?.seq ?? null, reading?.t ?? null, event.receivedAt, data);
+    if (!row) return undefined;
+    return { id: row.id, kind: event.kind, topic: event.topic, deviceId: event.deviceId, receivedAt: event.receivedAt, data };
+  }
+
+  after(afterId: number, limit: number): StoredEvent[] {
+    return this.selectAfter.all(afterId, limit).map(toEvent);
+  }
+
+  bounds(): HistoryBounds {
+    const b = this.selectBounds.get()!;
+    return {
+      earliestId: b.earliest ?? undefined,
+      latestId: b.latest ?? 0,
+      evictedThrough: this.selectEvicted.get()?.value ?? 0,
+    };
+  }
+
+  prune(now: number): number {
+    const maxId = this.maxSeqId.get()?.id ?? 0;
+    // Deleting by id keeps the rule "everything ≤ evicted_through is gone" exact, which is what
+    // decides whether a resuming client gets `event: reset`.
+    const byCount = maxId - this.retention.maxEvents;
+    const byAge = this.maxIdOlderThan.get(now - this.retention.maxAgeMs)?.id ?? 0;
+    const through = Math.max(byCount, byAge);
+    if (through <= 0 || through <= (this.selectEvicted.get()?.value ?? 0)) return 0;
+    return this.db.transaction(() => {
+      const deleted = this.deleteThrough.run(through) as unknown as { changes: number };
+      this.setEvicted.run(through);
+      return deleted.changes;
+    })();
+  }
+
+  readings(deviceId: string, query: ReadingsQuery, limit: number): StoredEvent[] {
+    const { since = 0, from = Number.MIN_SAFE_INTEGER, to = Number.MAX_SAFE_INTEGER } = query;
+    return this.selectReadings.all(deviceId, from, to, since, limit).map(toEvent).reverse();
+  }
+}

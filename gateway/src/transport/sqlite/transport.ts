@@ -1,0 +1,131 @@
+/**
+ * The one-process Transport: SQLite (db.ts) for the event log and device state, the in-process SSE hub for
+ * fan-out. Store and publish happen in one synchronous step, which is what makes resume gap-free
+ * (hub/subscriber.ts): a live event is always already in the log a replay reads.
+ */
+import type { DeviceView } from "../../protocol/device-state.ts";
+import type { Logger } from "../../ops/log.ts";
+import type { Metrics } from "../../ops/metrics.ts";
+import { Hub, type HubOptions } from "../hub/hub.ts";
+import {
+  ErrTransportClosed,
+  type NewEvent,
+  type ReadingsQuery,
+  type SseSink,
+  type StoredEvent,
+  type StreamRequest,
+  type Transport,
+} from "../transport.ts";
+import type { Db } from "./db.ts";
+import { DeviceTable } from "./devices.ts";
+import { SqliteEventLog, type Retention } from "./event-log.ts";
+
+const PRUNE_EVERY_MS = 10_000;
+
+export interface SqliteTransportOptions {
+  retention: Retention;
+  sse: HubOptions;
+}
+
+export class SqliteTransport implements Transport {
+  private readonly eventLog: SqliteEventLog;
+  private readonly deviceTable: DeviceTable;
+  private readonly hub: Hub;
+  private readonly append: (event: NewEvent) => StoredEvent | undefined;
+  private readonly pruneTimer: NodeJS.Timeout;
+  /** Events stored inside an atomically() block, published once it committed. */
+  private pending: Array<{ event: StoredEvent; receivedMono: number }> | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly db: Db,
+    opts: SqliteTransportOptions,
+    private readonly metrics: Metrics,
+    logger: Logger,
+  ) {
+    this.eventLog = new SqliteEventLog(db, opts.retention);
+    this.deviceTable = new DeviceTable(db);
+    this.hub = new Hub(opts.sse, this.eventLog, metrics);
+    // The event and the device state it changes commit together, or neither does.
+    this.append = db.transaction((event: NewEvent) => {
+      const stored = this.eventLog.append(event);
+      if (stored) this.deviceTable.apply(event, stored.id);
+      return stored;
+    });
+    this.eventLog.prune(Date.now());
+    this.pruneTimer = setInterval(() => {
+      try {
+        this.eventLog.prune(Date.now());
+      } catch (err) {
+        logger.error({ err }, "history retention failed");
+      }
+    }, PRUNE_EVERY_MS);
+    this.pruneTimer.unref();
+  }
+
+  dispatch(event: NewEvent, receivedMono = performance.now()): Promise<StoredEvent | undefined> {
+    try {
+      return Promise.resolve(this.dispatchNow(event, receivedMono));
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+  }
+
+  /** dispatch() without the promise, for state changes of this database's other tables (see atomically()). */
+  dispatchNow(event: NewEvent, receivedMono = performance.now()): StoredEvent | undefined {
+    if (this.closed) throw new ErrTransportClosed();
+    const stored = this.append(event);
+    if (!stored) return undefined;
+    this.metrics.eventsStored.inc({ kind: event.kind });
+    if (this.pending) this.pending.push({ event: stored, receivedMono });
+    else this.hub.publish(stored, receivedMono);
+    return stored;
+  }
+
+  /**
+   * Runs `fn` in one transaction of this database, with the events it dispatches: they are published only
+   * after the commit, and a rollback takes them back (their ids too, which no stream has seen). commands/
+   * keeps its table in this database and changes it this way.
+   */
+  atomically<T>(fn: () => T): T {
+    if (this.pending) return this.db.transaction(fn)(); // nested: the outermost block publishes
+    this.pending = [];
+    try {
+      const result = this.db.transaction(fn)();
+      const committed = this.pending;
+      this.pending = undefined;
+      for (const { event, receivedMono } of committed) this.hub.publish(event, receivedMono);
+      return result;
+    } finally {
+      this.pending = undefined;
+    }
+  }
+
+  subscribe(request: StreamRequest, sink: SseSink): void {
+    if (this.closed) throw new ErrTransportClosed();
+    this.hub.subscribe(request, sink);
+  }
+
+  readings(deviceId: string, query: ReadingsQuery, limit: number): StoredEvent[] {
+    return this.eventLog.readings(deviceId, query, limit);
+  }
+
+  healthy(): boolean {
+    return this.db.open && this.db.prepare("SELECT 1").get() !== undefined;
+  }
+
+  devices(): DeviceView[] {
+    return this.deviceTable.list();
+  }
+
+  device(deviceId: string): DeviceView | undefined {
+    return this.deviceTable.get(deviceId);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.pruneTimer);
+    this.hub.close();
+  }
+}
