@@ -95,7 +95,7 @@ describe("validateSettings", () => {
     ["bad port", GOOD.replace("MQTT_PORT=1883", "MQTT_PORT=70000"), /MQTT_PORT must be a whole number from 1 to 65535/],
     ["TLS as text", GOOD.replace("MQTT_TLS=0", "MQTT_TLS=yes"), /MQTT_TLS must be one of 0, 1/],
     ["numeric device id", GOOD + "DEVICE_ID=1234\n", /DEVICE_ID must be text; write it in double quotes, e.g. "1234"/],
-    ["device id with a slash", GOOD + "DEVICE_ID=a/b\n", /DEVICE_ID must match/],
+    ["device id with a slash", GOOD + "DEVICE_ID=a/b\n", /DEVICE_ID must be 1-64 characters from A-Z a-z 0-9 _ -/],
     ["no Wi-Fi", GOOD.replace("WIFI_SSID=home\n", ""), /WIFI_SSID missing/],
     ["short Wi-Fi password", GOOD + "WIFI_PWD=\"1234567\"\n", /WIFI_PWD must be empty \(open network\) or 8 to 63 characters/],
   ])("refuses %s with a clear error", (_name, text, message) => {
