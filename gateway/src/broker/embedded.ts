@@ -5,6 +5,7 @@ import { mkdirSync } from "node:fs";
 import { Aedes, type Client, type PublishPacket, type PubrelPacket } from "aedes";
 import { createAuthHooks, type AuthCounters, type DeviceAuthOptions, type ServiceCredential } from "./device-auth.ts";
 import { forwardAtGrantedQos } from "./granted-qos.ts";
+import { DEFAULT_MAX_PACKET_BYTES, limitPacketSize } from "./packet-size-limit.ts";
 import { silentLogger, type BrokerLogger } from "./logger.ts";
 import { SqlitePersistence } from "./persistence/sqlite.ts";
 import { decoratedPersistence } from "./persistence/stack.ts";
@@ -28,6 +29,8 @@ export interface EmbeddedBrokerOptions {
    * without one). Tests pass their own to inject faults.
    */
   persistence?: BrokerStore;
+  /** Largest MQTT packet a client may send, bytes (packet-size-limit.ts); default 256 KiB. */
+  maxPacketBytes?: number;
 }
 
 export interface DeliveredEvent {
@@ -156,9 +159,20 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
     },
     // docs/protocol.md allows 64-character device ids as client ids (aedes defaults to 23, the MQTT 3.1 limit).
     maxClientsIdLength: 64,
+    // A subscriber whose socket stays full blocks aedes' read batch of every publisher with a message for it
+    // (test/hostile "keeps serving a device while another subscriber stops reading"); aedes' 60 s default let
+    // devices time out meanwhile. After 2 s the stalled subscriber is dropped; a persistent session resumes
+    // with its queued messages.
+    drainTimeout: 2_000,
   });
 
-  const server = createServer(aedes.handle);
+  const maxPacketBytes = opts.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
+  const server = createServer((socket) =>
+    limitPacketSize(aedes.handle(socket), maxPacketBytes, (client, declared) => {
+      counters.clientErrors++;
+      logger.warn({ clientId: client.id ?? null, declared, maxPacketBytes }, "mqtt packet over the size limit, connection closed");
+    }),
+  );
   try {
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);

@@ -35,9 +35,17 @@ export function errorHandlers(count: (code: string) => void, log: { error(obj: o
     onError: (err: Error, c: Context): Response => {
       if (err instanceof ApiError) return answer(c, err.status, err.code, err.message);
       if (err instanceof HTTPException) return answer(c, err.status as ContentfulStatusCode, `http_${err.status}`, err.message);
+      // The client went away while its body was being read (Node: "aborted", ECONNRESET): nobody will read an
+      // answer, and it is no fault of the gateway's. Counted as its own code, not logged as a failure.
+      if (clientAborted(err, c)) return answer(c, 400, "client_aborted", "the client closed the request");
       log.error({ err, path: c.req.path }, "request failed");
       return answer(c, 500, "internal", "internal error");
     },
     notFound: (c: Context): Response => answer(c, 404, "not_found", `no route for ${c.req.method} ${c.req.path}`),
   };
+}
+
+function clientAborted(err: Error, c: Context): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return c.req.raw.signal.aborted || code === "ECONNRESET" || code === "ECONNABORTED" || err.message === "aborted";
 }
