@@ -4,11 +4,15 @@
  */
 import { readFileSync } from "node:fs";
 import { z } from "zod";
+import { configRuleSchema, ErrInvalidRule, parseConfigRules } from "./alerts/rules.ts";
+import { webhookTargetSchema } from "./alerts/webhooks.ts";
 import { DEVICE_ID_PATTERN } from "./protocol/ids.ts";
 import { validateTopicFilter } from "./protocol/topic-filter.ts";
 
 const port = z.number().int().min(0).max(65535);
 const positiveInt = z.number().int().positive();
+const nonNegativeInt = z.number().int().min(0);
+const DAY_MS = 24 * 3600_000;
 
 const topicFilter = z.string().superRefine((f, ctx) => {
   try {
@@ -111,6 +115,44 @@ export const configSchema = z.strictObject({
           }),
         ])
         .default({ mode: "devices" }),
+    })
+    .prefault({}),
+  /** Buckets of readings (transport/sqlite/summaries.ts): retention per bucket width in ms, 0 = keep. */
+  summaries: z
+    .strictObject({
+      /** false: no buckets are kept (series answer raw only); for a comparison in gateway/bench. */
+      enabled: z.boolean().default(true),
+      retention: z
+        .strictObject({
+          "1m": nonNegativeInt.default(30 * DAY_MS),
+          "1h": nonNegativeInt.default(730 * DAY_MS),
+          "1d": nonNegativeInt.default(0),
+        })
+        .prefault({}),
+      /** At most one `summary` event per device per this many ms. */
+      coalesceMs: positiveInt.default(5_000),
+    })
+    .prefault({}),
+  /** Alert rules (alerts/rules.ts; docs/protocol.md "Alerts"), the overdue clock and webhooks. */
+  alerts: z
+    .strictObject({
+      rules: z
+        .array(configRuleSchema)
+        .default([])
+        .transform((entries, ctx) => {
+          const ids = entries.map((e) => e.id);
+          const twice = ids.filter((id, i) => ids.indexOf(id) !== i);
+          if (twice.length) ctx.addIssue({ code: "custom", message: `rule ids must be unique: ${[...new Set(twice)].join(", ")}` });
+          try {
+            return parseConfigRules(entries);
+          } catch (e) {
+            if (!(e instanceof ErrInvalidRule)) throw e;
+            for (const problem of e.problems) ctx.addIssue({ code: "custom", message: problem });
+            return z.NEVER;
+          }
+        }),
+      checkIntervalMs: positiveInt.default(5_000),
+      webhooks: z.array(webhookTargetSchema).default([]),
     })
     .prefault({}),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),

@@ -1,5 +1,6 @@
 /**
- * Composition root: wires config → transport (SQLite) → broker → bridge → commands → HTTP app, listens, and
+ * Composition root: wires config → transport (SQLite, with summaries) → alerts → broker → bridge → commands →
+ * HTTP app, listens, and
  * closes everything in the right order. It only wires: each part owns its behaviour. server.ts and the tests
  * both start here.
  */
@@ -7,6 +8,8 @@ import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
 import { serve } from "@hono/node-server";
 import type { Hono } from "hono";
+import { Alerts } from "./alerts/alerts.ts";
+import { Webhooks } from "./alerts/webhooks.ts";
 import { createHandlers } from "./bridge/handlers.ts";
 import { MqttBridge } from "./bridge/mqtt-client.ts";
 import { startEmbeddedBroker, type EmbeddedBroker } from "./broker/index.ts";
@@ -18,6 +21,7 @@ import type { AppEnv } from "./http/env.ts";
 import { createLogger, type Logger } from "./ops/log.ts";
 import { createMetrics, exportBrokerCounters, type Metrics } from "./ops/metrics.ts";
 import { openDatabase } from "./transport/sqlite/db.ts";
+import { SummaryPublisher } from "./summaries/publisher.ts";
 import { SqliteTransport } from "./transport/sqlite/transport.ts";
 
 export interface Gateway {
@@ -71,8 +75,25 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     const db = openDatabase(config.dataDir, config.history.synchronous);
     cleanups.push(() => db.close());
     const { maxEvents, maxAgeMs } = config.history;
-    const transport = new SqliteTransport(db, { retention: { maxEvents, maxAgeMs }, sse: config.sse }, metrics, log);
+    const transport = new SqliteTransport(
+      db,
+      { retention: { maxEvents, maxAgeMs }, summaryRetention: config.summaries.retention, summaries: config.summaries.enabled, sse: config.sse },
+      metrics,
+      log,
+    );
     cleanups.push(() => transport.close());
+    const webhooks = new Webhooks(
+      config.alerts.webhooks,
+      { delivered: metrics.webhookDeliveries, retried: metrics.webhookRetries, deadLetters: metrics.webhookDeadLetters },
+      log.child({ part: "webhooks" }),
+    );
+    const alerts = new Alerts(
+      { db, transport, sinks: [webhooks], metrics, log: log.child({ part: "alerts" }) },
+      { configRules: config.alerts.rules, checkIntervalMs: config.alerts.checkIntervalMs },
+    );
+    cleanups.push(() => alerts.close());
+    const summaryEvents = new SummaryPublisher(transport.summaries, (e) => transport.dispatchNow(e), config.summaries.coalesceMs, log);
+    cleanups.push(() => summaryEvents.close());
 
     let broker: EmbeddedBroker | undefined;
     let bridgeUrl: string;
@@ -113,6 +134,9 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       auth: auth.http,
       transport,
       commands,
+      summaries: transport.summaries,
+      coverage: { rawMaxAgeMs: config.history.maxAgeMs, retention: config.summaries.retention },
+      alerts,
       metrics,
       log: log.child({ part: "http" }),
       health: {
@@ -140,6 +164,8 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
         log.info("gateway shutting down");
         const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
         await stopIntake(); // the broker keeps for the next start whatever this gateway did not acknowledge
+        summaryEvents.close();
+        await alerts.close(); // webhooks: deliveries in flight finish (bounded), the rest are counted
         await transport.close(); // ends every SSE stream; clients reconnect to the next instance with their last id
         server.closeIdleConnections();
         const force = setTimeout(() => server.closeAllConnections(), 2_000);

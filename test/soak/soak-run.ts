@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { startFleet, type FaultCounters, type FaultPlan, type Fleet } from "../../simulator/src/index.ts";
 import { assertFleetHealthy } from "../helpers/fleet-health.ts";
 import { waitUntil } from "../helpers/wait.ts";
-import { FleetRecord } from "./fleet-record.ts";
+import { clock, FleetRecord, timeline } from "./fleet-record.ts";
 import { allReadings, type StoredReading } from "./gateway-api.ts";
 import { startObserver, type Observed, type Observer } from "./observer.ts";
 import { startStack, type BrokerKindName, type RestartHow } from "./stack.ts";
@@ -98,12 +98,23 @@ export async function runSoak(plan: SoakPlan): Promise<SoakResult> {
     const ids = faulty.devices.map((d) => d.id);
     const totalWakes = () => ids.reduce((n, id) => n + record.wakes(id), 0);
     const context = () => `${plan.kind} QoS ${plan.qos}: ${totalWakes()} wakes, min ${Math.min(...ids.map((id) => record.wakes(id)))}`;
+    // A stalled faulty phase says where each of the slowest devices stands, and what the broker said.
+    const stalled = (e: Error): never => {
+      const slowest = [...faulty.devices].sort((a, b) => record.wakes(a.id) - record.wakes(b.id)).slice(0, 3);
+      const lines = slowest.map((d) => {
+        const last = record.device(d.id).standbys.at(-1)?.at ?? started;
+        return `${d.id}: ${record.wakes(d.id)} wakes, state ${d.state}, boots ${d.boots}, last standby ${clock(last)}\n` +
+          timeline(record.device(d.id), last - 1000, Date.now());
+      });
+      const restarts = restartLog.map((x) => `${x.how} at ${clock(x.at)}`).join(", ") || "none";
+      throw new Error(`${e.message}; restarts: ${restarts}\n${lines.join("\n")}\n--- gateway/broker ---\n${stack.gatewayOutput().slice(-4000)}`);
+    };
 
     const restartLog: SoakResult["restartLog"] = [];
     // restarts at evenly spaced fractions of the expected wakes, while devices are mid-cycle
     for (const [i, how] of plan.restarts.entries()) {
       const at = Math.round(((i + 1) * plan.devices * plan.wakes) / (plan.restarts.length + 1));
-      await waitUntil(() => totalWakes() >= at, { timeoutMs: plan.faultyTimeoutMs, intervalMs: 100, message: `${at} wakes before restart ${i + 1} (${context()})` });
+      await waitUntil(() => totalWakes() >= at, { timeoutMs: plan.faultyTimeoutMs, intervalMs: 100, message: `${at} wakes before restart ${i + 1} (${context()})` }).catch(stalled);
       restartLog.push({ how, at: Date.now() });
       await stack.restartBroker(how);
     }
@@ -111,7 +122,7 @@ export async function runSoak(plan: SoakPlan): Promise<SoakResult> {
       timeoutMs: plan.faultyTimeoutMs,
       intervalMs: 200,
       message: `${plan.wakes} wakes per device (${context()})`,
-    });
+    }).catch(stalled);
     const faults = faulty.counters().faults;
     const faultySleeps = new Map(ids.map((id) => [id, record.devices.get(id)!.standbys.map((s) => s.ms)]));
     const wakes = totalWakes();

@@ -6,16 +6,20 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { serveStatic } from "@hono/node-server/serve-static";
 import { Hono } from "hono";
+import type { Alerts } from "../alerts/alerts.ts";
 import type { Commands } from "../commands/commands.ts";
 import type { Logger } from "../ops/log.ts";
 import type { Metrics } from "../ops/metrics.ts";
+import type { Coverage, SummaryQueries } from "../summaries/series.ts";
 import type { Transport } from "../transport/transport.ts";
 import { createAuthenticator, loginFromUrl, sameOriginWrites, sessionRoutes, type HttpAuth } from "./auth.ts";
 import type { AppEnv } from "./env.ts";
 import { errorHandlers } from "./errors.ts";
+import { alertsRoutes } from "./routes/alerts.ts";
 import { devicesRoute } from "./routes/devices.ts";
 import { eventsRoute } from "./routes/events.ts";
 import { opsRoutes, type HealthProbe } from "./routes/ops.ts";
+import { summariesRoutes, type SummaryExport } from "./routes/summaries.ts";
 
 /** The dashboard bundle built by gateway/web/build.ts. */
 export const DEFAULT_WEB_ROOT = fileURLToPath(new URL("../../web/dist/", import.meta.url));
@@ -25,6 +29,10 @@ export interface AppDeps {
   auth: HttpAuth;
   transport: Transport;
   commands: Commands;
+  summaries: SummaryQueries & SummaryExport;
+  /** How far back raw readings and each bucket width go (series step=auto). */
+  coverage: Coverage;
+  alerts: Alerts;
   metrics: Metrics;
   health: HealthProbe;
   log: Logger;
@@ -35,7 +43,7 @@ export interface AppDeps {
 const PLACEHOLDER = `<!doctype html><meta charset="utf-8"><title>Sensors</title>
 <p>The dashboard is not built (run <code>npm run build</code>). Raw stream below.</p><pre id="log"></pre>
 <script>const es=new EventSource("/events");
-for(const k of ["telemetry","status","command-ack","command","reset"])es.addEventListener(k,e=>{log.textContent=k+" "+e.data+"\\n"+log.textContent})</script>`;
+for(const k of ["telemetry","status","command-ack","command","summary","alert","device","reset"])es.addEventListener(k,e=>{log.textContent=k+" "+e.data+"\\n"+log.textContent})</script>`;
 
 export function createApp(deps: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -50,6 +58,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.use("/api/*", authn.middleware);
   app.route("/events", eventsRoute(deps.transport));
   app.route("/api/devices", devicesRoute(deps));
+  app.route("/api", summariesRoutes(deps));
+  app.route("/api", alertsRoutes(deps.alerts));
 
   // The page itself is public so it can show a login form; its data needs a token. The login URL
   // (`/?token=…`) turns into the cookie here, before the static files.

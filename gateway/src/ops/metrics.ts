@@ -82,6 +82,33 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
       labelNames: ["state"] as const,
       registers,
     }),
+    summaryValuesSkipped: new Counter({
+      name: "gateway_summary_values_skipped_total",
+      help: "Reading values left out of the summaries because they are not finite numbers",
+      registers,
+    }),
+    alertTransitions: new Counter({
+      name: "gateway_alert_transitions_total",
+      help: "Alert changes, by rule kind and change (firing, resolved, acked)",
+      labelNames: ["kind", "change"] as const,
+      registers,
+    }),
+    alertsFiring: new Gauge({ name: "gateway_alerts_firing", help: "Alerts firing now", registers }),
+    webhookDeliveries: new Counter({
+      name: "gateway_webhook_deliveries_total",
+      help: "Webhook POSTs answered with 2xx",
+      registers,
+    }),
+    webhookRetries: new Counter({
+      name: "gateway_webhook_retries_total",
+      help: "Webhook POSTs that failed (non-2xx, timeout, refused) and will be tried again",
+      registers,
+    }),
+    webhookDeadLetters: new Counter({
+      name: "gateway_webhook_dead_letters_total",
+      help: "Webhook deliveries given up after the last attempt (or dropped because the queue was full)",
+      registers,
+    }),
   };
 }
 

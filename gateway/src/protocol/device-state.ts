@@ -9,8 +9,11 @@
  * - lastReading and battery: from the reading with the highest seq; a late, older reading never replaces
  *   them (it is still stored and drawn at its own time). `battery` is that reading's, null when it sent none.
  * - lastSeen: the latest receivedAt of anything the device sent.
+ * - overdue: an `alert` event of kind overdue that fires is a status of its own (by event id, like the others);
+ *   the device's next report ends it. Its resolution changes nothing: that report already did.
+ * - name and location: the latest `device` event (a person set them).
  */
-import type { DeviceStatus, ReadingTime, StatusData, TelemetryData } from "./events.ts";
+import type { AlertData, DeviceMetaData, DeviceStatus, ReadingTime, StatusData, TelemetryData } from "./events.ts";
 
 export interface LastReading extends ReadingTime {
   seq: number;
@@ -21,8 +24,11 @@ export interface LastReading extends ReadingTime {
 /** GET /api/devices item. */
 export interface DeviceView {
   deviceId: string;
+  /** Set by a person; null: show the id. */
+  name: string | null;
+  location: string | null;
   status: DeviceStatus;
-  /** When a sleeping device said it would wake; null otherwise. */
+  /** When a sleeping (or overdue) device said it would wake; null otherwise. */
   nextWakeAt: number | null;
   /** receivedAt of the event the status comes from (0: none yet). */
   statusAt: number;
@@ -34,14 +40,36 @@ export interface DeviceView {
 }
 
 /** A stored event that changes device state, with its id. */
-export type DeviceEvent = { id: number; kind: "telemetry"; data: TelemetryData } | { id: number; kind: "status"; data: StatusData };
+export type DeviceEvent =
+  | { id: number; kind: "telemetry"; data: TelemetryData }
+  | { id: number; kind: "status"; data: StatusData }
+  | { id: number; kind: "alert"; data: AlertData }
+  | { id: number; kind: "device"; data: DeviceMetaData };
+
+/** Whether an event of this kind can change device state (the others never do). */
+export function changesDevice(kind: string): kind is DeviceEvent["kind"] {
+  return kind === "telemetry" || kind === "status" || kind === "alert" || kind === "device";
+}
 
 export function newDevice(deviceId: string): DeviceView {
-  return { deviceId, status: "unknown", nextWakeAt: null, statusAt: 0, statusEventId: 0, lastSeen: null, battery: null, lastReading: null };
+  return { deviceId, name: null, location: null, status: "unknown", nextWakeAt: null, statusAt: 0, statusEventId: 0, lastSeen: null, battery: null, lastReading: null };
 }
 
 /** Applies one event to `d` in place. */
 export function applyDeviceEvent(d: DeviceView, event: DeviceEvent): void {
+  if (event.kind === "device") {
+    d.name = event.data.name;
+    d.location = event.data.location;
+    return;
+  }
+  if (event.kind === "alert") {
+    const a = event.data;
+    if (a.kind === "overdue" && a.state === "firing" && event.id > d.statusEventId && d.status === "sleeping") {
+      d.status = "overdue";
+      d.statusEventId = event.id;
+    }
+    return;
+  }
   const at = event.data.receivedAt;
   d.lastSeen = Math.max(d.lastSeen ?? 0, at);
   if (event.id > d.statusEventId) {
@@ -60,6 +88,8 @@ export function applyDeviceEvent(d: DeviceView, event: DeviceEvent): void {
 
 /** Merges a snapshot of the same device (e.g. GET /api/devices after a reconnect) without going back in time. */
 export function mergeDeviceView(d: DeviceView, s: DeviceView): void {
+  d.name = s.name;
+  d.location = s.location;
   if (s.statusEventId > d.statusEventId) {
     d.status = s.status;
     d.nextWakeAt = s.nextWakeAt;

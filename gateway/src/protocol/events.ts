@@ -8,7 +8,8 @@ import type { ReadingTime } from "./reading-time.ts";
 
 export type { ReadingTime, TimeSource } from "./reading-time.ts";
 
-export type DeviceStatus = "online" | "sleeping" | "offline" | "unknown";
+/** `overdue`: sleeping past its announced wake, by an alert rule of kind `overdue` (gateway/src/alerts). */
+export type DeviceStatus = "online" | "sleeping" | "overdue" | "offline" | "unknown";
 export type CommandState = "queued" | "delivered" | "acked" | "failed";
 export type { CommandOp } from "./commands.ts";
 
@@ -27,7 +28,7 @@ export interface TelemetryData extends ReadingTime {
 export interface StatusData {
   deviceId: string;
   topic: string;
-  state: Exclude<DeviceStatus, "unknown">;
+  state: "online" | "sleeping" | "offline";
   sleepMs: number | null;
   nextWakeAt: number | null;
   receivedAt: number;
@@ -51,6 +52,75 @@ export interface CommandData {
   at: number;
 }
 
+/** Bucket widths of the summaries (gateway/src/summaries). */
+export type SummaryStep = "1m" | "1h" | "1d";
+export const SUMMARY_STEPS = ["1m", "1h", "1d"] as const satisfies readonly SummaryStep[];
+export const STEP_MS: Record<SummaryStep, number> = { "1m": 60_000, "1h": 3_600_000, "1d": 86_400_000 };
+
+/** One bucket of one metric: the readings taken (reading time `t`) in [start, start + step). */
+export interface SummaryBucket {
+  metric: string;
+  step: SummaryStep;
+  start: number;
+  count: number;
+  min: number;
+  max: number;
+  mean: number;
+  /** The value of the reading taken last in the bucket (by `t`, then seq). */
+  last: number;
+}
+
+/** Buckets of one device that changed since its last summary event (coalesced: see summaries/publisher.ts). */
+export interface SummaryData {
+  deviceId: string;
+  /** `sensors/{id}/summary` (protocol/topics.ts gatewayEventTopic): filters and read rights select it. */
+  topic: string;
+  buckets: SummaryBucket[];
+  at: number;
+}
+
+export type AlertKind = "threshold" | "battery" | "overdue" | "offline";
+export type AlertState = "firing" | "resolved";
+export type AlertSeverity = "info" | "warning" | "critical";
+
+/** An alert as stored (GET /api/alerts) and streamed (`alert` event) after each change of it. */
+export interface AlertData {
+  alertId: number;
+  ruleId: string;
+  ruleName: string;
+  kind: AlertKind;
+  severity: AlertSeverity;
+  deviceId: string;
+  /**
+   * The topic it was raised from (telemetry for threshold and battery, status for overdue and offline); the
+   * `alert` event itself has the topic `sensors/{id}/alert`.
+   */
+  topic: string;
+  metric: string | null;
+  state: AlertState;
+  /** One line for a person, e.g. "temperature 31.2 above 30 for 120 s". */
+  message: string;
+  /** The value that fired it, and the threshold (null for overdue and offline). */
+  value: number | null;
+  threshold: number | null;
+  firedAt: number;
+  resolvedAt: number | null;
+  ackedAt: number | null;
+  /** Name of the token (or "open") that acknowledged it. */
+  ackedBy: string | null;
+  updatedAt: number;
+}
+
+/** What a person set about a device (PATCH /api/devices/:id). */
+export interface DeviceMetaData {
+  deviceId: string;
+  /** `sensors/{id}/device`. */
+  topic: string;
+  name: string | null;
+  location: string | null;
+  at: number;
+}
+
 /** Sent before a replay that cannot start where the client asked: the id was trimmed, or never existed. */
 export interface ResetData {
   reason: "history_evicted" | "unknown_id";
@@ -64,11 +134,14 @@ export interface StoredEventData {
   status: StatusData;
   "command-ack": CommandAckData;
   command: CommandData;
+  summary: SummaryData;
+  alert: AlertData;
+  device: DeviceMetaData;
 }
 
 /** The kinds that are stored and get an id. */
 export type StoredKind = keyof StoredEventData;
-export const STORED_KINDS = ["telemetry", "status", "command-ack", "command"] as const satisfies readonly StoredKind[];
+export const STORED_KINDS = ["telemetry", "status", "command-ack", "command", "summary", "alert", "device"] as const satisfies readonly StoredKind[];
 
 /** Every kind a stream carries: the stored ones and `reset`. */
 export type EventKind = StoredKind | "reset";

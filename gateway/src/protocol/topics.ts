@@ -13,6 +13,14 @@ export type DeviceTopicKind = (typeof DEVICE_TOPIC_KINDS)[number];
 
 export const deviceTopic = (deviceId: string, kind: DeviceTopicKind): string => `${TOPIC_ROOT}/${deviceId}/${kind}`;
 
+/**
+ * Topics of the events the gateway derives (SSE and its filters only, never published on MQTT): summaries,
+ * alerts and what a person set about a device. Under the device's root, so `sensors/{id}/#` sees them too.
+ */
+export const GATEWAY_EVENT_TOPIC_KINDS = ["summary", "alert", "device"] as const;
+export type GatewayEventTopicKind = (typeof GATEWAY_EVENT_TOPIC_KINDS)[number];
+export const gatewayEventTopic = (deviceId: string, kind: GatewayEventTopicKind): string => `${TOPIC_ROOT}/${deviceId}/${kind}`;
+
 /** Splits `sensors/{id}/{kind}`; undefined for any other topic. */
 export function parseDeviceTopic(topic: string): { deviceId: string; kind: DeviceTopicKind } | undefined {
   const parts = topic.split("/");

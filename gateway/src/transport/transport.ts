@@ -73,6 +73,12 @@ export interface ReadingsQuery {
   to?: number;
 }
 
+/**
+ * Told of every stored event once it is committed and published, in id order, synchronously (so it may dispatch
+ * events of its own, e.g. alerts). It must not throw.
+ */
+export type StoredListener = (event: NewEvent, stored: StoredEvent) => void;
+
 export interface Transport {
   /**
    * Stores the event, assigns its id, applies it to the derived state in the same transaction, then fans it
@@ -93,6 +99,8 @@ export interface Transport {
   /** Device state as the reducer derived it from the events, ordered by device id. */
   devices(): DeviceView[];
   device(deviceId: string): DeviceView | undefined;
+  /** Adds a StoredListener; returns its removal. */
+  onStored(listener: StoredListener): () => void;
   /** Whether the storage answers (for /healthz). */
   healthy(): boolean;
   /** Ends every stream (queued data is still written) and stops accepting; idempotent. */

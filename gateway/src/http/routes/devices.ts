@@ -1,11 +1,12 @@
-/** Device state, readings and commands (docs/protocol.md "REST"). */
+/** Device state, names, readings, series and commands (docs/protocol.md "REST", "Summaries", "Device names"). */
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { Commands } from "../../commands/commands.ts";
 import type { TelemetryData } from "../../protocol/events.ts";
 import { COMMAND_ID_PATTERN, DEVICE_ID_RULE, isDeviceId } from "../../protocol/ids.ts";
 import { commandBodySchema, describeIssues } from "../../protocol/payloads.ts";
-import { deviceTopic } from "../../protocol/topics.ts";
+import { deviceTopic, gatewayEventTopic } from "../../protocol/topics.ts";
+import { ErrTooManyPoints, querySeries, SERIES_STEPS, type Coverage, type SeriesStep, type SummaryQueries } from "../../summaries/series.ts";
 import type { Transport } from "../../transport/transport.ts";
 import { canRead } from "../auth.ts";
 import type { AppEnv, Principal } from "../env.ts";
@@ -17,7 +18,17 @@ const MAX_LIMIT = 1000;
 const mayRead = (p: Principal, id: string): boolean =>
   canRead(p, deviceTopic(id, "telemetry")) || canRead(p, deviceTopic(id, "status"));
 
-export function devicesRoute(deps: { transport: Transport; commands: Commands }): Hono<AppEnv> {
+export interface DevicesRouteDeps {
+  transport: Transport;
+  commands: Commands;
+  summaries: SummaryQueries;
+  coverage: Coverage;
+}
+
+const MAX_NAME = 64;
+const DAY_MS = 24 * 3600_000;
+
+export function devicesRoute(deps: DevicesRouteDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
 
   app.get("/", (c) => {
@@ -60,6 +71,58 @@ export function devicesRoute(deps: { transport: Transport; commands: Commands })
     return c.json({ readings });
   });
 
+  app.get("/:id/series", (c) => {
+    const metric = c.req.query("metric") ?? "";
+    if (!/^[a-z][a-zA-Z0-9_]{0,31}$/.test(metric)) throw new ApiError(400, "invalid_query", "metric must be a reading key, e.g. temperature or battery");
+    const step = c.req.query("step") ?? "auto";
+    if (step !== "auto" && !(SERIES_STEPS as readonly string[]).includes(step)) {
+      throw new ApiError(400, "invalid_query", `step must be auto, ${SERIES_STEPS.join(", ")}`);
+    }
+    const now = Date.now();
+    const to = intParam(c.req.query("to"), now);
+    const from = intParam(c.req.query("from"), (to ?? now) - DAY_MS);
+    if (to === undefined || from === undefined || from < 0 || to < from) {
+      throw new ApiError(400, "invalid_query", "from and to are times in ms with from ≤ to");
+    }
+    try {
+      return c.json(querySeries(deps.summaries, { deviceId: c.req.param("id"), metric, from, to, step: step as SeriesStep | "auto" }, deps.coverage, now));
+    } catch (e) {
+      if (e instanceof ErrTooManyPoints) throw new ApiError(400, e.code, e.message);
+      throw e;
+    }
+  });
+
+  app.patch(
+    "/:id",
+    bodyLimit({
+      maxSize: 1024,
+      onError: () => {
+        throw new ApiError(413, "body_too_large", "device bodies are at most 1024 bytes");
+      },
+    }),
+    async (c) => {
+      const id = c.req.param("id");
+      if (!isDeviceId(id)) throw new ApiError(400, "invalid_device_id", `device ids are ${DEVICE_ID_RULE}`);
+      const p = c.get("principal");
+      if (!mayRead(p, id)) throw new ApiError(403, "forbidden", "the token may not read this device");
+      if (!p.write) throw new ApiError(403, "forbidden", "the token may not change devices");
+      const device = deps.transport.device(id);
+      if (!device) throw new ApiError(404, "not_found", "no such device (it has not reported yet)");
+      let body: unknown;
+      try {
+        body = JSON.parse(await c.req.text());
+      } catch {
+        throw new ApiError(400, "invalid_json", "the body must be JSON");
+      }
+      const name = textField(body, "name", device.name);
+      const location = textField(body, "location", device.location);
+      const at = Date.now();
+      const topic = gatewayEventTopic(id, "device");
+      await deps.transport.dispatch({ kind: "device", topic, deviceId: id, receivedAt: at, data: { deviceId: id, topic, name, location, at } });
+      return c.json(deps.transport.device(id));
+    },
+  );
+
   app.post(
     "/:id/commands",
     bodyLimit({
@@ -91,6 +154,19 @@ export function devicesRoute(deps: { transport: Transport; commands: Commands })
   });
 
   return app;
+}
+
+/** A name or location from a PATCH body: absent keeps `current`, null or "" clears, else trimmed text. */
+function textField(body: unknown, key: "name" | "location", current: string | null): string | null {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) throw new ApiError(400, "invalid_device", "the body must be an object with name and/or location");
+  if (!(key in body)) return current;
+  const v = (body as Record<string, unknown>)[key];
+  if (v === null) return null;
+  if (typeof v !== "string") throw new ApiError(400, "invalid_device", `${key} must be a string or null`);
+  const text = v.trim();
+  if (text.length > MAX_NAME) throw new ApiError(400, "invalid_device", `${key} is at most ${MAX_NAME} characters`);
+  if (/[\u0000-\u001f\u007f]/.test(text)) throw new ApiError(400, "invalid_device", `${key} must not contain control characters`);
+  return text === "" ? null : text;
 }
 
 /** Parses an optional integer query parameter; undefined when present but not an integer. */

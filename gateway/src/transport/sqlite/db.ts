@@ -1,6 +1,6 @@
 /**
  * The gateway's SQLite database (better-sqlite3 v12: v13 crashes on Node 20): history events,
- * device state and commands, in one file so one transaction can cover an event and its side effects.
+ * device state, summaries, alerts and commands, in one file so one transaction can cover an event and its side effects.
  */
 import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
@@ -30,6 +30,9 @@ CREATE INDEX IF NOT EXISTS events_received_at ON events(received_at);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS devices (
   device_id TEXT PRIMARY KEY,
+  -- set by a person (PATCH /api/devices/:id); migration 3
+  name TEXT,
+  location TEXT,
   state TEXT NOT NULL DEFAULT 'unknown',
   next_wake_at INTEGER,
   status_at INTEGER,
@@ -39,6 +42,39 @@ CREATE TABLE IF NOT EXISTS devices (
   battery REAL,
   last_reading TEXT
 );
+-- Per device, metric and bucket of reading time (transport/sqlite/summaries.ts); mean = sum / count.
+CREATE TABLE IF NOT EXISTS summaries (
+  device_id TEXT NOT NULL,
+  metric TEXT NOT NULL,
+  step TEXT NOT NULL,
+  start INTEGER NOT NULL,
+  count INTEGER NOT NULL,
+  min REAL NOT NULL,
+  max REAL NOT NULL,
+  sum REAL NOT NULL,
+  -- the value taken last in the bucket, by (t, seq)
+  last REAL NOT NULL,
+  last_t INTEGER NOT NULL,
+  last_seq INTEGER NOT NULL,
+  PRIMARY KEY (device_id, metric, step, start)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS summaries_step_start ON summaries(step, start);
+-- Alerts and their lifecycle (alerts/store.ts); at most one firing per (rule, device).
+CREATE TABLE IF NOT EXISTS alerts (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  rule_id TEXT NOT NULL,
+  device_id TEXT NOT NULL,
+  state TEXT NOT NULL,
+  fired_at INTEGER NOT NULL,
+  resolved_at INTEGER,
+  acked_at INTEGER,
+  data TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS alerts_open ON alerts(rule_id, device_id) WHERE state = 'firing';
+CREATE INDEX IF NOT EXISTS alerts_device ON alerts(device_id, id);
+CREATE INDEX IF NOT EXISTS alerts_state ON alerts(state, id);
+-- Alert rules set through the API (alerts/rules.ts: they override the config's and the defaults by id).
+CREATE TABLE IF NOT EXISTS alert_rules (id TEXT PRIMARY KEY, rule TEXT NOT NULL, updated_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS commands (
   id TEXT PRIMARY KEY,
   device_id TEXT NOT NULL,
@@ -107,6 +143,12 @@ const MIGRATIONS: Array<(db: Db) => void> = [
     const columns = db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('devices')").all().map((c) => c.name);
     if (!columns.includes("status_event_id")) db.exec("ALTER TABLE devices ADD COLUMN status_event_id INTEGER NOT NULL DEFAULT 0");
     if (columns.includes("sleep_ms")) db.exec("ALTER TABLE devices DROP COLUMN sleep_ms");
+  },
+  // 3: a device's name and location, set by a person.
+  (db) => {
+    const columns = db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('devices')").all().map((c) => c.name);
+    if (!columns.includes("name")) db.exec("ALTER TABLE devices ADD COLUMN name TEXT");
+    if (!columns.includes("location")) db.exec("ALTER TABLE devices ADD COLUMN location TEXT");
   },
 ];
 

@@ -2,13 +2,15 @@
  * Device state in SQLite: the projection of telemetry and status events by protocol/device-state.ts, written
  * in the transaction that stores the event (transport.ts), read by GET /api/devices.
  */
-import { applyDeviceEvent, newDevice, type DeviceView } from "../../protocol/device-state.ts";
+import { applyDeviceEvent, changesDevice, newDevice, type DeviceEvent, type DeviceView } from "../../protocol/device-state.ts";
 import type { DeviceStatus } from "../../protocol/events.ts";
 import type { NewEvent } from "../transport.ts";
 import type { Db } from "./db.ts";
 
 type Row = {
   device_id: string;
+  name: string | null;
+  location: string | null;
   state: DeviceStatus;
   next_wake_at: number | null;
   status_at: number | null;
@@ -24,10 +26,10 @@ export class DeviceTable {
   private readonly selectOne;
 
   constructor(db: Db) {
-    this.upsert = db.prepare<[string, string, number | null, number, number, number | null, number | null, string | null]>(
-      `INSERT INTO devices (device_id, state, next_wake_at, status_at, status_event_id, last_seen, battery, last_reading)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT(device_id) DO UPDATE SET state = excluded.state, next_wake_at = excluded.next_wake_at,
+    this.upsert = db.prepare<[string, string | null, string | null, string, number | null, number, number, number | null, number | null, string | null]>(
+      `INSERT INTO devices (device_id, name, location, state, next_wake_at, status_at, status_event_id, last_seen, battery, last_reading)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT(device_id) DO UPDATE SET name = excluded.name, location = excluded.location, state = excluded.state, next_wake_at = excluded.next_wake_at,
          status_at = excluded.status_at, status_event_id = excluded.status_event_id, last_seen = excluded.last_seen,
          battery = excluded.battery, last_reading = excluded.last_reading`,
     );
@@ -37,11 +39,11 @@ export class DeviceTable {
 
   /** Applies a stored event (with the id it was given) to its device; other kinds do not change device state. */
   apply(event: NewEvent, id: number): void {
-    if (event.kind !== "telemetry" && event.kind !== "status") return;
+    if (!changesDevice(event.kind)) return;
     const d = this.get(event.deviceId) ?? newDevice(event.deviceId);
-    applyDeviceEvent(d, event.kind === "telemetry" ? { id, kind: "telemetry", data: event.data } : { id, kind: "status", data: event.data });
+    applyDeviceEvent(d, { id, kind: event.kind, data: event.data } as DeviceEvent);
     const last = d.lastReading === null ? null : JSON.stringify(d.lastReading);
-    this.upsert.run(d.deviceId, d.status, d.nextWakeAt, d.statusAt, d.statusEventId, d.lastSeen, d.battery, last);
+    this.upsert.run(d.deviceId, d.name, d.location, d.status, d.nextWakeAt, d.statusAt, d.statusEventId, d.lastSeen, d.battery, last);
   }
 
   list(): DeviceView[] {
@@ -57,8 +59,10 @@ export class DeviceTable {
 function toView(r: Row): DeviceView {
   return {
     deviceId: r.device_id,
+    name: r.name,
+    location: r.location,
     status: r.state,
-    nextWakeAt: r.state === "sleeping" ? r.next_wake_at : null,
+    nextWakeAt: r.state === "sleeping" || r.state === "overdue" ? r.next_wake_at : null,
     statusAt: r.status_at ?? 0,
     statusEventId: r.status_event_id,
     lastSeen: r.last_seen,

@@ -15,7 +15,7 @@ function openSqlite(opts: HarnessOptions, dir = mkdtempSync(join(tmpdir(), "tran
   const db = openDatabase(dir);
   const transport = new SqliteTransport(
     db,
-    { retention: { maxEvents: 1_000_000, maxAgeMs: Number.MAX_SAFE_INTEGER }, sse: { ...HUB, replayPageSize: opts.replayPageSize } },
+    { retention: { maxEvents: 1_000_000, maxAgeMs: Number.MAX_SAFE_INTEGER }, summaryRetention: { "1m": 0, "1h": 0, "1d": 0 }, sse: { ...HUB, replayPageSize: opts.replayPageSize } },
     createMetrics(),
     pino({ level: "silent" }),
   );

@@ -1,6 +1,6 @@
 /**
- * The one-process Transport: SQLite (db.ts) for the event log and device state, the in-process SSE hub for
- * fan-out. Store and publish happen in one synchronous step, which is what makes resume gap-free
+ * The one-process Transport: SQLite (db.ts) for the event log and the state derived from it (device state,
+ * summaries), the in-process SSE hub for fan-out. Store and publish happen in one synchronous step, which is what makes resume gap-free
  * (hub/subscriber.ts): a live event is always already in the log a replay reads.
  */
 import type { DeviceView } from "../../protocol/device-state.ts";
@@ -13,28 +13,37 @@ import {
   type ReadingsQuery,
   type SseSink,
   type StoredEvent,
+  type StoredListener,
   type StreamRequest,
   type Transport,
 } from "../transport.ts";
 import type { Db } from "./db.ts";
 import { DeviceTable } from "./devices.ts";
 import { SqliteEventLog, type Retention } from "./event-log.ts";
+import { SqliteSummaries } from "./summaries.ts";
+import type { SummaryRetention } from "../../summaries/series.ts";
 
 const PRUNE_EVERY_MS = 10_000;
 
 export interface SqliteTransportOptions {
   retention: Retention;
+  summaryRetention: SummaryRetention;
+  /** Keep summaries (default true). */
+  summaries?: boolean;
   sse: HubOptions;
 }
 
 export class SqliteTransport implements Transport {
   private readonly eventLog: SqliteEventLog;
   private readonly deviceTable: DeviceTable;
+  /** Buckets of every reading, kept in the reading's transaction. */
+  readonly summaries: SqliteSummaries;
   private readonly hub: Hub;
   private readonly append: (event: NewEvent) => StoredEvent | undefined;
   private readonly pruneTimer: NodeJS.Timeout;
+  private readonly listeners: StoredListener[] = [];
   /** Events stored inside an atomically() block, published once it committed. */
-  private pending: Array<{ event: StoredEvent; receivedMono: number }> | undefined;
+  private pending: Array<{ event: StoredEvent; receivedMono: number; source: NewEvent }> | undefined;
   private closed = false;
 
   constructor(
@@ -45,17 +54,26 @@ export class SqliteTransport implements Transport {
   ) {
     this.eventLog = new SqliteEventLog(db, opts.retention);
     this.deviceTable = new DeviceTable(db);
+    this.summaries = new SqliteSummaries(db, opts.summaryRetention, () => metrics.summaryValuesSkipped.inc());
     this.hub = new Hub(opts.sse, this.eventLog, metrics);
-    // The event and the device state it changes commit together, or neither does.
+    const summarise = opts.summaries ?? true;
+    // The event and the state it changes (device, summaries) commit together, or none does.
     this.append = db.transaction((event: NewEvent) => {
       const stored = this.eventLog.append(event);
-      if (stored) this.deviceTable.apply(event, stored.id);
+      if (stored) {
+        this.deviceTable.apply(event, stored.id);
+        if (summarise) this.summaries.apply(event, stored.id);
+      }
       return stored;
     });
-    this.eventLog.prune(Date.now());
+    const prune = (now: number) => {
+      this.eventLog.prune(now);
+      this.summaries.prune(now);
+    };
+    prune(Date.now());
     this.pruneTimer = setInterval(() => {
       try {
-        this.eventLog.prune(Date.now());
+        prune(Date.now());
       } catch (err) {
         logger.error({ err }, "history retention failed");
       }
@@ -77,9 +95,22 @@ export class SqliteTransport implements Transport {
     const stored = this.append(event);
     if (!stored) return undefined;
     this.metrics.eventsStored.inc({ kind: event.kind });
-    if (this.pending) this.pending.push({ event: stored, receivedMono });
-    else this.hub.publish(stored, receivedMono);
+    if (this.pending) this.pending.push({ event: stored, receivedMono, source: event });
+    else this.committed(event, stored, receivedMono);
     return stored;
+  }
+
+  onStored(listener: StoredListener): () => void {
+    this.listeners.push(listener);
+    return () => {
+      const i = this.listeners.indexOf(listener);
+      if (i >= 0) this.listeners.splice(i, 1);
+    };
+  }
+
+  private committed(event: NewEvent, stored: StoredEvent, receivedMono: number): void {
+    this.hub.publish(stored, receivedMono);
+    for (const listener of this.listeners) listener(event, stored);
   }
 
   /**
@@ -94,7 +125,7 @@ export class SqliteTransport implements Transport {
       const result = this.db.transaction(fn)();
       const committed = this.pending;
       this.pending = undefined;
-      for (const { event, receivedMono } of committed) this.hub.publish(event, receivedMono);
+      for (const { event, receivedMono, source } of committed) this.committed(source, event, receivedMono);
       return result;
     } finally {
       this.pending = undefined;

@@ -1,0 +1,47 @@
+/**
+ * Coalesced `summary` events: every `coalesceMs` one event per device whose buckets changed, carrying each
+ * changed bucket once as it is now, so a device that sends ten readings a second still costs one event per
+ * period. They go through the transport like every other event (ids, resume, topic filters).
+ */
+import type { Logger } from "../ops/log.ts";
+import type { SummaryBucket } from "../protocol/events.ts";
+import { gatewayEventTopic } from "../protocol/topics.ts";
+import type { NewEvent } from "../transport/transport.ts";
+
+export interface ChangedBuckets {
+  takeChanged(): Map<string, SummaryBucket[]>;
+}
+
+export class SummaryPublisher {
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly source: ChangedBuckets,
+    private readonly dispatch: (event: NewEvent) => unknown,
+    coalesceMs: number,
+    private readonly log: Logger,
+  ) {
+    this.timer = setInterval(() => this.flush(), coalesceMs);
+    this.timer.unref();
+  }
+
+  flush(now = Date.now()): void {
+    for (const [deviceId, buckets] of this.source.takeChanged()) {
+      const topic = gatewayEventTopic(deviceId, "summary");
+      try {
+        this.dispatch({ kind: "summary", topic, deviceId, receivedAt: now, data: { deviceId, topic, buckets, at: now } });
+      } catch (err) {
+        // The buckets themselves are stored; only their live update is lost (a page reload reads them).
+        this.log.warn({ err, deviceId }, "summary event not stored");
+      }
+    }
+  }
+
+  /**
+   * Stops. What changed in the last period is not sent: the buckets are stored, and a page that reconnects to
+   * the next start reads them from the series API.
+   */
+  close(): void {
+    clearInterval(this.timer);
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * What a summary is, independent of where it is stored: which values of a reading are summarised, the bucket
+ * a reading time falls in, and how `step=auto` chooses. The SQLite store (transport/sqlite/summaries.ts) keeps
+ * the buckets; http/routes/series.ts answers with them.
+ */
+import { STEP_MS, SUMMARY_STEPS, type SummaryStep, type TelemetryData } from "../protocol/events.ts";
+
+export type SeriesStep = "raw" | SummaryStep;
+export const SERIES_STEPS = ["raw", ...SUMMARY_STEPS] as const satisfies readonly SeriesStep[];
+
+export interface RawPoint {
+  t: number;
+  value: number;
+  seq: number;
+}
+
+export interface BucketPoint {
+  /** The bucket's start. */
+  t: number;
+  count: number;
+  min: number;
+  max: number;
+  mean: number;
+  last: number;
+}
+
+export interface Series {
+  deviceId: string;
+  metric: string;
+  step: SeriesStep;
+  from: number;
+  to: number;
+  points: RawPoint[] | BucketPoint[];
+}
+
+/**
+ * `auto` returns at most this many points: "about a thousand", and enough that a day of one-minute buckets
+ * (1,440) still draws at one-minute resolution instead of jumping to 24 hourly points.
+ */
+export const AUTO_MAX_POINTS = 1500;
+/** An explicit step may return at most this many points. */
+export const MAX_POINTS = 10_000;
+
+/** Keep-for per bucket width, ms; 0 keeps forever. */
+export type SummaryRetention = Record<SummaryStep, number>;
+
+/** Buckets are aligned to UTC (a 1-day bucket is a UTC day). */
+export function bucketStart(t: number, step: SummaryStep): number {
+  return Math.floor(t / STEP_MS[step]) * STEP_MS[step];
+}
+
+/** The summarised values of a reading: every reading key, and `battery` unless a reading key has that name. */
+export function summaryValues(data: Pick<TelemetryData, "readings" | "battery">): Array<[metric: string, value: number]> {
+  const values = Object.entries(data.readings);
+  if (data.battery !== null && !("battery" in data.readings)) values.push(["battery", data.battery]);
+  return values;
+}
+
+/** What `auto` can know about one candidate step for a range. */
+export interface StepCandidate {
+  step: SeriesStep;
+  /** The range starts inside what this step still keeps (raw history, bucket retention). */
+  covered: boolean;
+  /** Points it would return. */
+  points: () => number;
+}
+
+/** The finest step that covers the range with at most AUTO_MAX_POINTS points; the coarsest otherwise. */
+export function chooseStep(candidates: StepCandidate[]): SeriesStep {
+  for (const c of candidates) if (c.covered && c.points() <= AUTO_MAX_POINTS) return c.step;
+  return candidates[candidates.length - 1]!.step;
+}
+
+/** What series queries need of a summary store (transport/sqlite/summaries.ts). */
+export interface SummaryQueries {
+  buckets(deviceId: string, metric: string, step: SummaryStep, from: number, to: number): BucketPoint[];
+  bucketCountIn(deviceId: string, metric: string, step: SummaryStep, from: number, to: number): number;
+  raw(deviceId: string, metric: string, from: number, to: number, limit: number): RawPoint[];
+  rawCountIn(deviceId: string, from: number, to: number): number;
+}
+
+export interface SeriesQuery {
+  deviceId: string;
+  metric: string;
+  from: number;
+  to: number;
+  step: SeriesStep | "auto";
+}
+
+/** How far back each step still has everything (raw: history's max age; buckets: their retention, 0 = forever). */
+export interface Coverage {
+  rawMaxAgeMs: number;
+  retention: SummaryRetention;
+}
+
+export class ErrTooManyPoints extends Error {
+  readonly code = "too_many_points";
+  constructor(step: SeriesStep, points: number) {
+    super(`step ${step} would return ${points} points (at most ${MAX_POINTS}): use a coarser step or step=auto`);
+    this.name = "ErrTooManyPoints";
+  }
+}
+
+export function querySeries(store: SummaryQueries, q: SeriesQuery, coverage: Coverage, now = Date.now()): Series {
+  const { deviceId, metric, from, to } = q;
+  const keeps = (keepMs: number) => keepMs === 0 || from >= now - keepMs;
+  const count = (step: SeriesStep) =>
+    step === "raw" ? store.rawCountIn(deviceId, from, to) : store.bucketCountIn(deviceId, metric, step, from, to);
+  const step =
+    q.step === "auto"
+      ? chooseStep(
+          SERIES_STEPS.map((s) => ({
+            step: s,
+            covered: keeps(s === "raw" ? coverage.rawMaxAgeMs : coverage.retention[s]),
+            points: () => count(s),
+          })),
+        )
+      : q.step;
+  if (q.step !== "auto") {
+    const n = count(step);
+    if (n > MAX_POINTS) throw new ErrTooManyPoints(step, n);
+  }
+  const points = step === "raw" ? store.raw(deviceId, metric, from, to, MAX_POINTS) : store.buckets(deviceId, metric, step, from, to);
+  return { deviceId, metric, step, from, to, points };
+}

@@ -1,0 +1,208 @@
+/**
+ * Summaries in SQLite: per device, metric and bucket (1m, 1h, 1d of reading time) the count, min, max, sum and
+ * last value. apply() runs in the transaction that stores the reading (transport.ts), so a bucket never misses
+ * or double-counts a stored reading; a late reading updates its old bucket. Changed buckets are collected for
+ * the coalesced `summary` events (summaries/publisher.ts takes them with takeChanged()).
+ *
+ * rebuild() recomputes buckets from the raw events in event-id order, the order apply() saw them in, so even
+ * the floating-point sums come out bit for bit the same.
+ */
+import { STEP_MS, SUMMARY_STEPS, type SummaryBucket, type SummaryStep, type TelemetryData } from "../../protocol/events.ts";
+import { bucketStart, summaryValues, type BucketPoint, type RawPoint, type SummaryRetention } from "../../summaries/series.ts";
+import type { NewEvent } from "../transport.ts";
+import type { Db } from "./db.ts";
+
+type BucketRow = { start: number; count: number; min: number; max: number; sum: number; last: number };
+
+/** One CSV row's worth of a bucket or a reading, for export. */
+export type ExportRow =
+  | { kind: "raw"; deviceId: string; t: number; seq: number; metric: string; value: number }
+  | { kind: "bucket"; deviceId: string; step: SummaryStep; t: number; metric: string; count: number; min: number; max: number; mean: number; last: number };
+
+const EXPORT_PAGE = 2000;
+
+export class SqliteSummaries {
+  private readonly upsert;
+  private readonly bucketsIn;
+  private readonly bucketCount;
+  private readonly rawIn;
+  private readonly rawCount;
+  private readonly rawMetricsIn;
+  private readonly pruneStep;
+  /** Buckets changed since the last takeChanged(), by device, then by metric/step/start. */
+  private changed = new Map<string, Map<string, SummaryBucket>>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly retention: SummaryRetention,
+    private readonly onSkippedValue: () => void = () => {},
+  ) {
+    // In an UPDATE every expression reads the row as it was, so `last` and its (t, seq) move together.
+    this.upsert = db.prepare<[string, string, string, number, number, number, number, number, number, number], BucketRow>(
+      `INSERT INTO summaries (device_id, metric, step, start, count, min, max, sum, last, last_t, last_seq)
+       VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (device_id, metric, step, start) DO UPDATE SET
+         count = count + 1, min = min(min, excluded.min), max = max(max, excluded.max), sum = sum + excluded.sum,
+         last = CASE WHEN (excluded.last_t, excluded.last_seq) > (last_t, last_seq) THEN excluded.last ELSE last END,
+         last_t = CASE WHEN (excluded.last_t, excluded.last_seq) > (last_t, last_seq) THEN excluded.last_t ELSE last_t END,
+         last_seq = CASE WHEN (excluded.last_t, excluded.last_seq) > (last_t, last_seq) THEN excluded.last_seq ELSE last_seq END
+       RETURNING start, count, min, max, sum, last`,
+    );
+    this.bucketsIn = db.prepare<[string, string, string, number, number], BucketRow>(
+      `SELECT start, count, min, max, sum, last FROM summaries
+       WHERE device_id = ? AND metric = ? AND step = ? AND start >= ? AND start <= ? ORDER BY start`,
+    );
+    this.bucketCount = db.prepare<[string, string, string, number, number], { n: number }>(
+      "SELECT COUNT(*) AS n FROM summaries WHERE device_id = ? AND metric = ? AND step = ? AND start >= ? AND start <= ?",
+    );
+    this.rawIn = db.prepare<[string, number, number, number], { t: number; seq: number; data: string }>(
+      `SELECT t, seq, data FROM events WHERE kind = 'telemetry' AND device_id = ? AND t >= ? AND t <= ?
+       ORDER BY t, seq LIMIT ?`,
+    );
+    this.rawCount = db.prepare<[string, number, number], { n: number }>(
+      "SELECT COUNT(*) AS n FROM events WHERE kind = 'telemetry' AND device_id = ? AND t >= ? AND t <= ?",
+    );
+    this.rawMetricsIn = db.prepare<[string, number, number, number, number, number], { t: number; seq: number; data: string }>(
+      `SELECT t, seq, data FROM events WHERE kind = 'telemetry' AND device_id = ? AND t >= ? AND t <= ?
+         AND (t > ? OR (t = ? AND seq > ?)) ORDER BY t, seq LIMIT ${EXPORT_PAGE}`,
+    );
+    this.pruneStep = db.prepare<[string, number], void>("DELETE FROM summaries WHERE step = ? AND start < ?");
+  }
+
+  /** Projection of a stored event (in its transaction): a reading updates its three buckets per value. */
+  apply(event: NewEvent, _id: number): void {
+    if (event.kind !== "telemetry") return;
+    this.add(event.deviceId, event.data, SUMMARY_STEPS);
+  }
+
+  private add(deviceId: string, data: TelemetryData, steps: readonly SummaryStep[], collect = true): number {
+    let n = 0;
+    for (const [metric, value] of summaryValues(data)) {
+      if (!Number.isFinite(value)) {
+        this.onSkippedValue();
+        continue;
+      }
+      for (const step of steps) {
+        const start = bucketStart(data.t, step);
+        const row = this.upsert.get(deviceId, metric, step, start, value, value, value, value, data.t, data.seq)!;
+        n++;
+        if (collect) this.noteChanged(deviceId, metric, step, row);
+      }
+    }
+    return n;
+  }
+
+  private noteChanged(deviceId: string, metric: string, step: SummaryStep, row: BucketRow): void {
+    let buckets = this.changed.get(deviceId);
+    if (!buckets) this.changed.set(deviceId, (buckets = new Map()));
+    buckets.set(`${metric}/${step}/${row.start}`, toBucket(metric, step, row));
+  }
+
+  /** The buckets changed since the last call, by device (each bucket once, as it is now). */
+  takeChanged(): Map<string, SummaryBucket[]> {
+    const out = new Map<string, SummaryBucket[]>();
+    for (const [deviceId, buckets] of this.changed) out.set(deviceId, [...buckets.values()]);
+    this.changed = new Map();
+    return out;
+  }
+
+  buckets(deviceId: string, metric: string, step: SummaryStep, from: number, to: number): BucketPoint[] {
+    return this.bucketsIn.all(deviceId, metric, step, bucketStart(from, step), to).map((r) => {
+      const b = toBucket(metric, step, r);
+      return { t: b.start, count: b.count, min: b.min, max: b.max, mean: b.mean, last: b.last };
+    });
+  }
+
+  bucketCountIn(deviceId: string, metric: string, step: SummaryStep, from: number, to: number): number {
+    return this.bucketCount.get(deviceId, metric, step, bucketStart(from, step), to)!.n;
+  }
+
+  raw(deviceId: string, metric: string, from: number, to: number, limit: number): RawPoint[] {
+    const points: RawPoint[] = [];
+    for (const r of this.rawIn.iterate(deviceId, from, to, limit)) {
+      const value = valueOf(JSON.parse(r.data) as TelemetryData, metric);
+      if (value !== undefined) points.push({ t: r.t, value, seq: r.seq });
+    }
+    return points;
+  }
+
+  /** Readings in the range (each may or may not carry the metric: an upper bound of raw points). */
+  rawCountIn(deviceId: string, from: number, to: number): number {
+    return this.rawCount.get(deviceId, from, to)!.n;
+  }
+
+  /** Every value of a device in the range, page by page (for a streamed CSV export). */
+  *exportRows(deviceId: string, step: "raw" | SummaryStep, from: number, to: number, metric?: string): Generator<ExportRow> {
+    if (step === "raw") {
+      let after = { t: -1, seq: -1 };
+      for (;;) {
+        const page = this.rawMetricsIn.all(deviceId, from, to, after.t, after.t, after.seq);
+        for (const r of page) {
+          for (const [m, value] of summaryValues(JSON.parse(r.data) as TelemetryData)) {
+            if (metric === undefined || m === metric) yield { kind: "raw", deviceId, t: r.t, seq: r.seq, metric: m, value };
+          }
+        }
+        if (page.length < EXPORT_PAGE) return;
+        after = { t: page[page.length - 1]!.t, seq: page[page.length - 1]!.seq };
+      }
+    }
+    const rows = this.db
+      .prepare<[string, string, number, number], BucketRow & { metric: string }>(
+        `SELECT metric, start, count, min, max, sum, last FROM summaries
+         WHERE device_id = ? AND step = ? AND start >= ? AND start <= ? ${metric === undefined ? "" : "AND metric = ?"}
+         ORDER BY start, metric`,
+      )
+      .iterate(...([deviceId, step, bucketStart(from, step), to, ...(metric === undefined ? [] : [metric])] as [string, string, number, number]));
+    for (const r of rows) {
+      const b = toBucket(r.metric, step, r);
+      yield { kind: "bucket", deviceId, step, t: b.start, metric: r.metric, count: b.count, min: b.min, max: b.max, mean: b.mean, last: b.last };
+    }
+  }
+
+  /**
+   * Recomputes, from the raw events, every bucket that raw history still covers: all of them while retention has
+   * deleted nothing, else those that start at or after the oldest retained reading's arrival (a reading is
+   * taken before it arrives, so no such bucket lost one).
+   */
+  rebuild(): { from: number; buckets: number } {
+    return this.db.transaction(() => {
+      const evicted = this.db.prepare<[], { value: number }>("SELECT value FROM meta WHERE key = 'evicted_through'").get()?.value ?? 0;
+      const oldest =
+        evicted === 0
+          ? 0
+          : this.db.prepare<[], { at: number | null }>("SELECT MIN(received_at) AS at FROM events WHERE kind = 'telemetry'").get()!.at;
+      if (oldest === null) return { from: 0, buckets: 0 };
+      const froms = Object.fromEntries(SUMMARY_STEPS.map((s) => [s, Math.ceil(oldest / STEP_MS[s]) * STEP_MS[s]])) as Record<SummaryStep, number>;
+      const del = this.db.prepare<[string, number], void>("DELETE FROM summaries WHERE step = ? AND start >= ?");
+      for (const s of SUMMARY_STEPS) del.run(s, froms[s]);
+      const earliest = Math.min(...Object.values(froms));
+      const events = this.db.prepare<[number], { device_id: string; data: string }>(
+        "SELECT device_id, data FROM events WHERE kind = 'telemetry' AND t >= ? ORDER BY id",
+      );
+      let buckets = 0;
+      for (const e of events.iterate(earliest)) {
+        const data = JSON.parse(e.data) as TelemetryData;
+        const steps = SUMMARY_STEPS.filter((s) => data.t >= froms[s]);
+        buckets += this.add(e.device_id, data, steps, false);
+      }
+      return { from: earliest, buckets };
+    })();
+  }
+
+  /** Drops buckets older than their retention. */
+  prune(now: number): void {
+    for (const step of SUMMARY_STEPS) {
+      const keep = this.retention[step];
+      if (keep > 0) this.pruneStep.run(step, now - keep);
+    }
+  }
+}
+
+function toBucket(metric: string, step: SummaryStep, r: BucketRow): SummaryBucket {
+  return { metric, step, start: r.start, count: r.count, min: r.min, max: r.max, mean: r.sum / r.count, last: r.last };
+}
+
+function valueOf(data: TelemetryData, metric: string): number | undefined {
+  for (const [m, v] of summaryValues(data)) if (m === metric) return v;
+  return undefined;
+}
