@@ -146,8 +146,17 @@ export function ruleApplies(rule: Rule, deviceId: string, topic: string): boolea
   return true;
 }
 
+/** Compiled globs: every reading is checked against every rule's scope. */
+const globs = new Map<string, RegExp>();
+
 export function globMatches(glob: string, id: string): boolean {
-  const re = new RegExp(`^${glob.replace(/[*?]/g, (c) => (c === "*" ? ".*" : "."))}$`);
+  let re = globs.get(glob);
+  if (!re) {
+    // the schema allows only id characters besides * and ?, so nothing else needs escaping
+    re = new RegExp(`^${glob.replace(/[*?]/g, (c) => (c === "*" ? ".*" : "."))}$`);
+    if (globs.size > 10_000) globs.clear();
+    globs.set(glob, re);
+  }
   return re.test(id);
 }
 

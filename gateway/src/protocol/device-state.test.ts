@@ -37,4 +37,21 @@ describe("device-state reducer (shared by the gateway and the page)", () => {
     mergeDeviceView(live, stale);
     expect(live).toMatchObject({ status: "sleeping", nextWakeAt: 70_000, lastSeen: 10_000, lastReading: { seq: 9 } });
   });
+
+  it("a firing overdue alert makes a sleeping device overdue until its next report; names come from device events", () => {
+    const d = newDevice("d");
+    applyDeviceEvent(d, stored(status("d", "sleeping", 1_000, 60_000)));
+    const overdue = (state: "firing" | "resolved") =>
+      ({ id: nextId++, kind: "alert", data: { kind: "overdue", state, deviceId: "d" } }) as unknown as DeviceEvent;
+    const wasSeen = d.lastSeen;
+    applyDeviceEvent(d, overdue("firing"));
+    expect(d).toMatchObject({ status: "overdue", nextWakeAt: 61_000, statusAt: 1_000, lastSeen: wasSeen });
+    applyDeviceEvent(d, stored(telemetry("d", 1, 200_000)));
+    applyDeviceEvent(d, overdue("resolved"));
+    expect(d.status).toBe("online");
+    applyDeviceEvent(d, overdue("firing")); // only a sleeping device can be overdue
+    expect(d.status).toBe("online");
+    applyDeviceEvent(d, { id: nextId++, kind: "device", data: { deviceId: "d", topic: "sensors/d/device", name: "Cellar", location: null, at: 1 } });
+    expect(d).toMatchObject({ name: "Cellar", location: null, status: "online" });
+  });
 });
