@@ -572,6 +572,63 @@ const cat: Record<string, Make> = {
     return { label: `${chunked ? "chunked" : "Content-Length"}, ${n} pieces, no end`, reqs: [req], pieces, complete: false };
   },
 
+  "series: bad query": (r) => {
+    const params: Record<string, string> = { metric: r.pick(["temperature", "humidity", "battery", "x_1"]) };
+    const broken = r.chance(0.7);
+    if (r.chance(0.5)) params.step = r.pick(["auto", "raw", "1m", "1h", "1d"]);
+    if (r.chance(0.5)) params.from = String(r.int(1_700_000_000_000));
+    if (broken) {
+      const name = r.pick(["metric", "step", "from", "to"]);
+      params[name] =
+        name === "metric"
+          ? r.pick(["", "Temp", "1a", "a.b", "a b", "$x", "a".repeat(33), "%00", "\u00e9"])
+          : name === "step"
+            ? r.pick(["5m", "RAW", "", "1M", "auto ", "1h;", "-1"])
+            : r.pick(["-1", "abc", "1.5", "1e3", "NaN", "Infinity", "+1", "99999999999999999999"]);
+    }
+    const q = Object.entries(params).map(([k, v]) => `${k}=${enc(v)}`).join("&");
+    return {
+      label: `${q} -> ${broken ? 400 : 200}`,
+      reqs: [get(`/api/devices/hx-${r.int(8)}/series?${q}`, [bearer(HOSTILE_TOKENS.full)], { expect: is("docs/protocol.md series: metric a reading key, step auto|raw|1m|1h|1d, times non-negative integers", broken ? 400 : 200) })],
+    };
+  },
+
+  "alert rules: bad body": (r) => {
+    const valid = [
+      '{"kind":"threshold","metric":"temperature","above":30}',
+      '{"kind":"threshold","metric":"humidity","below":10,"hysteresis":2,"forS":60,"forReadings":3,"scope":{"devices":"hx-*"}}',
+      '{"kind":"battery","below":3.3}',
+      '{"kind":"offline","enabled":false}',
+      '{"kind":"overdue","factor":3,"graceS":10,"scope":{"topic":"sensors/+/status"}}',
+    ];
+    const invalid = [
+      "{}", "[]", "null", "1", '"x"', '{"kind":"threshold"}', '{"kind":"threshold","metric":"t","above":1,"below":2}',
+      '{"kind":"threshold","metric":"T","above":1}', '{"kind":"battery","below":"3"}', '{"kind":"battery","below":1e999}',
+      '{"kind":"overdue","factor":0.5}', '{"kind":"offline","scope":{"topic":"a/#/b"}}', '{"kind":"offline","scope":{"devices":"a/b"}}',
+      '{"kind":"offline","extra":1}', '{"kind":"threshold","metric":"t","above":1,"hysteresis":-1}', '{"kind":"nope"}',
+      '{"kind":"threshold","metric":"t","above":1,"forReadings":0.5}', '{"kind":"offline","severity":"loud"}',
+    ];
+    const kind = r.pick(["valid", "invalid", "bytes", "not json"] as const);
+    const body =
+      kind === "valid" ? Buffer.from(r.pick(valid)) : kind === "invalid" ? Buffer.from(r.pick(invalid)) : kind === "bytes" ? r.bytes(r.range(1, 300)) : Buffer.from('{"kind":"offline"');
+    const id = r.pick(["r1", "hx-rule", "battery-low", "a".repeat(64)]);
+    const expect = kind === "bytes" ? undefined : is("docs/protocol.md Alerts: a valid rule 200, anything else 400 invalid_rule / invalid_json", kind === "valid" ? 200 : 400);
+    return {
+      label: `${kind}: ${JSON.stringify(body.subarray(0, 60).toString("latin1"))}`,
+      reqs: [{ method: "PUT", target: `/api/alert-rules/${id}`, headers: [bearer(HOSTILE_TOKENS.full), ["Content-Type", "application/json"]], body, expect }],
+    };
+  },
+
+  "devices: bad PATCH body": (r) => {
+    const invalid = ['{"name":1}', '{"name":{}}', '{"location":[]}', `{"name":"${"x".repeat(65)}"}`, '{"name":"a\u0000b"}', '{"nick":"x"}', "[]", "null", "3", '"x"', "{"];
+    const body = r.chance(0.8) ? Buffer.from(r.pick(invalid)) : r.bytes(r.range(1, 200));
+    const textual = !body.equals(Buffer.alloc(0)) && invalid.includes(body.toString("latin1"));
+    return {
+      label: JSON.stringify(body.subarray(0, 60).toString("latin1")),
+      reqs: [{ method: "PATCH", target: `/api/devices/hx-${r.int(8)}`, headers: [bearer(HOSTILE_TOKENS.full), ["Content-Type", "application/json"]], body, expect: textual ? is("docs/protocol.md Device names: a bad body is 400 before any lookup", 400) : undefined }],
+    };
+  },
+
   "device ids": (r) => {
     const id = r.pick([
       "a".repeat(65), "a".repeat(1000), "..", ".", "%2e%2e", "a%2Fb", "a/b", "%00", "a%00b", "é", "%C3%A9", "a b", "a%20b", "$SYS", "+", "%23", "%2B", "*", "a.b", "a:b", "%ff", "%", "%%", "a\\b", "%5c",
@@ -801,6 +858,9 @@ const WEIGHTS: Array<readonly [string, number]> = [
   ["commands: bad body", 10],
   ["commands: oversized body", 4],
   ["commands: body that never ends", 1.5],
+  ["series: bad query", 3],
+  ["alert rules: bad body", 3],
+  ["devices: bad PATCH body", 2],
   ["device ids", 6],
   ["path traversal: static", 10],
   ["path traversal: api and events", 4],

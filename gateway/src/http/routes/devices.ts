@@ -106,19 +106,22 @@ export function devicesRoute(deps: DevicesRouteDeps): Hono<AppEnv> {
       const p = c.get("principal");
       if (!mayRead(p, id)) throw new ApiError(403, "forbidden", "the token may not read this device");
       if (!p.write) throw new ApiError(403, "forbidden", "the token may not change devices");
-      const device = deps.transport.device(id);
-      if (!device) throw new ApiError(404, "not_found", "no such device (it has not reported yet)");
       let body: unknown;
       try {
         body = JSON.parse(await c.req.text());
       } catch {
         throw new ApiError(400, "invalid_json", "the body must be JSON");
       }
-      const name = textField(body, "name", device.name);
-      const location = textField(body, "location", device.location);
+      const unknown = typeof body === "object" && body !== null ? Object.keys(body).filter((k) => k !== "name" && k !== "location") : [];
+      if (unknown.length) throw new ApiError(400, "invalid_device", `unknown field ${unknown.join(", ")}: a device has a name and a location`);
+      const name = textField(body, "name");
+      const location = textField(body, "location");
+      const device = deps.transport.device(id);
+      if (!device) throw new ApiError(404, "not_found", "no such device (it has not reported yet)");
       const at = Date.now();
       const topic = gatewayEventTopic(id, "device");
-      await deps.transport.dispatch({ kind: "device", topic, deviceId: id, receivedAt: at, data: { deviceId: id, topic, name, location, at } });
+      const data = { deviceId: id, topic, name: name === undefined ? device.name : name, location: location === undefined ? device.location : location, at };
+      await deps.transport.dispatch({ kind: "device", topic, deviceId: id, receivedAt: at, data });
       return c.json(deps.transport.device(id));
     },
   );
@@ -156,10 +159,10 @@ export function devicesRoute(deps: DevicesRouteDeps): Hono<AppEnv> {
   return app;
 }
 
-/** A name or location from a PATCH body: absent keeps `current`, null or "" clears, else trimmed text. */
-function textField(body: unknown, key: "name" | "location", current: string | null): string | null {
+/** A name or location from a PATCH body: undefined when absent (kept), null for null or "" (cleared), else trimmed text. */
+function textField(body: unknown, key: "name" | "location"): string | null | undefined {
   if (typeof body !== "object" || body === null || Array.isArray(body)) throw new ApiError(400, "invalid_device", "the body must be an object with name and/or location");
-  if (!(key in body)) return current;
+  if (!(key in body)) return undefined;
   const v = (body as Record<string, unknown>)[key];
   if (v === null) return null;
   if (typeof v !== "string") throw new ApiError(400, "invalid_device", `${key} must be a string or null`);
