@@ -107,7 +107,7 @@ describe("robustness", () => {
     cleanups.push(() => stalled.destroy());
     stalled.write(`GET /events HTTP/1.1\r\nHost: ${url.host}\r\nAccept: text/event-stream\r\n\r\n`);
     stalled.pause();
-    const fast = await connectSse(gw.url);
+    const fast = await connectSse(gw.url, { topics: ["sensors/+/telemetry"] }); // readings only: no summary events
     cleanups.push(() => fast.close());
     await waitUntil(async () => (await metric(gw, /^gateway_sse_clients (\d+)/)) === 2, { message: "both streams open" });
 

@@ -120,6 +120,21 @@ export function transportContract(name: string, open: (opts: HarnessOptions) => 
       expect(JSON.parse(a!.data)).toMatchObject({ deviceId: "d1", seq: 1 });
     });
 
+    it("tells onStored listeners of every stored event once, in id order, duplicates not; a removed listener hears nothing", async () => {
+      const { transport } = await start();
+      const heard: Array<[string, number]> = [];
+      const remove = transport.onStored((event, stored) => heard.push([event.kind, stored.id]));
+      const a = await transport.dispatch(telemetry("d1", 1));
+      await transport.dispatch(telemetry("d1", 1));
+      const b = await transport.dispatch(status("d1", "sleeping", 2_000_000, 60_000));
+      remove();
+      await transport.dispatch(telemetry("d1", 2));
+      expect(heard).toEqual([
+        ["telemetry", a!.id],
+        ["status", b!.id],
+      ]);
+    });
+
     it("streams live events to a subscriber, filtered by MQTT topic filters", async () => {
       const { transport } = await start();
       const all = stream(transport);
