@@ -136,8 +136,9 @@ describe("summaries", () => {
     expect(auto.points.reduce((n: number, p: any) => n + p.count, 0)).toBe(1600);
     // 29 days back is past raw history (7 days): buckets, the finest that fit (1m: 217 buckets)
     expect((await series(`metric=temperature&from=${now - 29 * DAY}`)).body.step).toBe("1m");
-    // past 1m retention (30 days): 1h
-    expect((await series(`metric=temperature&from=${now - 31 * DAY}`)).body.step).toBe("1h");
+    // 30 days by the client's clock still counts as inside 1m retention; well past it (32 days): 1h
+    expect((await series(`metric=temperature&from=${now - 30 * DAY}`)).body.step).toBe("1m");
+    expect((await series(`metric=temperature&from=${now - 32 * DAY}`)).body.step).toBe("1h");
     expect((await series(`metric=temperature&from=${now - 3 * 365 * DAY}`)).body.step).toBe("1d");
     for (const q of ["metric=Temp", "metric=temperature&step=5m", "metric=temperature&from=-1", "metric=temperature&from=10&to=5"]) {
       const r = await series(q);

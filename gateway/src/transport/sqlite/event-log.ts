@@ -3,9 +3,17 @@ import type { EventLog, HistoryBounds, NewEvent, ReadingsQuery, StoredEvent } fr
 import type { Db } from "./db.ts";
 
 export interface Retention {
+  /** Rows kept (the newest). */
   maxEvents: number;
   maxAgeMs: number;
+  /**
+   * `summary` events are live updates of buckets the series API always has: kept this long (default 1 h), so
+   * they do not take the place of readings in `maxEvents`. A resume from further back skips them, with no reset.
+   */
+  summaryMaxAgeMs?: number;
 }
+
+const SUMMARY_EVENTS_MS = 3600_000;
 
 type Row = { id: number; kind: StoredEvent["kind"]; topic: string; device_id: string; received_at: number; data: string };
 
@@ -28,7 +36,8 @@ export class SqliteEventLog implements EventLog {
   private readonly setEvicted;
   private readonly deleteThrough;
   private readonly maxIdOlderThan;
-  private readonly maxSeqId;
+  private readonly newestBeyond;
+  private readonly deleteSummariesBefore;
 
   constructor(
     private readonly db: Db,
@@ -57,7 +66,8 @@ export class SqliteEventLog implements EventLog {
     this.maxIdOlderThan = db.prepare<[number], { id: number | null }>(
       "SELECT max(id) AS id FROM events WHERE received_at < ?",
     );
-    this.maxSeqId = db.prepare<[], { id: number | null }>("SELECT max(id) AS id FROM events");
+    this.newestBeyond = db.prepare<[number], { id: number }>("SELECT id FROM events ORDER BY id DESC LIMIT 1 OFFSET ?");
+    this.deleteSummariesBefore = db.prepare<[number], void>("DELETE FROM events WHERE kind = 'summary' AND received_at < ?");
   }
 
   append(event: NewEvent): StoredEvent | undefined {
@@ -86,10 +96,10 @@ export class SqliteEventLog implements EventLog {
   }
 
   prune(now: number): number {
-    const maxId = this.maxSeqId.get()?.id ?? 0;
+    this.deleteSummariesBefore.run(now - (this.retention.summaryMaxAgeMs ?? SUMMARY_EVENTS_MS));
     // Deleting by id keeps the rule "everything ≤ evicted_through is gone" exact, which is what
     // decides whether a resuming client gets `event: reset`.
-    const byCount = maxId - this.retention.maxEvents;
+    const byCount = this.newestBeyond.get(this.retention.maxEvents)?.id ?? 0;
     const byAge = this.maxIdOlderThan.get(now - this.retention.maxAgeMs)?.id ?? 0;
     const through = Math.max(byCount, byAge);
     if (through <= 0 || through <= (this.selectEvicted.get()?.value ?? 0)) return 0;

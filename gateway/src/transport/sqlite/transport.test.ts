@@ -57,4 +57,29 @@ describe("SqliteEventLog retention", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it("keeps summary events an hour, and counts maxEvents in rows, so summaries never take the place of readings", () => {
+    const dir = mkdtempSync(join(tmpdir(), "event-log-"));
+    const db = openDatabase(dir);
+    try {
+      const log = new SqliteEventLog(db, { maxEvents: 3, maxAgeMs: 10 * 3600_000 });
+      const now = Date.now();
+      const summary = (at: number) => {
+        const topic = "sensors/d/summary";
+        return { kind: "summary", topic, deviceId: "d", receivedAt: at, data: { deviceId: "d", topic, buckets: [], at } } as const;
+      };
+      log.append(telemetry("d", 1, now - 3 * 3600_000));
+      log.append(summary(now - 2 * 3600_000));
+      log.append(telemetry("d", 2, now - 2 * 3600_000));
+      log.append(summary(now - 60_000));
+      log.append(telemetry("d", 3, now));
+      // the 2-hour-old summary event goes; of the four rows left the oldest reading is one too many
+      expect(log.prune(now)).toBe(1);
+      expect(log.after(0, 10).map((e) => [e.kind, e.id])).toEqual([["telemetry", 3], ["summary", 4], ["telemetry", 5]]);
+      expect(log.bounds()).toMatchObject({ evictedThrough: 1 });
+    } finally {
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
