@@ -24,14 +24,11 @@ export interface BucketPoint {
   last: number;
 }
 
-export interface Series {
-  deviceId: string;
-  metric: string;
-  step: SeriesStep;
-  from: number;
-  to: number;
-  points: RawPoint[] | BucketPoint[];
-}
+/** GET /api/devices/:id/series (docs/protocol.md "Summaries, series and export"); the page imports this type. */
+export type Series = { deviceId: string; metric: string; from: number; to: number } & (
+  | { step: "raw"; points: RawPoint[] }
+  | { step: SummaryStep; points: BucketPoint[] }
+);
 
 /**
  * `auto` returns at most this many points: "about a thousand", and enough that a day of one-minute buckets
@@ -121,6 +118,6 @@ export function querySeries(store: SummaryQueries, q: SeriesQuery, coverage: Cov
     const n = count(step);
     if (n > MAX_POINTS) throw new ErrTooManyPoints(step, n);
   }
-  const points = step === "raw" ? store.raw(deviceId, metric, from, to, MAX_POINTS) : store.buckets(deviceId, metric, step, from, to);
-  return { deviceId, metric, step, from, to, points };
+  if (step === "raw") return { deviceId, metric, from, to, step, points: store.raw(deviceId, metric, from, to, MAX_POINTS) };
+  return { deviceId, metric, from, to, step, points: store.buckets(deviceId, metric, step, from, to) };
 }

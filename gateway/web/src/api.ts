@@ -1,5 +1,5 @@
-import { currentToken } from "./auth.ts";
-import type { CommandOp, DeviceSummary, Reading } from "./types.ts";
+import { currentToken, tokenForQuery } from "./auth.ts";
+import type { AlertData, AlertState, CommandOp, DeviceSummary, SeriesAnswer, SeriesStep } from "./types.ts";
 
 /** A failed API call, with the gateway's stable error code (docs/protocol.md: JSON errors). */
 export class ApiError extends Error {
@@ -40,13 +40,53 @@ export async function getDevices(): Promise<DeviceSummary[]> {
   return (await request<{ devices: DeviceSummary[] }>("api/devices")).devices;
 }
 
-const READINGS_PAGE = 1000;
+const dev = (deviceId: string) => `api/devices/${encodeURIComponent(deviceId)}`;
 
-/** The latest READINGS_PAGE readings taken at or after `from` (ms, reading time `t`), ordered by `t`. */
-export async function getReadings(deviceId: string, from: number): Promise<Reading[]> {
-  const q = new URLSearchParams({ from: String(Math.max(0, Math.floor(from))), limit: String(READINGS_PAGE) });
-  const path = `api/devices/${encodeURIComponent(deviceId)}/readings?${q}`;
-  return (await request<{ readings: Reading[] }>(path)).readings;
+const json = (method: string, body: unknown): RequestInit => ({
+  method,
+  headers: { "Content-Type": "application/json" },
+  body: JSON.stringify(body),
+});
+
+/**
+ * One metric of one device over [from, to] (ms, reading time): raw readings, or buckets when `step` is
+ * "auto" and raw would be too many (the gateway picks; the answer says which).
+ */
+export async function getSeries(
+  deviceId: string,
+  metric: string,
+  from: number,
+  to: number,
+  step: "auto" | SeriesStep = "auto",
+): Promise<SeriesAnswer> {
+  const q = new URLSearchParams({ metric, from: String(Math.max(0, Math.floor(from))), to: String(Math.floor(to)), step });
+  return request<SeriesAnswer>(`${dev(deviceId)}/series?${q}`);
+}
+
+/** Alerts, newest first: `state` firing (default), resolved or all; one device's with `device`. */
+export async function getAlerts(opts: { state?: AlertState | "all"; device?: string; limit?: number } = {}): Promise<AlertData[]> {
+  const q = new URLSearchParams({ state: opts.state ?? "firing" });
+  if (opts.device !== undefined) q.set("device", opts.device);
+  if (opts.limit !== undefined) q.set("limit", String(opts.limit));
+  return (await request<{ alerts: AlertData[] }>(`api/alerts?${q}`)).alerts;
+}
+
+export async function ackAlert(alertId: number): Promise<AlertData> {
+  return (await request<{ alert: AlertData }>(`api/alerts/${alertId}/ack`, { method: "POST" })).alert;
+}
+
+/** Sets what a person calls the device and where it is (null or "" clears); answers the device. */
+export async function patchDevice(deviceId: string, meta: { name: string | null; location: string | null }): Promise<DeviceSummary> {
+  return request<DeviceSummary>(dev(deviceId), json("PATCH", meta));
+}
+
+/** The CSV export of one device over [from, to] at `step`: a link (the browser downloads it with the cookie). */
+export function exportUrl(deviceId: string, from: number, to: number, step: SeriesStep): string {
+  const q = new URLSearchParams({ device: deviceId, from: String(Math.max(0, Math.floor(from))), to: String(Math.floor(to)), step });
+  // Only when the browser refused the cookie: a link cannot carry a Bearer header.
+  const token = tokenForQuery();
+  if (token !== null) q.set("access_token", token);
+  return apiUrl(`api/export.csv?${q}`).href;
 }
 
 export interface CommandRequest {
@@ -55,9 +95,5 @@ export interface CommandRequest {
 }
 
 export async function postCommand(deviceId: string, cmd: CommandRequest): Promise<{ id: string; state: string }> {
-  return request(`api/devices/${encodeURIComponent(deviceId)}/commands`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify(cmd),
-  });
+  return request(`${dev(deviceId)}/commands`, json("POST", cmd));
 }

@@ -1,26 +1,37 @@
-import { getDevices, getReadings } from "./api.ts";
-import { DeviceChart } from "./charts.ts";
+import { ActiveAlerts, AlertBook, DeviceAlertHistory } from "./alerts.ts";
+import { ackAlert, ApiError, exportUrl, getAlerts, getDevices, getSeries, patchDevice } from "./api.ts";
+import { CHART_METRICS, DeviceChart, type ChartLoad } from "./charts.ts";
 import { CommandPanel } from "./commands.ts";
-import { applyDeviceEvent, DeviceCard, mergeDeviceView, newDevice, type DeviceState } from "./devices.ts";
+import { applyDeviceEvent, DeviceCard, displayName, mergeDeviceView, newDevice, type DeviceMetaInput, type DeviceState } from "./devices.ts";
 import { deviceVisible, eventVisible, type ViewFilter } from "./filter.ts";
 import type { EventLog } from "./log.ts";
-import type { DeviceSummary, StreamEvent } from "./types.ts";
+import { rangeKey, rangeWindow, type Range } from "./range.ts";
+import type { AlertData, DeviceSummary, SeriesAnswer, SeriesStep, StreamEvent } from "./types.ts";
 
 interface Device {
   state: DeviceState;
   card: DeviceCard;
   chart: DeviceChart;
+  alerts: DeviceAlertHistory;
   commands: CommandPanel;
 }
 
+/** Steps from fine to coarse: two metrics answered in different steps are drawn in the coarser one. */
+const STEP_ORDER: SeriesStep[] = ["raw", "1m", "1h", "1d"];
+
 /**
- * The page's model and views: one card per device (fields, chart, commands), fed by the REST history
- * and by stream events. Every input is idempotent (charts key points by seq, states only move forward),
- * so history loads may overlap live events in any order.
+ * The page's model and views: one card per device (fields, chart, alert history, commands) and the active
+ * alerts, fed by REST (devices, series, alerts) and by stream events. Every input is idempotent (charts key
+ * points by seq or bucket start, alerts by id and update time, states only move forward), so loads may overlap
+ * live events in any order.
  */
 export class Dashboard {
   private readonly devices = new Map<string, Device>();
   private filter: ViewFilter = { device: "", topic: "#" };
+  private readonly book = new AlertBook();
+  private readonly active: ActiveAlerts;
+  /** Set once the first history load answered: devices that appear later load their own chart. */
+  private historyReady = false;
   /** The newest event id this tab has seen, from its own stream or from the leader tab. */
   lastEventId: number | null = null;
   eventsSeen = 0;
@@ -29,8 +40,18 @@ export class Dashboard {
     private readonly grid: HTMLElement,
     private readonly empty: HTMLElement,
     private readonly log: EventLog,
-    private readonly historyMs: number,
-  ) {}
+    private range: Range,
+    alerts: { list: HTMLElement; empty: HTMLElement; announcer: HTMLElement },
+  ) {
+    this.active = new ActiveAlerts(alerts.list, alerts.empty, alerts.announcer, this.book, (id) => this.label(id), (id) => this.acknowledge(id));
+    this.active.render();
+  }
+
+  /** "Kitchen (a1b2…)" when the device has a name, else its id: for the log and the alerts. */
+  label(deviceId: string): string {
+    const d = this.devices.get(deviceId)?.state;
+    return d === undefined || d.name === null ? deviceId : `${d.name} (${deviceId})`;
+  }
 
   handle(ev: StreamEvent): void {
     // Same rule as the stream: ids only grow, except that a reset may rewind them.
@@ -39,7 +60,6 @@ export class Dashboard {
     this.eventsSeen++;
     this.grid.dataset.events = String(this.eventsSeen);
     this.grid.dataset.lastEventId = String(ev.id);
-    if (eventVisible(this.filter, ev)) this.log.add(ev);
     const now = Date.now();
     switch (ev.kind) {
       case "telemetry": {
@@ -55,6 +75,23 @@ export class Dashboard {
         d.card.render(d.state, now);
         break;
       }
+      case "summary":
+        this.device(ev.data.deviceId).chart.addBuckets(ev.data.buckets);
+        break;
+      case "alert": {
+        const d = this.device(ev.data.deviceId);
+        applyDeviceEvent(d.state, ev);
+        d.card.render(d.state, now);
+        const before = this.book.get(ev.data.alertId);
+        if (this.addAlert(ev.data)) this.active.announce(ev.data, before);
+        break;
+      }
+      case "device": {
+        const d = this.device(ev.data.deviceId);
+        applyDeviceEvent(d.state, ev);
+        this.renamed(d);
+        break;
+      }
       case "command":
         this.device(ev.data.deviceId).commands.applyCommand(ev.data);
         break;
@@ -62,31 +99,42 @@ export class Dashboard {
         this.device(ev.data.deviceId).commands.applyAck(ev.data);
         break;
       case "reset":
-        // Events between our last id and earliestId are gone from the stream: refill charts from REST.
+        // Events between our last id and earliestId are gone from the stream: refill from REST.
         void this.loadHistory();
         break;
     }
+    // Summaries change buckets many times a minute: they are drawn, not listed.
+    if (ev.kind !== "summary" && eventVisible(this.filter, ev, this.namesOf(ev))) this.log.add(ev);
   }
 
-  /** Device list and recent readings from REST; throws the ApiError (e.g. 401) of the device list. */
+  /** Devices, the active alerts and every chart's series from REST; throws the ApiError (e.g. 401) of the device list. */
   async loadHistory(): Promise<void> {
     const summaries = await getDevices();
     for (const s of summaries) this.mergeSummary(s);
-    // The chart's time axis is when readings were taken: ask for those taken in the window.
-    const from = Date.now() - this.historyMs;
-    await Promise.all(summaries.map((s) => this.loadReadings(s.deviceId, from)));
+    this.historyReady = true;
+    await Promise.all([this.loadAlerts(), ...[...this.devices.keys()].map((id) => this.loadChart(id))]);
+  }
+
+  /** Shows another range: every chart loads it. */
+  setRange(r: Range): void {
+    this.range = r;
+    for (const id of this.devices.keys()) void this.loadChart(id);
   }
 
   setFilter(f: ViewFilter): void {
     this.filter = f;
-    for (const [id, d] of this.devices) d.card.root.hidden = !deviceVisible(f, id);
+    for (const d of this.devices.values()) this.applyFilter(d);
     this.updateEmpty();
   }
 
-  /** Re-renders what depends on the clock: countdowns and "last seen". */
+  /** Re-renders what depends on the clock: countdowns, "last seen", "since", a live range's window. */
   tick(): void {
     const now = Date.now();
-    for (const d of this.devices.values()) d.card.render(d.state, now);
+    for (const d of this.devices.values()) {
+      d.card.render(d.state, now);
+      d.chart.slide(now);
+    }
+    this.active.render(now);
   }
 
   /** Charts read colours from CSS: redraw them when light/dark changes. */
@@ -94,40 +142,144 @@ export class Dashboard {
     for (const d of this.devices.values()) d.chart.rebuild();
   }
 
-  private async loadReadings(deviceId: string, from: number): Promise<void> {
+  private async loadAlerts(): Promise<void> {
+    try {
+      for (const a of await getAlerts({ state: "firing", limit: 1000 })) this.book.upsert(a);
+    } catch (err) {
+      // A token that may read devices may still lack the alerts: the rest of the page works.
+      if (!(err instanceof ApiError)) throw err;
+      console.warn("alerts not loaded", err);
+    }
+    this.renderAlerts();
+  }
+
+  private addAlert(a: AlertData): boolean {
+    if (!this.book.upsert(a)) return false;
+    this.renderAlerts(a.deviceId);
+    return true;
+  }
+
+  private renderAlerts(deviceId?: string): void {
+    this.active.render();
+    for (const [id, d] of this.devices) {
+      if (deviceId !== undefined && id !== deviceId) continue;
+      d.alerts.render();
+      d.card.root.dataset.alertsFiring = String(this.book.forDevice(id).filter((a) => a.state === "firing").length);
+    }
+  }
+
+  private async acknowledge(alertId: number): Promise<void> {
+    void this.addAlert(await ackAlert(alertId));
+  }
+
+  /** Loads the chart of one device for the current range: both metrics, in one step. */
+  private async loadChart(deviceId: string): Promise<void> {
     const chart = this.device(deviceId).chart;
-    // The gateway answers the latest READINGS_PAGE readings taken since `from`: the recent end of the chart.
-    for (const r of await getReadings(deviceId, from)) chart.add(r);
+    const w = rangeWindow(this.range);
+    const gen = chart.beginLoad({ ...w, key: rangeKey(this.range) });
+    try {
+      const answers = await Promise.all(CHART_METRICS.map((m) => getSeries(deviceId, m, w.from, w.to)));
+      // The gateway picks each metric's step alone: should they differ, ask the finer one again in the coarser step.
+      const step = STEP_ORDER[Math.max(...answers.map((a) => STEP_ORDER.indexOf(a.step)))]!;
+      const series: ChartLoad["series"] = {};
+      await Promise.all(
+        answers.map(async (a, i) => {
+          const m = CHART_METRICS[i]!;
+          series[m] = a.step === step ? a : await getSeries(deviceId, m, w.from, w.to, step);
+        }),
+      );
+      const first: SeriesAnswer = answers[0]!;
+      chart.finishLoad(gen, { step, from: first.from, to: first.to, series });
+    } catch (err) {
+      console.error(`series of ${deviceId} not loaded`, err);
+      chart.failLoad(gen);
+    }
   }
 
   private mergeSummary(s: DeviceSummary): void {
     const existing = this.devices.get(s.deviceId);
     if (existing === undefined) {
-      const d = this.device(s.deviceId, { ...s });
+      const d = this.device(s.deviceId, { ...s, name: s.name ?? null, location: s.location ?? null });
       d.card.render(d.state, Date.now());
       return;
     }
-    mergeDeviceView(existing.state, s);
-    existing.card.render(existing.state, Date.now());
+    const before = [existing.state.name, existing.state.location];
+    mergeDeviceView(existing.state, { ...s, name: s.name ?? null, location: s.location ?? null });
+    if (before[0] !== existing.state.name || before[1] !== existing.state.location) this.renamed(existing);
+    else existing.card.render(existing.state, Date.now());
+  }
+
+  /** Name or location changed: the card, the alerts naming the device, the filter (which matches names). */
+  private renamed(d: Device): void {
+    d.card.render(d.state, Date.now());
+    this.applyFilter(d);
+    this.updateEmpty();
+    this.active.render();
+    // The card order follows what people read: the name, else the id.
+    this.place(d);
+  }
+
+  private async saveMeta(deviceId: string, meta: DeviceMetaInput): Promise<void> {
+    let s: DeviceSummary;
+    try {
+      s = await patchDevice(deviceId, meta);
+    } catch (err) {
+      throw err instanceof ApiError ? new Error(`${err.message} (${err.code})`) : err;
+    }
+    const d = this.device(deviceId);
+    d.state.name = s.name ?? null;
+    d.state.location = s.location ?? null;
+    this.renamed(d);
+  }
+
+  private applyFilter(d: Device): void {
+    d.card.root.hidden = !deviceVisible(this.filter, d.state.deviceId, [d.state.name, d.state.location]);
+  }
+
+  private namesOf(ev: StreamEvent): (string | null)[] {
+    if (!("deviceId" in ev.data)) return [];
+    const d = this.devices.get(ev.data.deviceId)?.state;
+    return d === undefined ? [] : [d.name, d.location];
   }
 
   private device(deviceId: string, initial?: DeviceState): Device {
     let d = this.devices.get(deviceId);
     if (d !== undefined) return d;
-    const card = new DeviceCard(deviceId);
-    d = {
+    const card = new DeviceCard(deviceId, (meta) => this.saveMeta(deviceId, meta));
+    const chart = new DeviceChart(card.chartSlot, deviceId, (step, from, to) => {
+      card.showChart(step, DeviceChart.stepText(step), exportUrl(deviceId, from, to, step));
+    });
+    // A live range's export ends now, not when the chart was loaded.
+    card.csvLink.addEventListener("click", () => {
+      const w = rangeWindow(this.range);
+      card.csvLink.href = exportUrl(deviceId, w.from, w.to, chart.shownStep);
+    });
+    const created: Device = {
       state: initial ?? newDevice(deviceId),
       card,
-      chart: new DeviceChart(card.chartSlot, deviceId),
+      chart,
+      alerts: new DeviceAlertHistory(card.alertsSlot, deviceId, this.book, () => this.renderAlerts()),
       commands: new CommandPanel(card.commandsSlot, deviceId),
     };
-    this.devices.set(deviceId, d);
-    card.root.hidden = !deviceVisible(this.filter, deviceId);
-    // Keep cards sorted by id so the focus order is stable while devices appear.
-    const next = [...this.devices.keys()].sort().find((id) => id > deviceId);
-    this.grid.insertBefore(card.root, next === undefined ? null : this.devices.get(next)!.card.root);
+    this.devices.set(deviceId, created);
+    this.applyFilter(created);
+    this.place(created);
     this.updateEmpty();
-    return d;
+    if (this.historyReady) void this.loadChart(deviceId);
+    return created;
+  }
+
+  /** Keeps cards sorted by what they show (name, else id), so the focus order is stable while devices appear. */
+  private place(d: Device): void {
+    const key = (x: Device) => `${displayName(x.state).toLowerCase()}\u0000${x.state.deviceId}`;
+    const mine = key(d);
+    let next: Device | undefined;
+    for (const x of this.devices.values()) {
+      if (x === d || key(x) <= mine) continue;
+      if (next === undefined || key(x) < key(next)) next = x;
+    }
+    const before = next === undefined ? null : next.card.root;
+    if (d.card.root.parentNode !== this.grid || d.card.root.nextSibling !== before) this.grid.insertBefore(d.card.root, before);
   }
 
   private updateEmpty(): void {

@@ -1,5 +1,5 @@
 import { topicMatches as matchesFilter, validateTopicFilter } from "../../src/protocol/topic-filter.ts";
-import { DEVICE_TOPIC_KINDS, deviceTopic } from "../../src/protocol/topics.ts";
+import { DEVICE_TOPIC_KINDS, deviceTopic, GATEWAY_EVENT_TOPIC_KINDS, gatewayEventTopic } from "../../src/protocol/topics.ts";
 import type { StreamEvent } from "./types.ts";
 
 /** MQTT 3.1.1 §4.7, by the gateway's own rules (protocol/topic-filter.ts). */
@@ -14,13 +14,18 @@ export function isValidFilter(filter: string): boolean {
 
 export { matchesFilter };
 
-/** The MQTT topic an event is about; `command` events carry none, they concern the device's cmd topic. */
+/** The topic an event is filtered by; `command` events carry none, they concern the device's cmd topic. */
 export function eventTopic(ev: StreamEvent): string | null {
   switch (ev.kind) {
     case "telemetry":
     case "status":
     case "command-ack":
       return ev.data.topic;
+    // Events the gateway derives have topics of their own under the device's root (docs/protocol.md "GET /events").
+    case "summary":
+    case "alert":
+    case "device":
+      return gatewayEventTopic(ev.data.deviceId, ev.kind);
     case "command":
       return deviceTopic(ev.data.deviceId, "cmd");
     case "reset":
@@ -34,15 +39,24 @@ export interface ViewFilter {
   topic: string;
 }
 
-export function deviceVisible(f: ViewFilter, deviceId: string): boolean {
-  if (!deviceId.toLowerCase().includes(f.device.trim().toLowerCase())) return false;
-  // A device is shown when the topic filter covers any of its topics.
-  return DEVICE_TOPIC_KINDS.some((kind) => matchesFilter(f.topic, deviceTopic(deviceId, kind)));
+/** Whether the device text matches the id, or the name or location a person gave the device. */
+function deviceMatches(f: ViewFilter, deviceId: string, names: readonly (string | null)[]): boolean {
+  const q = f.device.trim().toLowerCase();
+  return [deviceId, ...names].some((s) => s !== null && s.toLowerCase().includes(q));
 }
 
-export function eventVisible(f: ViewFilter, ev: StreamEvent): boolean {
+export function deviceVisible(f: ViewFilter, deviceId: string, names: readonly (string | null)[] = []): boolean {
+  if (!deviceMatches(f, deviceId, names)) return false;
+  // A device is shown when the topic filter covers any of its topics.
+  return (
+    DEVICE_TOPIC_KINDS.some((kind) => matchesFilter(f.topic, deviceTopic(deviceId, kind))) ||
+    GATEWAY_EVENT_TOPIC_KINDS.some((kind) => matchesFilter(f.topic, gatewayEventTopic(deviceId, kind)))
+  );
+}
+
+export function eventVisible(f: ViewFilter, ev: StreamEvent, names: readonly (string | null)[] = []): boolean {
   const topic = eventTopic(ev);
   if (topic === null) return true;
   const deviceId = "deviceId" in ev.data ? ev.data.deviceId : "";
-  return deviceId.toLowerCase().includes(f.device.trim().toLowerCase()) && matchesFilter(f.topic, topic);
+  return deviceMatches(f, deviceId, names) && matchesFilter(f.topic, topic);
 }

@@ -6,6 +6,7 @@ import { renderConn, type TabRole } from "./conn.ts";
 import { isValidFilter } from "./filter.ts";
 import { joinTabGroup, type TabMessage } from "./leader.ts";
 import { EventLog } from "./log.ts";
+import { rangeFromParams, RangePicker } from "./range.ts";
 import { openStream, type Stream } from "./stream.ts";
 import type { ConnState, StreamEvent } from "./types.ts";
 
@@ -15,19 +16,22 @@ const urlToken = takeTokenFromUrl();
 const params = new URL(location.href).searchParams;
 // `?topic=` (repeatable) narrows the stream itself, e.g. for a token whose read filters do not cover `#`.
 const streamTopics = params.getAll("topic");
-const historyHours = Number(params.get("hours") ?? "6");
+// `?range=1h|24h|7d|30d|<n>h…` or `?from=&to=` (also the older `?hours=<n>`): what the charts show.
+const initialRange = rangeFromParams(params);
 
 const connEl = $<HTMLElement>("conn");
 const statsEl = $<HTMLElement>("stats");
 const loginForm = $<HTMLFormElement>("login");
 const loginError = $<HTMLElement>("login-error");
 const logoutButton = $<HTMLButtonElement>("logout");
-const dashboard = new Dashboard(
+const dashboard: Dashboard = new Dashboard(
   $<HTMLElement>("devices"),
   $<HTMLElement>("empty"),
-  new EventLog($<HTMLOListElement>("log")),
-  (Number.isFinite(historyHours) && historyHours > 0 ? historyHours : 6) * 3600_000,
+  new EventLog($<HTMLOListElement>("log"), (id) => dashboard.label(id)),
+  initialRange,
+  { list: $<HTMLElement>("alerts"), empty: $<HTMLElement>("alerts-empty"), announcer: $<HTMLElement>("alerts-announce") },
 );
+new RangePicker($<HTMLElement>("range"), initialRange, (r) => dashboard.setRange(r));
 
 let role: TabRole = "follower";
 let conn: ConnState = { state: "connecting", missed: 0, reset: null, lastEventId: null };

@@ -35,6 +35,17 @@ export function parseEvent(kind: EventKind, lastEventId: string, json: string): 
     case "command":
       if (!isStr(data.deviceId) || !isStr(data.commandId)) return null;
       break;
+    case "summary":
+      // Buckets are keyed by metric, step and start.
+      if (!isStr(data.deviceId) || !Array.isArray(data.buckets)) return null;
+      if (!data.buckets.every((b) => isRecord(b) && isStr(b.metric) && isStr(b.step) && isNum(b.start) && isNum(b.count))) return null;
+      break;
+    case "alert":
+      if (!isNum(data.alertId) || !isStr(data.deviceId) || !isStr(data.state) || !isNum(data.updatedAt)) return null;
+      break;
+    case "device":
+      if (!isStr(data.deviceId)) return null;
+      break;
     case "reset":
       break;
   }
@@ -50,7 +61,11 @@ export function eventTime(ev: StreamEvent): number | null {
     case "command-ack":
       return ev.data.receivedAt;
     case "command":
+    case "summary":
+    case "device":
       return ev.data.at;
+    case "alert":
+      return ev.data.updatedAt;
     case "reset":
       return null;
   }

@@ -1,33 +1,33 @@
 // Shapes of what the gateway sends: the event union and the device view are the gateway's own definitions
 // (gateway/src/protocol); only what the page alone uses is declared here.
-import type { ReadingTime, ResetData } from "../../src/protocol/events.ts";
+import type { ResetData } from "../../src/protocol/events.ts";
 
 export type {
+  AlertData,
+  AlertKind,
+  AlertSeverity,
+  AlertState,
   CommandAckData,
   CommandData,
   CommandOp,
   CommandState,
+  DeviceMetaData,
   DeviceStatus,
   EventKind,
   ReadingTime,
   ResetData,
   StatusData,
   StreamEvent,
+  SummaryBucket,
+  SummaryData,
+  SummaryStep,
   TelemetryData,
   TimeSource,
 } from "../../src/protocol/events.ts";
 export type { DeviceView as DeviceSummary, LastReading } from "../../src/protocol/device-state.ts";
-export { EVENT_KINDS } from "../../src/protocol/events.ts";
+export { EVENT_KINDS, STEP_MS, SUMMARY_STEPS } from "../../src/protocol/events.ts";
 
-/** GET /api/devices/:id/readings item. */
-export interface Reading extends ReadingTime {
-  eventId: number;
-  seq: number;
-  boot: number;
-  receivedAt: number;
-  readings: Record<string, number>;
-  battery: number | null;
-}
+export type { BucketPoint, RawPoint, Series as SeriesAnswer, SeriesStep } from "../../src/summaries/series.ts";
 
 /** Connection as the page shows it; the leader tab shares it with the others. */
 export interface ConnState {

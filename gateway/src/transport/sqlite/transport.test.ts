@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { createMetrics } from "../../ops/metrics.ts";
 import { telemetry, transportContract, type HarnessOptions, type TransportHarness } from "../contract.ts";
 import { openDatabase } from "./db.ts";
+import type { NewEvent } from "../transport.ts";
 import { SqliteEventLog } from "./event-log.ts";
 import { SqliteTransport } from "./transport.ts";
 
@@ -64,9 +65,9 @@ describe("SqliteEventLog retention", () => {
     try {
       const log = new SqliteEventLog(db, { maxEvents: 3, maxAgeMs: 10 * 3600_000 });
       const now = Date.now();
-      const summary = (at: number) => {
+      const summary = (at: number): NewEvent => {
         const topic = "sensors/d/summary";
-        return { kind: "summary", topic, deviceId: "d", receivedAt: at, data: { deviceId: "d", topic, buckets: [], at } } as const;
+        return { kind: "summary", topic, deviceId: "d", receivedAt: at, data: { deviceId: "d", topic, buckets: [], at } };
       };
       log.append(telemetry("d", 1, now - 3 * 3600_000));
       log.append(summary(now - 2 * 3600_000));
