@@ -142,6 +142,25 @@ describe("alerts", () => {
     gone.end(true);
   });
 
+  test("a restart replays every retained status: an overdue device stays overdue, its alert firing, until it reports", async () => {
+    const dataDir = tempDir();
+    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+    const config = { alerts: { checkIntervalMs: 50, rules: [{ id: "overdue", factor: 1, graceS: 0.2 }] }, mqtt: { clientId: "gw-replay" } };
+    let gw = await gateway(config, dataDir);
+    const mqttPort = Number(new URL(gw.mqttUrl).port);
+    const dev = await client(gw, "napper");
+    await dev.publishAsync("sensors/napper/status", JSON.stringify({ v: 1, state: "sleeping", sleepMs: 100 }), { qos: 1, retain: true });
+    await dev.endAsync();
+    await waitUntil(async () => (await alertsOf(gw, "state=firing")).length === 1, { message: "overdue" });
+    await gw.close();
+    gw = await gateway({ ...config, mqtt: { ...config.mqtt, port: mqttPort } }, dataDir);
+    // the bridge subscribes again and the broker replays the retained `sleeping`: not a report
+    await waitUntil(async () => /gateway_mqtt_retained_replays_total 1/.test(await (await fetch(`${gw.url}/metrics`)).text()), { message: "the replay seen" });
+    const devices = (await json(`${gw.url}/api/devices`)).body.devices;
+    expect(devices.find((d: any) => d.deviceId === "napper").status).toBe("overdue");
+    expect((await alertsOf(gw)).map((a) => [a.kind, a.state])).toEqual([["overdue", "firing"]]);
+  });
+
   test("rules through the API need the write right, are validated, take effect at once and survive a restart, as do alerts", async () => {
     const dataDir = tempDir();
     cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));

@@ -6,7 +6,7 @@
 import type { Commands } from "../commands/commands.ts";
 import type { Logger } from "../ops/log.ts";
 import type { Metrics } from "../ops/metrics.ts";
-import type { CommandAckData, StatusData, TelemetryData } from "../protocol/events.ts";
+import type { CommandAckData, DeviceStatus, StatusData, TelemetryData } from "../protocol/events.ts";
 import { commandAckSchema, parsePayload, statusSchema, telemetrySchema, type PayloadRejection } from "../protocol/payloads.ts";
 import { readingTime } from "../protocol/reading-time.ts";
 import { parseDeviceTopic } from "../protocol/topics.ts";
@@ -25,6 +25,8 @@ export interface Inbound {
   payload: Buffer;
   receivedAt: number;
   receivedMono: number;
+  /** A retained message replayed because the gateway (re)subscribed, not one the device just sent. */
+  retained: boolean;
 }
 
 type RejectReason = PayloadRejection | "bad_topic" | "not_stored";
@@ -72,6 +74,12 @@ async function handleStatus(ctx: HandlerContext, m: Inbound, reject: Reject): Pr
   const parsed = parsePayload(statusSchema, m.payload);
   if (!parsed.ok) return reject(parsed.reason, m.topic, parsed.detail);
   const s = parsed.value;
+  // The replay of a status the gateway already has is not news: storing it would restart the device's overdue
+  // clock and end its overdue or offline alert although the device said nothing.
+  if (m.retained && sameStatus(ctx.transport.device(m.deviceId)?.status, s.state)) {
+    ctx.metrics.retainedReplays.inc();
+    return;
+  }
   const sleepMs = s.state === "sleeping" ? s.sleepMs : null;
   const data: StatusData = {
     deviceId: m.deviceId,
@@ -83,6 +91,9 @@ async function handleStatus(ctx: HandlerContext, m: Inbound, reject: Reject): Pr
   };
   await ctx.transport.dispatch({ kind: "status", topic: m.topic, deviceId: m.deviceId, receivedAt: m.receivedAt, data }, m.receivedMono);
 }
+
+const sameStatus = (known: DeviceStatus | undefined, reported: StatusData["state"]): boolean =>
+  known === reported || (known === "overdue" && reported === "sleeping");
 
 async function handleCommandAck(ctx: HandlerContext, m: Inbound, reject: Reject): Promise<void> {
   const parsed = parsePayload(commandAckSchema, m.payload);
@@ -108,7 +119,7 @@ export interface BridgeHandlers {
    * Routes one MQTT message from the gateway's subscription. Resolves when it is handled (stored, or rejected
    * and counted as a bad message): then it may be acknowledged. Rejects when it could not be stored.
    */
-  message(topic: string, payload: Buffer): Promise<void>;
+  message(topic: string, payload: Buffer, retained?: boolean): Promise<void>;
   /** The embedded broker saw a client acknowledge a message it forwarded (broker "delivered" event). */
   delivered(report: { clientId: string; topic: string; payload: Buffer }): void;
 }
@@ -120,13 +131,13 @@ export function createHandlers(ctx: HandlerContext): BridgeHandlers {
     rejections.warn(reason, topic, detail);
   };
   return {
-    async message(topic, payload) {
+    async message(topic, payload, retained = false) {
       const receivedMono = performance.now();
       const parsed = parseDeviceTopic(topic);
       const kind = parsed?.kind === "cmd/ack" ? "ack" : parsed?.kind === "cmd" ? "other" : (parsed?.kind ?? "other");
       ctx.metrics.messagesIn.inc({ kind });
       if (!parsed || parsed.kind === "cmd") return reject("bad_topic", topic, "not a device → gateway topic");
-      const m: Inbound = { topic, deviceId: parsed.deviceId, payload, receivedAt: Date.now(), receivedMono };
+      const m: Inbound = { topic, deviceId: parsed.deviceId, payload, receivedAt: Date.now(), receivedMono, retained };
       try {
         if (parsed.kind === "telemetry") await handleTelemetry(ctx, m, reject);
         else if (parsed.kind === "status") await handleStatus(ctx, m, reject);

@@ -38,7 +38,7 @@ export class MqttBridge {
    * Connects and subscribes; resolves after the first SUBACK, or after connectWaitMs. A message is
    * acknowledged when `onMessage` resolves, and left to the broker when it rejects.
    */
-  async start(onMessage: (topic: string, payload: Buffer) => Promise<void>): Promise<void> {
+  async start(onMessage: (topic: string, payload: Buffer, retained: boolean) => Promise<void>): Promise<void> {
     const client = mqtt.connect(this.opts.url, {
       clientId: this.opts.clientId,
       clean: false,
@@ -53,14 +53,16 @@ export class MqttBridge {
     client.handleMessage = (packet, done) => {
       if (packet.dup) this.metrics.mqttDupFlag.inc();
       const payload = typeof packet.payload === "string" ? Buffer.from(packet.payload) : packet.payload;
-      onMessage(packet.topic, payload).then(() => done(), done);
+      // retain is set only on a retained message a (re)subscription replays (MQTT 3.1.1 §3.3.1.3)
+      onMessage(packet.topic, payload, packet.retain).then(() => done(), done);
     };
     client.on("error", (err) => this.log.warn({ err: err.message }, "mqtt client error"));
     client.on("offline", () => this.log.warn({ url: this.opts.url }, "mqtt broker unreachable, retrying"));
     const subscribed = new Promise<void>((resolve) => {
       client.on("connect", (connack) => {
         this.log.info({ url: this.opts.url, sessionPresent: connack.sessionPresent }, "mqtt connected");
-        // Subscribing again is harmless when the session survived and required when it did not.
+        // Required when the session is gone; when it survived, the broker replays the retained status of every
+        // device (flagged retain), which handlers.ts recognises.
         client.subscribe([...GATEWAY_SUBSCRIPTIONS], { qos: 1 }, (err) => {
           if (err) this.log.error({ err: err.message }, "mqtt subscribe failed");
           else resolve();

@@ -36,6 +36,11 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
       help: "Telemetry dropped because (deviceId, seq) was already stored (MQTT-level redelivery)",
       registers,
     }),
+    retainedReplays: new Counter({
+      name: "gateway_mqtt_retained_replays_total",
+      help: "Retained status messages the broker replayed on (re)subscription that repeat the status the gateway has (not stored)",
+      registers,
+    }),
     mqttDupFlag: new Counter({
       name: "gateway_mqtt_dup_flag_total",
       help: "MQTT PUBLISH packets received with the DUP flag set",
