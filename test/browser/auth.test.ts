@@ -2,11 +2,12 @@
 // configured token. The page signs in with the login URL the gateway prints, a token in its URL or the login
 // form; the cookie is HttpOnly and SameSite=Strict and still carries the EventSource; signing out works across
 // tabs; and a page of another origin (same site: another port on the same host, so the cookie does travel)
-// cannot send a command with the signed-in browser's cookie.
+// cannot send a command with the signed-in browser's cookie. A read-only token is offered nothing that writes.
 import { createServer, type Server } from "node:http";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../helpers/ports.ts";
 import { launchBrowser, skipReason, type Browser } from "./chromium.ts";
@@ -14,6 +15,7 @@ import { waitForPoints } from "./page.ts";
 import { startStack, type Stack } from "./stack.ts";
 
 const TOKEN = "browser-test-token-0123456789";
+const VIEWER = "viewer-test-token-0123456789";
 
 describe.skipIf(skipReason !== undefined)("dashboard with auth on", () => {
   let stack: Stack;
@@ -23,8 +25,16 @@ describe.skipIf(skipReason !== undefined)("dashboard with auth on", () => {
   beforeAll(async () => {
     configDir = await mkdtemp(join(tmpdir(), "sensors-web-auth-"));
     const config = join(configDir, "gateway.json");
-    const auth = { mode: "tokens", tokens: [{ name: "browser", token: TOKEN, read: ["sensors/#"], write: true }] };
-    await writeFile(config, JSON.stringify({ auth }));
+    const auth = {
+      mode: "tokens",
+      tokens: [
+        { name: "browser", token: TOKEN, read: ["sensors/#"], write: true },
+        { name: "viewer", token: VIEWER, read: ["sensors/#"], write: false },
+      ],
+    };
+    // An alert that fires on the first reading and stays: something to acknowledge (or not).
+    const alerts = { rules: [{ id: "any-reading", name: "Any reading", kind: "threshold", metric: "temperature", above: -1000, severity: "info" }] };
+    await writeFile(config, JSON.stringify({ auth, alerts }));
     // AUTH_MODE="" lets the file's auth section stand (the test helper defaults to open mode).
     stack = await startStack({ devices: 1, timeScale: 10, settings: { INTERVAL_S: 20 }, env: { GATEWAY_CONFIG: config, AUTH_MODE: "" } });
   }, 120_000);
@@ -163,6 +173,71 @@ describe.skipIf(skipReason !== undefined)("dashboard with auth on", () => {
       attacker.closeAllConnections();
       await new Promise((r) => attacker.close(r));
     }
+  });
+
+  it("a read-only token sees the devices and alerts but no Acknowledge, Save or command controls; a write token gets them", async () => {
+    const device = stack.deviceIds()[0]!;
+    /** A signed-in page in its own browser (its own cookie), once its devices, alert and write right are in. */
+    const openAs = async (token: string) => {
+      const page = await (await freshBrowser()).context.newPage();
+      page.on("pageerror", (err) => console.error("page error:", err));
+      await page.goto(`${stack.url}?access_token=${token}`);
+      await page.waitForSelector('#conn[data-conn-state="live"]', { timeout: 10_000 });
+      await waitForPoints(page, [device], 1);
+      await page.waitForSelector('body[data-write="true"], body[data-write="false"]', { timeout: 10_000 });
+      const alert = page.locator(`#alerts li[data-rule-id="any-reading"][data-device-id="${device}"]`);
+      await alert.waitFor({ timeout: 10_000 });
+      return { page, alert, card: page.locator(`.device[data-device-id="${device}"]`) };
+    };
+    const visibleButtons = (page: Page) =>
+      page.$$eval("button", (els) => els.filter((b) => b.checkVisibility()).map((b) => b.textContent!.trim()));
+
+    const viewer = await openAs(VIEWER);
+    expect(await viewer.page.locator("body").getAttribute("data-write")).toBe("false");
+    expect(await viewer.alert.getAttribute("data-acked")).toBe("false");
+    expect(await viewer.alert.getByRole("button", { name: /^Acknowledge/ }).count()).toBe(0);
+    expect(await viewer.alert.locator(".readonly-hint").isVisible()).toBe(true);
+    expect(await viewer.alert.locator(".readonly-hint").textContent()).toBe("read-only token");
+    expect(await viewer.card.locator(".device-edit").isVisible()).toBe(false);
+    expect(await viewer.card.getByRole("button", { name: "Save" }).count()).toBe(0);
+    expect(await viewer.card.locator(".command-form").isVisible()).toBe(false);
+    expect(await viewer.card.getByRole("button", { name: "Send" }).count()).toBe(0);
+    const hint = viewer.card.locator('[data-field="readOnly"]');
+    expect(await hint.isVisible()).toBe(true);
+    expect(await hint.textContent()).toBe("read-only token: no renaming, no commands");
+    // Nothing on the whole page writes: the only button is "Sign out".
+    expect(await visibleButtons(viewer.page)).toEqual(["Sign out"]);
+    // The data is all there: the card, its chart, the alert's text.
+    expect(await viewer.card.locator('[data-field="temperature"]').textContent()).toMatch(/°C$/);
+    expect(await viewer.alert.textContent()).toContain("above -1000");
+    // And the gateway agrees: that token may not acknowledge, rename or send.
+    const alertId = Number(await viewer.alert.getAttribute("data-alert-id"));
+    const asViewer = (path: string, method: string, body?: unknown) =>
+      fetch(`${stack.url}${path}`, {
+        method,
+        headers: { Authorization: `Bearer ${VIEWER}`, "Content-Type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      }).then((r) => r.status);
+    expect(await asViewer(`api/alerts/${alertId}/ack`, "POST")).toBe(403);
+    expect(await asViewer(`api/devices/${device}`, "PATCH", { name: "x" })).toBe(403);
+    expect(await asViewer(`api/devices/${device}/commands`, "POST", { op: "ping" })).toBe(403);
+    await mkdir("test-results", { recursive: true });
+    await viewer.page.screenshot({ path: "test-results/read-only.png" });
+
+    const writer = await openAs(TOKEN);
+    expect(await writer.page.locator("body").getAttribute("data-write")).toBe("true");
+    expect(await writer.alert.locator(".readonly-hint").isHidden()).toBe(true);
+    expect(await writer.card.locator('[data-field="readOnly"]').isHidden()).toBe(true);
+    expect(await writer.card.locator(".command-form").isVisible()).toBe(true);
+    expect(await writer.card.getByRole("button", { name: "Send" }).isVisible()).toBe(true);
+    await writer.card.locator(".device-edit summary").click();
+    expect(await writer.card.getByRole("button", { name: "Save" }).isVisible()).toBe(true);
+    expect(await visibleButtons(writer.page)).toEqual(expect.arrayContaining(["Sign out", "Acknowledge", "Save", "Send"]));
+    // The button works for it, and the read-only page sees the acknowledgement live.
+    await writer.alert.getByRole("button", { name: /^Acknowledge/ }).click();
+    await expect.poll(() => writer.alert.getAttribute("data-acked-by"), { timeout: 10_000 }).toBe("browser");
+    await expect.poll(() => viewer.alert.getAttribute("data-acked-by"), { timeout: 10_000 }).toBe("browser");
+    expect(await viewer.alert.locator(".readonly-hint").isHidden()).toBe(true); // nothing left to acknowledge
   });
 
   async function metrics(): Promise<{ crossOrigin: number; queued: number }> {

@@ -1,12 +1,13 @@
 // A reading that waited in the device's outbox (telemetry `age`, docs/protocol.md "Reading time") in Debian's
 // Chromium: the chart inserts it at the time it was taken, not at its arrival, and the card says how late it came.
 // Readings are published with mqtt.js to the gateway's embedded broker; the page is read through its data attributes.
-import mqtt, { type MqttClient } from "mqtt";
+import type { MqttClient } from "mqtt";
 import { mkdir } from "node:fs/promises";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestGateway, type TestGateway } from "../helpers/gateway.ts";
-import { launchBrowser, skipReason, type Browser } from "./chromium.ts";
+import type { TestGateway } from "../helpers/gateway.ts";
+import { skipReason, type Browser } from "./chromium.ts";
+import { openLivePage, startGatewayBrowser, type GatewayBrowser } from "./gateway-browser.ts";
 
 const DEVICE = "late-dev";
 const AGE = 62 * 60_000; // 1 h 2 min in the outbox
@@ -22,21 +23,17 @@ interface ChartTimes {
 }
 
 describe.skipIf(skipReason !== undefined)("a late reading in a real browser", () => {
+  let fixture: GatewayBrowser | undefined;
   let gw: TestGateway;
   let browser: Browser;
   let pub: MqttClient;
 
   beforeAll(async () => {
-    gw = await startTestGateway();
-    pub = await mqtt.connectAsync(gw.mqttUrl, { clientId: "late-reading-pub", reconnectPeriod: 0 });
-    browser = await launchBrowser();
+    fixture = await startGatewayBrowser({ clientId: "late-reading-pub" });
+    ({ gw, pub, browser } = fixture);
   }, 60_000);
 
-  afterAll(async () => {
-    await browser?.close();
-    await pub?.endAsync();
-    await gw?.close();
-  });
+  afterAll(() => fixture?.close());
 
   const publish = (seq: number, extra: Record<string, unknown> = {}) =>
     pub.publishAsync(
@@ -77,10 +74,7 @@ describe.skipIf(skipReason !== undefined)("a late reading in a real browser", ()
       .readings;
 
   it("inserts the late reading at its own time and hints at its delay on the card", async () => {
-    const page = await browser.context.newPage();
-    page.on("pageerror", (err) => console.error("page error:", err));
-    await page.goto(`${gw.url}/`);
-    await page.waitForSelector('#conn[data-conn-state="live"]', { timeout: 15_000 });
+    const page = await openLivePage(browser, `${gw.url}/`);
 
     await publish(1);
     expect(await chartTimes(page, 1)).toMatchObject({ tFirstSeq: 1, tLastSeq: 1, sorted: true });

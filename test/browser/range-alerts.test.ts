@@ -6,14 +6,17 @@ import mqtt, { type MqttClient } from "mqtt";
 import { mkdir } from "node:fs/promises";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestGateway, type TestGateway } from "../helpers/gateway.ts";
+import type { TestGateway } from "../helpers/gateway.ts";
 import { waitUntil } from "../helpers/wait.ts";
-import { launchBrowser, skipReason, type Browser } from "./chromium.ts";
+import { skipReason, type Browser } from "./chromium.ts";
+import { openLivePage, startGatewayBrowser, type GatewayBrowser } from "./gateway-browser.ts";
 
 const HOT = "hot-dev";
 const SLEEPY = "sleepy-dev";
 const RANGED = "ranged-dev";
 const NAMED = "named-dev";
+const BATT = "batt-dev";
+const NO_BATT = "nobatt-dev";
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
@@ -48,13 +51,15 @@ interface ChartState {
 }
 
 describe.skipIf(skipReason !== undefined)("ranges, summaries, alerts and names in a real browser", () => {
+  let fixture: GatewayBrowser | undefined;
   let gw: TestGateway;
   let browser: Browser;
   let pub: MqttClient;
   const seqs = new Map<string, number>();
 
   beforeAll(async () => {
-    gw = await startTestGateway({
+    fixture = await startGatewayBrowser({
+      clientId: "range-alerts-pub",
       config: {
         summaries: { coalesceMs: 200 },
         alerts: {
@@ -67,21 +72,16 @@ describe.skipIf(skipReason !== undefined)("ranges, summaries, alerts and names i
         },
       },
     });
-    pub = await mqtt.connectAsync(gw.mqttUrl, { clientId: "range-alerts-pub", reconnectPeriod: 0 });
-    browser = await launchBrowser();
+    ({ gw, pub, browser } = fixture);
   }, 60_000);
 
-  afterAll(async () => {
-    await browser?.close();
-    await pub?.endAsync();
-    await gw?.close();
-  });
+  afterAll(() => fixture?.close());
 
   /** One reading of `deviceId` (the next seq), taken at `t` (the device's clock) or, without it, now. */
-  function reading(client: MqttClient, deviceId: string, readings: Record<string, number>, t: number | null = null) {
+  function reading(client: MqttClient, deviceId: string, readings: Record<string, number>, t: number | null = null, battery: number | null = null) {
     const seq = (seqs.get(deviceId) ?? 0) + 1;
     seqs.set(deviceId, seq);
-    const payload = { v: 1, seq, boot: 1, t, readings, battery: null };
+    const payload = { v: 1, seq, boot: 1, t, readings, battery };
     return client.publishAsync(`sensors/${deviceId}/telemetry`, JSON.stringify(payload), { qos: 1 });
   }
 
@@ -98,19 +98,15 @@ describe.skipIf(skipReason !== undefined)("ranges, summaries, alerts and names i
     return (await res.json()) as T;
   };
 
-  async function openPage(query = ""): Promise<Page> {
-    const page = await browser.context.newPage();
-    page.on("pageerror", (err) => console.error("page error:", err));
-    await page.goto(`${gw.url}/${query}`);
-    await page.waitForSelector('#conn[data-conn-state="live"]', { timeout: 15_000 });
-    return page;
-  }
+  const openPage = (query = ""): Promise<Page> => openLivePage(browser, `${gw.url}/${query}`);
 
   const card = (page: Page, id: string) => page.locator(`.device[data-device-id="${id}"]`);
-  const chart = (page: Page, id: string) => page.locator(`.device .chart[data-device-id="${id}"]`);
+  /** `.chart` the card's main chart, `.battery-chart` its small battery chart. */
+  type ChartClass = "chart" | "battery-chart";
+  const chart = (page: Page, id: string, cls: ChartClass = "chart") => page.locator(`.device .${cls}[data-device-id="${id}"]`);
 
-  async function chartState(page: Page, id: string): Promise<ChartState> {
-    return chart(page, id).evaluate((el) => {
+  async function chartState(page: Page, id: string, cls: ChartClass = "chart"): Promise<ChartState> {
+    return chart(page, id, cls).evaluate((el) => {
       const d = (el as HTMLElement).dataset;
       return {
         step: d.step ?? "",
@@ -128,16 +124,16 @@ describe.skipIf(skipReason !== undefined)("ranges, summaries, alerts and names i
   }
 
   /** Waits until the chart has loaded `range` and drawn what it holds. */
-  async function loaded(page: Page, id: string, range: string, timeout = 20_000): Promise<ChartState> {
+  async function loaded(page: Page, id: string, range: string, timeout = 20_000, cls: ChartClass = "chart"): Promise<ChartState> {
     await page.waitForFunction(
-      ({ id, range }) => {
-        const d = document.querySelector<HTMLElement>(`.device .chart[data-device-id="${id}"]`)?.dataset;
+      ({ id, range, cls }) => {
+        const d = document.querySelector<HTMLElement>(`.device .${cls}[data-device-id="${id}"]`)?.dataset;
         return d !== undefined && d.range === range && d.loadState === "ready" && d.drawnPoints === d.points && d.xLabels !== undefined;
       },
-      { id, range },
+      { id, range, cls },
       { timeout, polling: 50 },
     );
-    return chartState(page, id);
+    return chartState(page, id, cls);
   }
 
   it("a rule fires while the page is open, is acknowledged with the button, resolves and leaves the list", async () => {
@@ -382,6 +378,67 @@ describe.skipIf(skipReason !== undefined)("ranges, summaries, alerts and names i
     await card(page, NAMED).getByRole("button", { name: "Save" }).click();
     await expect.poll(() => card(page, NAMED).locator('[data-field="name"]').textContent(), { timeout: 10_000 }).toBe(NAMED);
     await Promise.all([page.close(), other.close()]);
+  });
+
+  it("a device that reports its battery gets a small battery chart, raw and bucketed like the main one; one that does not, none", async () => {
+    const now = Date.now();
+    // Every 10 min over two days, the battery draining from 3.9 V to 3.7 V.
+    const times: number[] = [];
+    for (let t = now - 2 * DAY + 5 * MINUTE; t < now - MINUTE; t += 10 * MINUTE) times.push(t);
+    const volts = (t: number) => Math.round((3.9 - (0.2 * (t - (now - 2 * DAY))) / (2 * DAY)) * 1000) / 1000;
+    for (let i = 0; i < times.length; i += 250) {
+      await Promise.all(times.slice(i, i + 250).map((t) => reading(pub, BATT, { temperature: 21, humidity: 45 }, t, volts(t))));
+    }
+    await reading(pub, NO_BATT, { temperature: 20, humidity: 40 });
+    const batterySeries = (from: number, to: number, step: string) =>
+      api<ApiSeries>(`api/devices/${BATT}/series?metric=battery&from=${from}&to=${to}&step=${step}`);
+    await waitUntil(async () => (await batterySeries(now - 3 * DAY, now, "1m")).points.reduce((n, p) => n + (p.count ?? 0), 0) === times.length, {
+      timeoutMs: 20_000,
+      message: "the seeded battery values summarised",
+    });
+
+    // 1 h: raw, in the main chart's step.
+    const page = await openPage("?range=1h");
+    const battery = chart(page, BATT, "battery-chart");
+    const raw = await loaded(page, BATT, "1h", 20_000, "battery-chart");
+    expect(raw.step).toBe("raw");
+    expect((await loaded(page, BATT, "1h")).step).toBe("raw");
+    expect(raw.points).toBe((await batterySeries(raw.from, raw.to, "raw")).points.length);
+    expect(raw.points).toBeGreaterThanOrEqual(5);
+    expect(await battery.isVisible()).toBe(true);
+    expect(await battery.getAttribute("aria-label")).toBe(`Battery voltage of ${BATT} over time`);
+    expect(raw.xOverlap).toBe("false");
+    // Live: a reading with a battery value adds a point; one without adds none (the main chart takes both).
+    const mainBefore = (await chartState(page, BATT)).points;
+    await reading(pub, BATT, { temperature: 21.5, humidity: 44 }, null, 3.69);
+    await expect.poll(async () => (await chartState(page, BATT, "battery-chart")).points, { timeout: 10_000 }).toBe(raw.points + 1);
+    await expect.poll(async () => (await chartState(page, BATT)).points, { timeout: 10_000 }).toBe(mainBefore + 1);
+    await reading(pub, BATT, { temperature: 21.6, humidity: 44 });
+    await expect.poll(async () => (await chartState(page, BATT)).points, { timeout: 10_000 }).toBe(mainBefore + 2);
+    expect((await chartState(page, BATT, "battery-chart")).points).toBe(raw.points + 1);
+    await mkdir("test-results", { recursive: true });
+    await card(page, BATT).screenshot({ path: "test-results/battery-1h.png" });
+
+    // 30 d: beyond raw history, so buckets: a min–max band and mean, the same step as the main chart.
+    await page.getByLabel("30 d", { exact: true }).check();
+    const main = await loaded(page, BATT, "30d");
+    const bucketed = await loaded(page, BATT, "30d", 20_000, "battery-chart");
+    expect(bucketed.step).not.toBe("raw");
+    expect(bucketed.step).toBe(main.step);
+    expect(bucketed.bands).toBe("true");
+    const answer = await batterySeries(bucketed.from, bucketed.to, bucketed.step);
+    expect(bucketed.points).toBe(answer.points.length);
+    expect(bucketed.bucketReadings).toBe(times.length + 1);
+    expect(bucketed.xOverlap).toBe("false");
+    await card(page, BATT).screenshot({ path: "test-results/battery-30d.png" });
+
+    // No battery reported: no battery chart (and the card says why there is no value).
+    const none = await loaded(page, NO_BATT, "30d", 20_000, "battery-chart");
+    expect(none.points).toBe(0);
+    expect(await chart(page, NO_BATT, "battery-chart").isHidden()).toBe(true);
+    expect(await chart(page, NO_BATT).isVisible()).toBe(true);
+    expect(await card(page, NO_BATT).locator('[data-field="batteryHint"]').textContent()).toBe("no battery sensor reported");
+    await page.close();
   });
 
   it("a 30-day range of 10 devices loads: 1-hour buckets holding every seeded reading", async () => {

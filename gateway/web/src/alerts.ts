@@ -69,18 +69,22 @@ interface ActiveItem {
   since: HTMLElement;
   acked: HTMLElement;
   button: HTMLButtonElement;
+  readOnly: HTMLElement;
   error: HTMLElement;
 }
 
 /**
  * The active (firing) alerts at the top of the page: what, which device (by name), since when, and an
- * Acknowledge button (POST /api/alerts/:id/ack), or who acknowledged it and when. Items are updated in place,
+ * Acknowledge button (POST /api/alerts/:id/ack), or who acknowledged it and when. The button needs the
+ * session's write right (setWritable): without it a hint ("read-only token") stands in its place. Items are updated in place,
  * so the clock ticking never moves the keyboard focus; the list is not a live region (its "ago" texts change
  * every second): `announce` tells screen readers about alerts that fire or resolve. `#alerts` carries data-count; each
  * `li[data-alert-id]` data-state, data-acked, data-acked-by, data-device-id, data-rule-id, data-kind, data-severity.
  */
 export class ActiveAlerts {
   private readonly items = new Map<number, ActiveItem>();
+  /** The session's write right; null until GET api/session answered. */
+  private writable: boolean | null = null;
 
   constructor(
     private readonly list: HTMLElement,
@@ -96,6 +100,11 @@ export class ActiveAlerts {
     const what = `${a.message || a.ruleName || a.ruleId} on ${this.label(a.deviceId)}`;
     if (a.state === "firing" && before?.state !== "firing") this.announcer.textContent = `Alert: ${what}`;
     else if (a.state === "resolved" && before?.state === "firing") this.announcer.textContent = `Resolved: ${what}`;
+  }
+
+  setWritable(write: boolean | null): void {
+    this.writable = write;
+    this.render();
   }
 
   render(now = Date.now()): void {
@@ -131,7 +140,8 @@ export class ActiveAlerts {
         <span class="acked"></span>
         <span class="error" role="alert"></span>
       </span>
-      <button type="button" class="ack">Acknowledge</button>`;
+      <button type="button" class="ack" hidden>Acknowledge</button>
+      <span class="readonly-hint" title="This token may read alerts but not acknowledge them (no write right)" hidden>read-only token</span>`;
     const q = (s: string) => li.querySelector<HTMLElement>(s)!;
     const item: ActiveItem = {
       li,
@@ -140,6 +150,7 @@ export class ActiveAlerts {
       since: q(".since"),
       acked: q(".acked"),
       button: q(".ack") as HTMLButtonElement,
+      readOnly: q(".readonly-hint"),
       error: q(".error"),
     };
     item.button.addEventListener("click", () => {
@@ -164,7 +175,8 @@ export class ActiveAlerts {
     item.since.textContent = `since ${clock(a.firedAt)} (${ago(now, a.firedAt)})`;
     item.since.title = new Date(a.firedAt).toLocaleString();
     item.acked.textContent = ackText(a);
-    item.button.hidden = a.ackedAt !== null;
+    item.button.hidden = a.ackedAt !== null || this.writable !== true;
+    item.readOnly.hidden = a.ackedAt !== null || this.writable !== false;
     item.button.setAttribute("aria-label", `Acknowledge: ${item.what.textContent} on ${item.device.textContent}`);
   }
 }

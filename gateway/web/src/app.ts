@@ -1,6 +1,7 @@
+import { summaryValues } from "../../src/summaries/series.ts";
 import { ActiveAlerts, AlertBook, DeviceAlertHistory } from "./alerts.ts";
 import { ackAlert, ApiError, exportUrl, getAlerts, getDevices, getSeries, patchDevice } from "./api.ts";
-import { CHART_METRICS, DeviceChart, type ChartLoad } from "./charts.ts";
+import { BATTERY_METRICS, DeviceChart, type ChartLoad, type ChartWindow } from "./charts.ts";
 import { CommandPanel } from "./commands.ts";
 import { applyDeviceEvent, DeviceCard, displayName, mergeDeviceView, newDevice, type DeviceMetaInput, type DeviceState } from "./devices.ts";
 import { deviceVisible, eventVisible, type ViewFilter } from "./filter.ts";
@@ -12,6 +13,8 @@ interface Device {
   state: DeviceState;
   card: DeviceCard;
   chart: DeviceChart;
+  /** The small battery chart under it: hidden while it holds no battery value. */
+  battery: DeviceChart;
   alerts: DeviceAlertHistory;
   commands: CommandPanel;
 }
@@ -32,6 +35,8 @@ export class Dashboard {
   private readonly active: ActiveAlerts;
   /** Set once the first history load answered: devices that appear later load their own chart. */
   private historyReady = false;
+  /** The session's write right (GET api/session); null until known: nothing that writes is offered meanwhile. */
+  private writable: boolean | null = null;
   /** The newest event id this tab has seen, from its own stream or from the leader tab. */
   lastEventId: number | null = null;
   eventsSeen = 0;
@@ -65,7 +70,10 @@ export class Dashboard {
       case "telemetry": {
         const d = this.device(ev.data.deviceId);
         applyDeviceEvent(d.state, ev);
-        d.chart.add(ev.data);
+        // The values the gateway summarises (every reading key, and `battery`): each chart takes its own.
+        const r = { seq: ev.data.seq, t: ev.data.t, readings: Object.fromEntries(summaryValues(ev.data)) };
+        d.chart.add(r);
+        d.battery.add(r);
         d.card.render(d.state, now);
         break;
       }
@@ -75,9 +83,12 @@ export class Dashboard {
         d.card.render(d.state, now);
         break;
       }
-      case "summary":
-        this.device(ev.data.deviceId).chart.addBuckets(ev.data.buckets);
+      case "summary": {
+        const d = this.device(ev.data.deviceId);
+        d.chart.addBuckets(ev.data.buckets);
+        d.battery.addBuckets(ev.data.buckets);
         break;
+      }
       case "alert": {
         const d = this.device(ev.data.deviceId);
         applyDeviceEvent(d.state, ev);
@@ -127,19 +138,36 @@ export class Dashboard {
     this.updateEmpty();
   }
 
+  /** What the session may do: with the write right (or in open mode) acknowledging, renaming and commands are offered. */
+  setWrite(write: boolean | null): void {
+    if (write === this.writable) return;
+    this.writable = write;
+    this.active.setWritable(write);
+    for (const d of this.devices.values()) this.applyWrite(d);
+  }
+
+  private applyWrite(d: Device): void {
+    d.card.setWritable(this.writable);
+    d.commands.setWritable(this.writable);
+  }
+
   /** Re-renders what depends on the clock: countdowns, "last seen", "since", a live range's window. */
   tick(): void {
     const now = Date.now();
     for (const d of this.devices.values()) {
       d.card.render(d.state, now);
       d.chart.slide(now);
+      d.battery.slide(now);
     }
     this.active.render(now);
   }
 
   /** Charts read colours from CSS: redraw them when light/dark changes. */
   restyle(): void {
-    for (const d of this.devices.values()) d.chart.rebuild();
+    for (const d of this.devices.values()) {
+      d.chart.rebuild();
+      d.battery.rebuild();
+    }
   }
 
   private async loadAlerts(): Promise<void> {
@@ -172,28 +200,61 @@ export class Dashboard {
     void this.addAlert(await ackAlert(alertId));
   }
 
-  /** Loads the chart of one device for the current range: both metrics, in one step. */
+  /**
+   * Loads the charts of one device for the current range: temperature and humidity in one step, and the
+   * battery in that same step (so both charts show the same kind of points, and the caption and CSV hold for both).
+   */
   private async loadChart(deviceId: string): Promise<void> {
-    const chart = this.device(deviceId).chart;
+    const { chart, battery } = this.device(deviceId);
     const w = rangeWindow(this.range);
-    const gen = chart.beginLoad({ ...w, key: rangeKey(this.range) });
+    const win: ChartWindow = { ...w, key: rangeKey(this.range) };
+    const gen = chart.beginLoad(win);
+    const batteryGen = battery.beginLoad(win);
+    // Asked at once; asked again below should the gateway pick another step for it.
+    const batteryAuto = getSeries(deviceId, BATTERY_METRICS[0]!.key, w.from, w.to);
+    batteryAuto.catch(() => undefined); // awaited (and reported) below
+    let step: SeriesStep;
     try {
-      const answers = await Promise.all(CHART_METRICS.map((m) => getSeries(deviceId, m, w.from, w.to)));
-      // The gateway picks each metric's step alone: should they differ, ask the finer one again in the coarser step.
-      const step = STEP_ORDER[Math.max(...answers.map((a) => STEP_ORDER.indexOf(a.step)))]!;
-      const series: ChartLoad["series"] = {};
-      await Promise.all(
-        answers.map(async (a, i) => {
-          const m = CHART_METRICS[i]!;
-          series[m] = a.step === step ? a : await getSeries(deviceId, m, w.from, w.to, step);
-        }),
-      );
-      const first: SeriesAnswer = answers[0]!;
-      chart.finishLoad(gen, { step, from: first.from, to: first.to, series });
+      const load = await this.loadSeries(deviceId, chart.metricKeys, w);
+      step = load.step;
+      chart.finishLoad(gen, load);
     } catch (err) {
       console.error(`series of ${deviceId} not loaded`, err);
       chart.failLoad(gen);
+      battery.failLoad(batteryGen);
+      return;
     }
+    try {
+      battery.finishLoad(batteryGen, await this.loadSeries(deviceId, battery.metricKeys, w, step, [await batteryAuto]));
+    } catch (err) {
+      console.error(`battery of ${deviceId} not loaded`, err);
+      battery.failLoad(batteryGen);
+    }
+  }
+
+  /**
+   * `metrics` over the window, all in one step: `step` when given, else the coarsest the gateway picks for any
+   * of them (it picks each metric's step alone: a finer answer is asked again in the coarser step).
+   * `answered`: auto answers already at hand, in the order of `metrics`.
+   */
+  private async loadSeries(
+    deviceId: string,
+    metrics: string[],
+    w: { from: number; to: number },
+    step?: SeriesStep,
+    answered?: SeriesAnswer[],
+  ): Promise<ChartLoad> {
+    const answers = answered ?? (await Promise.all(metrics.map((m) => getSeries(deviceId, m, w.from, w.to))));
+    const shown = step ?? STEP_ORDER[Math.max(...answers.map((a) => STEP_ORDER.indexOf(a.step)))]!;
+    const series: ChartLoad["series"] = {};
+    await Promise.all(
+      answers.map(async (a, i) => {
+        const m = metrics[i]!;
+        series[m] = a.step === shown ? a : await getSeries(deviceId, m, w.from, w.to, shown);
+      }),
+    );
+    const first = answers[0]!;
+    return { step: shown, from: first.from, to: first.to, series };
   }
 
   private mergeSummary(s: DeviceSummary): void {
@@ -246,9 +307,10 @@ export class Dashboard {
     let d = this.devices.get(deviceId);
     if (d !== undefined) return d;
     const card = new DeviceCard(deviceId, (meta) => this.saveMeta(deviceId, meta));
-    const chart = new DeviceChart(card.chartSlot, deviceId, (step, from, to) => {
-      card.showChart(step, DeviceChart.stepText(step), exportUrl(deviceId, from, to, step));
+    const chart = new DeviceChart(card.chartSlot, deviceId, {
+      onShown: (step, from, to) => card.showChart(step, DeviceChart.stepText(step), exportUrl(deviceId, from, to, step)),
     });
+    const battery = new DeviceChart(card.batterySlot, deviceId, { metrics: BATTERY_METRICS, height: 130, hideWhenEmpty: true, rightGutter: true });
     // A live range's export ends now, not when the chart was loaded.
     card.csvLink.addEventListener("click", () => {
       const w = rangeWindow(this.range);
@@ -258,10 +320,12 @@ export class Dashboard {
       state: initial ?? newDevice(deviceId),
       card,
       chart,
+      battery,
       alerts: new DeviceAlertHistory(card.alertsSlot, deviceId, this.book, () => this.renderAlerts()),
       commands: new CommandPanel(card.commandsSlot, deviceId),
     };
     this.devices.set(deviceId, created);
+    this.applyWrite(created);
     this.applyFilter(created);
     this.place(created);
     this.updateEmpty();

@@ -10,10 +10,14 @@ let memoryToken: string | null = null;
 
 export type LoginResult = "ok" | "denied" | "error";
 
-/** Who the gateway says we are: `mode` "open" (no login) or "tokens". */
+/**
+ * Who the gateway says we are: `mode` "open" (no login) or "tokens"; `read` the token's read filters (null:
+ * everything); `write` whether it may change anything (acknowledge, rename, commands; always true in open mode).
+ */
 export interface Session {
   mode: "open" | "tokens";
   name: string;
+  read: string[] | null;
   write: boolean;
 }
 

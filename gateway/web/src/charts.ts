@@ -10,16 +10,30 @@ export interface ChartReading {
   readings: Record<string, number>;
 }
 
-/** The metrics a chart draws, each on its own y scale. */
-export const CHART_METRICS = ["temperature", "humidity"] as const;
-type Metric = (typeof CHART_METRICS)[number];
+/** One metric a chart draws, on its own y scale (the first on the left, the others on the right). */
+export interface ChartMetric {
+  /** The series API's metric (a reading key, or `battery`). */
+  key: string;
+  label: string;
+  unit: string;
+  /** The CSS variable of its colour. */
+  color: string;
+}
+
+/** The card's main chart. */
+export const CLIMATE_METRICS: readonly ChartMetric[] = [
+  { key: "temperature", label: "temperature", unit: "°C", color: "--temp" },
+  { key: "humidity", label: "humidity", unit: "%", color: "--hum" },
+];
+/** The card's small battery chart. */
+export const BATTERY_METRICS: readonly ChartMetric[] = [{ key: "battery", label: "battery", unit: "V", color: "--batt" }];
 
 interface RawPoint {
   seq: number;
   /** Seconds since epoch (uPlot's time unit). */
   x: number;
-  temperature: number | null;
-  humidity: number | null;
+  /** One per metric, in the chart's order. */
+  values: (number | null)[];
 }
 
 interface Agg {
@@ -32,8 +46,8 @@ interface Agg {
 interface Bucket {
   /** Bucket start, ms. */
   start: number;
-  temperature: Agg | null;
-  humidity: Agg | null;
+  /** One per metric, in the chart's order. */
+  aggs: (Agg | null)[];
 }
 
 /** What the chart shows: [from, to] (ms); `live`: `to` follows the clock; `key` names the range (data-range). */
@@ -52,7 +66,6 @@ type Input = { kind: "reading"; r: ChartReading } | { kind: "buckets"; b: Summar
 /** Memory bound per chart; the oldest points go first. */
 const MAX_POINTS = 10_000;
 const DRAW_DELAY_MS = 60;
-const HEIGHT = 220;
 
 const cssVar = (name: string) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
 /** `#rrggbb` with an alpha (for band fills); other colour forms are used as they are. */
@@ -66,17 +79,33 @@ const STEP_TEXT: Record<SeriesStep, string> = {
   "1d": "per day: min–max band and mean",
 };
 
-/** The two metric answers of one load, as the Dashboard fetched them. */
+/** The metric answers of one load (by metric key), all in `step`, as the Dashboard fetched them. */
 export interface ChartLoad {
   step: SeriesStep;
   from: number;
   to: number;
-  series: Partial<Record<Metric, SeriesAnswer>>;
+  series: Partial<Record<string, SeriesAnswer>>;
+}
+
+export interface ChartOptions {
+  /** What it draws; default CLIMATE_METRICS. */
+  metrics?: readonly ChartMetric[];
+  /** Plot height in px; default 220. */
+  height?: number;
+  /** Hidden (the `hidden` attribute) while it holds no point, e.g. the battery of a device that reports none. */
+  hideWhenEmpty?: boolean;
+  /**
+   * A one-metric chart under a two-metric one: an empty right axis as wide as the other's, so that both plots
+   * are equally wide and their time axes line up.
+   */
+  rightGutter?: boolean;
+  /** Told the step and window after each load (the card's caption and CSV link). */
+  onShown?: (step: SeriesStep, from: number, to: number) => void;
 }
 
 /**
- * Temperature and humidity of one device over the chosen range, in the step the gateway's series API chose:
- * raw readings (keyed by `seq`, the reading's identity with the device id, so history reloads and stream
+ * Some metrics of one device (temperature and humidity, or the battery) over the chosen range, in the step
+ * the gateway's series API chose: raw readings (keyed by `seq`, the reading's identity with the device id, so history reloads and stream
  * replays never draw a point twice) or buckets of the summaries (keyed by their start; drawn as a min–max
  * band with the mean line). Live input keeps it current in both: `telemetry` readings in raw mode (each at the
  * time it was taken, `t`, so a late reading is inserted among the earlier points, not appended), `summary`
@@ -89,7 +118,8 @@ export interface ChartLoad {
  * data-step (raw | 1m | 1h | 1d), data-range, data-from / data-to (the window of the last load, ms),
  * data-bands ("true" when min–max bands are drawn), data-bucket-readings (readings the buckets hold),
  * data-load-state (loading | ready | error), data-x-labels (the time axis labels, " | "-separated) and
- * data-x-overlap ("true" if two of them touch).
+ * data-x-overlap ("true" if two of them touch). A reading that carries none of the chart's metrics is not a
+ * point of it (as in the series API's raw answer).
  */
 export class DeviceChart {
   private step: SeriesStep = "raw";
@@ -113,13 +143,22 @@ export class DeviceChart {
   private xLabels: { splits: number[]; labels: string[] } = { splits: [], labels: [] };
   private drawnX: readonly number[] = [];
   private readonly resize = new ResizeObserver(() => this.fit());
+  private readonly metrics: readonly ChartMetric[];
+  private readonly height: number;
+  private readonly hideWhenEmpty: boolean;
+  private readonly rightGutter: boolean;
+  private readonly onShown: (step: SeriesStep, from: number, to: number) => void;
 
   constructor(
     private readonly el: HTMLElement,
     readonly deviceId: string,
-    /** Told the step and window after each load (the card's caption and CSV link). */
-    private readonly onShown: (step: SeriesStep, from: number, to: number) => void = () => undefined,
+    opts: ChartOptions = {},
   ) {
+    this.metrics = opts.metrics ?? CLIMATE_METRICS;
+    this.height = opts.height ?? 220;
+    this.hideWhenEmpty = opts.hideWhenEmpty ?? false;
+    this.rightGutter = opts.rightGutter ?? false;
+    this.onShown = opts.onShown ?? (() => undefined);
     el.dataset.deviceId = deviceId;
     el.dataset.loadState = "ready";
     this.resize.observe(el);
@@ -128,6 +167,11 @@ export class DeviceChart {
 
   get shownStep(): SeriesStep {
     return this.step;
+  }
+
+  /** The metric keys it draws (what the Dashboard loads for it). */
+  get metricKeys(): string[] {
+    return this.metrics.map((m) => m.key);
   }
 
   /** Starts a load for `w`: returns its generation, for finishLoad/failLoad. Live input waits until then. */
@@ -153,22 +197,22 @@ export class DeviceChart {
     this.step = load.step;
     if (load.step === "raw") {
       const bySeq = new Map<number, ChartReading>();
-      for (const m of CHART_METRICS) {
-        const s = load.series[m];
+      for (const { key } of this.metrics) {
+        const s = load.series[key];
         if (s === undefined || s.step !== "raw") continue;
         for (const p of s.points) {
           let r = bySeq.get(p.seq);
           if (r === undefined) bySeq.set(p.seq, (r = { seq: p.seq, t: p.t, readings: {} }));
-          r.readings[m] = p.value;
+          r.readings[key] = p.value;
         }
       }
       for (const r of bySeq.values()) this.addRaw(r);
     } else {
-      for (const m of CHART_METRICS) {
-        const s = load.series[m];
-        if (s === undefined || s.step === "raw") continue;
-        for (const p of s.points) this.upsertBucket(m, p.t, p);
-      }
+      this.metrics.forEach(({ key }, i) => {
+        const s = load.series[key];
+        if (s === undefined || s.step === "raw") return;
+        for (const p of s.points) this.upsertBucket(i, p.t, p);
+      });
     }
     this.done(load.from, load.to);
   }
@@ -223,9 +267,10 @@ export class DeviceChart {
     } else {
       if (this.step === "raw") return false;
       for (const b of i.b) {
-        if (b.step !== this.step || !(CHART_METRICS as readonly string[]).includes(b.metric)) continue;
+        const m = this.metrics.findIndex((x) => x.key === b.metric);
+        if (b.step !== this.step || m < 0) continue;
         if (!this.inWindow(b.start + STEP_MS[b.step] - 1) || (this.window !== null && !this.window.live && b.start > this.window.to)) continue;
-        changed = this.upsertBucket(b.metric as Metric, b.start, b) || changed;
+        changed = this.upsertBucket(m, b.start, b) || changed;
       }
     }
     if (changed) {
@@ -280,12 +325,9 @@ export class DeviceChart {
 
   private addRaw(r: ChartReading): boolean {
     if (this.bySeq.has(r.seq)) return false;
-    const p: RawPoint = {
-      seq: r.seq,
-      x: r.t / 1000,
-      temperature: num(r.readings.temperature),
-      humidity: num(r.readings.humidity),
-    };
+    const values = this.metrics.map((m) => num(r.readings[m.key]));
+    if (values.every((v) => v === null)) return false;
+    const p: RawPoint = { seq: r.seq, x: r.t / 1000, values };
     this.bySeq.set(p.seq, p);
     this.sorted.splice(this.insertIndex(p), 0, p);
     this.minSeq = Math.min(this.minSeq, p.seq);
@@ -295,19 +337,19 @@ export class DeviceChart {
   }
 
   /** Inserts or updates one metric of a bucket; a bucket never goes back to fewer readings (an older copy). */
-  private upsertBucket(metric: Metric, start: number, a: Agg): boolean {
+  private upsertBucket(metric: number, start: number, a: Agg): boolean {
     let b = this.byStart.get(start);
     if (b === undefined) {
-      b = { start, temperature: null, humidity: null };
+      b = { start, aggs: this.metrics.map(() => null) };
       this.byStart.set(start, b);
       const i = this.buckets.findLastIndex((x) => x.start < start) + 1;
       this.buckets.splice(i, 0, b);
       if (this.buckets.length > MAX_POINTS) for (const x of this.buckets.splice(0, this.buckets.length - MAX_POINTS)) this.byStart.delete(x.start);
     }
-    const old = b[metric];
+    const old = b.aggs[metric] ?? null;
     if (old !== null && a.count < old.count) return false;
     if (old !== null && old.count === a.count && old.min === a.min && old.max === a.max && old.mean === a.mean) return false;
-    b[metric] = { count: a.count, min: a.min, max: a.max, mean: a.mean };
+    b.aggs[metric] = { count: a.count, min: a.min, max: a.max, mean: a.mean };
     return true;
   }
 
@@ -372,8 +414,9 @@ export class DeviceChart {
       d.tLast = n > 0 ? String(this.buckets[n - 1]!.start) : "";
       d.tFirstSeq = "";
       d.tLastSeq = "";
-      d.bucketReadings = String(this.buckets.reduce((s, b) => s + Math.max(b.temperature?.count ?? 0, b.humidity?.count ?? 0), 0));
+      d.bucketReadings = String(this.buckets.reduce((s, b) => s + Math.max(0, ...b.aggs.map((a) => a?.count ?? 0)), 0));
     }
+    if (this.hideWhenEmpty) this.el.hidden = d.points === "0";
   }
 
   private scheduleDraw(): void {
@@ -386,22 +429,14 @@ export class DeviceChart {
 
   private data(): uPlot.AlignedData {
     if (this.step === "raw") {
-      return [this.sorted.map((p) => p.x), this.sorted.map((p) => p.temperature), this.sorted.map((p) => p.humidity)];
+      return [this.sorted.map((p) => p.x), ...this.metrics.map((_m, i) => this.sorted.map((p) => p.values[i] ?? null))];
     }
     // A bucket is drawn at its middle: a day's mean belongs to noon, not to midnight.
     const half = STEP_MS[this.step] / 2;
     const b = this.buckets;
-    const col = (m: Metric, k: "min" | "max" | "mean") => b.map((x) => x[m]?.[k] ?? null);
-    // Series 1-3 and 4-6: mean, min, max of temperature and of humidity (the bands fill max down to min).
-    return [
-      b.map((x) => (x.start + half) / 1000),
-      col("temperature", "mean"),
-      col("temperature", "min"),
-      col("temperature", "max"),
-      col("humidity", "mean"),
-      col("humidity", "min"),
-      col("humidity", "max"),
-    ];
+    const col = (m: number, k: "min" | "max" | "mean") => b.map((x) => x.aggs[m]?.[k] ?? null);
+    // Three series per metric: mean, min, max (the band fills max down to min).
+    return [b.map((x) => (x.start + half) / 1000), ...this.metrics.flatMap((_m, i) => [col(i, "mean"), col(i, "min"), col(i, "max")])];
   }
 
   /**
@@ -442,8 +477,6 @@ export class DeviceChart {
 
   private options(mode: "raw" | "bands"): uPlot.Options {
     const fg = cssVar("--fg");
-    const temp = cssVar("--temp");
-    const hum = cssVar("--hum");
     const grid = { stroke: cssVar("--grid"), width: 1 };
     const axis = { stroke: fg, grid, ticks: grid, font: AXIS_FONT };
     const line = (label: string, scale: string, stroke: string): uPlot.Series => ({ label, scale, stroke, width: 2, spanGaps: false });
@@ -457,29 +490,30 @@ export class DeviceChart {
     });
     const series: uPlot.Series[] = [{ label: "time", value: (_u, v) => (v == null ? "–" : formatMoment(v * 1000)) }];
     const bands: uPlot.Band[] = [];
-    if (mode === "raw") {
-      series.push(line("temperature °C", "temp", temp), line("humidity %", "hum", hum));
-    } else {
-      series.push(
-        line("temperature °C mean", "temp", temp),
-        edge("min", "temp", temp),
-        edge("max", "temp", temp),
-        line("humidity % mean", "hum", hum),
-        edge("min", "hum", hum),
-        edge("max", "hum", hum),
-      );
-      // Fill from each max series down to its min series.
-      bands.push({ series: [3, 2], fill: alpha(temp, "33") }, { series: [6, 5], fill: alpha(hum, "33") });
+    const scales: uPlot.Scales = { x: { time: true, range: () => this.xRange() } };
+    const yAxes: uPlot.Axis[] = [];
+    this.metrics.forEach((m, i) => {
+      const color = cssVar(m.color);
+      const name = `${m.label} ${m.unit}`;
+      if (mode === "raw") {
+        series.push(line(name, m.key, color));
+      } else {
+        series.push(line(`${name} mean`, m.key, color), edge("min", m.key, color), edge("max", m.key, color));
+        // Fill from the max series down to the min series.
+        bands.push({ series: [3 * i + 3, 3 * i + 2], fill: alpha(color, "33") });
+      }
+      scales[m.key] = { auto: true };
+      yAxes.push(i === 0 ? { ...axis, scale: m.key, label: m.unit } : { ...axis, scale: m.key, side: 1, label: m.unit, grid: { show: false } });
+    });
+    if (this.rightGutter && this.metrics.length === 1) {
+      // Same size and label room as a labelled right axis, nothing drawn in it.
+      yAxes.push({ ...axis, scale: this.metrics[0]!.key, side: 1, label: "", values: () => [], ticks: { show: false }, grid: { show: false } });
     }
     const span = (u: uPlot) => ((u.scales.x.max ?? 0) - (u.scales.x.min ?? 0)) * 1000;
     return {
       width: Math.max(this.el.clientWidth, 200),
-      height: HEIGHT,
-      scales: {
-        x: { time: true, range: () => this.xRange() },
-        temp: { auto: true },
-        hum: { auto: true },
-      },
+      height: this.height,
+      scales,
       series,
       bands,
       axes: [
@@ -494,8 +528,7 @@ export class DeviceChart {
             return labels;
           },
         },
-        { ...axis, scale: "temp", label: "°C" },
-        { ...axis, scale: "hum", side: 1, label: "%", grid: { show: false } },
+        ...yAxes,
       ],
       hooks: { draw: [(u) => this.checkLabels(u)] },
     };
@@ -513,7 +546,7 @@ export class DeviceChart {
 
   private fit(): void {
     if (this.plot !== null && this.el.clientWidth > 0) {
-      this.plot.setSize({ width: this.el.clientWidth, height: HEIGHT });
+      this.plot.setSize({ width: this.el.clientWidth, height: this.height });
     }
   }
 

@@ -27,6 +27,7 @@ interface Shown {
  */
 export class CommandPanel {
   private readonly shown = new Map<string, Shown>();
+  private readonly form: HTMLFormElement;
   private readonly list: HTMLUListElement;
   private readonly error: HTMLElement;
 
@@ -52,6 +53,8 @@ export class CommandPanel {
       </form>
       <ul class="command-list" aria-live="polite" aria-label="Commands sent to ${deviceId}"></ul>`;
     const form = slot.querySelector("form")!;
+    this.form = form;
+    form.hidden = true; // until the session's write right is known (setWritable)
     const op = form.querySelector("select")!;
     const seconds = form.querySelector("input")!;
     this.list = slot.querySelector("ul")!;
@@ -76,6 +79,11 @@ export class CommandPanel {
       this.error.textContent = "";
       void this.send({ op: op.value as CommandOp, seconds: n });
     });
+  }
+
+  /** The session's write right (null: not known yet): the form is offered only with it; the list always shows. */
+  setWritable(write: boolean | null): void {
+    this.form.hidden = write !== true;
   }
 
   applyCommand(d: CommandData): void {

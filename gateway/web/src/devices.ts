@@ -63,7 +63,8 @@ type FieldName =
   | "takenAt"
   | "late"
   | "step"
-  | "csv";
+  | "csv"
+  | "readOnly";
 
 /** What the edit form sends: trimmed, "" means cleared. */
 export interface DeviceMetaInput {
@@ -79,6 +80,7 @@ export interface DeviceMetaInput {
 export class DeviceCard {
   readonly root: HTMLElement;
   readonly chartSlot: HTMLElement;
+  readonly batterySlot: HTMLElement;
   readonly alertsSlot: HTMLElement;
   readonly commandsSlot: HTMLElement;
   readonly csvLink: HTMLAnchorElement;
@@ -106,7 +108,7 @@ export class DeviceCard {
         </div>
         <span class="status" data-field="status"></span>
       </header>
-      <details class="device-edit">
+      <details class="device-edit" hidden>
         <summary>Name and location</summary>
         <form novalidate>
           <div><label for="${p}-name">Name</label><input id="${p}-name" name="name" maxlength="64" autocomplete="off"></div>
@@ -115,6 +117,7 @@ export class DeviceCard {
           <p class="error" role="alert"></p>
         </form>
       </details>
+      <p class="readonly-hint" data-field="readOnly" hidden>read-only token: no renaming, no commands</p>
       <dl class="fields">
         <div><dt>Last seen</dt><dd data-field="lastSeen"></dd></div>
         <div><dt>Battery</dt><dd data-field="battery"></dd><dd class="hint" data-field="batteryHint"></dd></div>
@@ -126,13 +129,15 @@ export class DeviceCard {
       <p class="late-hint" data-field="late" hidden></p>
       <div class="chart-bar"><span class="chart-step" data-field="step"></span><a class="csv" data-field="csv" download>Download CSV</a></div>
       <div class="chart" role="img"></div>
+      <div class="battery-chart" role="img" hidden></div>
       <div class="alerts-slot"></div>
       <div class="commands"></div>`;
     const field = (name: string) => root.querySelector<HTMLElement>(`[data-field="${name}"]`)!;
-    const names: FieldName[] = ["name", "location", "deviceId", "status", "lastSeen", "battery", "batteryHint", "temperature", "humidity", "seq", "takenAt", "late", "step", "csv"];
+    const names: FieldName[] = ["name", "location", "deviceId", "status", "lastSeen", "battery", "batteryHint", "temperature", "humidity", "seq", "takenAt", "late", "step", "csv", "readOnly"];
     this.fields = Object.fromEntries(names.map((n) => [n, field(n)])) as Record<FieldName, HTMLElement>;
     this.fields.deviceId.textContent = deviceId;
     this.chartSlot = root.querySelector<HTMLElement>(".chart")!;
+    this.batterySlot = root.querySelector<HTMLElement>(".battery-chart")!;
     this.alertsSlot = root.querySelector<HTMLElement>(".alerts-slot")!;
     this.commandsSlot = root.querySelector<HTMLElement>(".commands")!;
     this.csvLink = this.fields.csv as HTMLAnchorElement;
@@ -148,6 +153,16 @@ export class DeviceCard {
       void this.save();
     });
     this.root = root;
+  }
+
+  /**
+   * The session's write right (null: not known yet). Without it the "Name and location" form is not offered
+   * (the gateway would refuse the PATCH) and a hint says why; the commands follow the same right (CommandPanel).
+   */
+  setWritable(write: boolean | null): void {
+    this.edit.hidden = write !== true;
+    if (write !== true && this.edit.open) this.edit.open = false;
+    this.fields.readOnly.hidden = write !== false;
   }
 
   private input(name: "name" | "location"): HTMLInputElement {
@@ -190,6 +205,7 @@ export class DeviceCard {
     this.root.dataset.name = d.name ?? "";
     this.root.dataset.location = d.location ?? "";
     this.chartSlot.setAttribute("aria-label", `Temperature and humidity of ${displayName(d)} over time`);
+    this.batterySlot.setAttribute("aria-label", `Battery voltage of ${displayName(d)} over time`);
     if (!this.editing) {
       this.input("name").value = d.name ?? "";
       this.input("location").value = d.location ?? "";

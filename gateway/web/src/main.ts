@@ -44,8 +44,11 @@ function showConn(s: ConnState): void {
   conn = s;
   renderConn(connEl, s, role);
   loginForm.hidden = s.state !== "unauthorized";
-  if (s.state === "unauthorized") logoutButton.hidden = true;
-  else if (s.state === "live" && !wasLive) void refreshSession();
+  if (s.state === "unauthorized") {
+    logoutButton.hidden = true;
+    sessionAsked++; // an answer still under way is out of date
+    showWrite(null);
+  } else if (s.state === "live" && !wasLive) void refreshSession();
   // History is fetched once the stream is live, so nothing falls between the REST answer and the stream.
   // A stream that never saw an event has no id to resume from: refill from REST after each reconnect.
   if (s.state === "live" && (!historyLoaded || (!wasLive && s.lastEventId === null))) void loadHistory();
@@ -65,10 +68,25 @@ async function loadHistory(): Promise<void> {
   }
 }
 
-/** "Sign out" only where signing in means something (token auth) and we are signed in. */
+let sessionAsked = 0;
+
+/**
+ * "Sign out" only where signing in means something (token auth) and we are signed in; acknowledging, renaming
+ * and commands only with the write right (a read-only token gets a hint instead).
+ */
 async function refreshSession(): Promise<void> {
+  const asked = ++sessionAsked;
   const s = await currentSession();
+  if (asked !== sessionAsked) return; // a later question overtook this one
   logoutButton.hidden = s === null || s.mode !== "tokens";
+  // Not answered (e.g. the gateway briefly unreachable): keep what we knew; 401 ends in "unauthorized" anyway.
+  if (s !== null) showWrite(s.write);
+}
+
+/** `body[data-write]`: true | false, empty while not known. */
+function showWrite(write: boolean | null): void {
+  document.body.dataset.write = write === null ? "" : String(write);
+  dashboard.setWrite(write);
 }
 
 function updateStats(): void {
