@@ -87,11 +87,13 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       { delivered: metrics.webhookDeliveries, retried: metrics.webhookRetries, deadLetters: metrics.webhookDeadLetters },
       log.child({ part: "webhooks" }),
     );
-    const alerts = new Alerts(
-      { db, transport, sinks: [webhooks], metrics, log: log.child({ part: "alerts" }) },
-      { configRules: config.alerts.rules, checkIntervalMs: config.alerts.checkIntervalMs },
-    );
-    cleanups.push(() => alerts.close());
+
+    if (config.summaries.enabled) {
+      transport.summaries
+        .buildOnce()
+        .then((built) => built && log.info(built, "summaries built from the readings already stored"))
+        .catch((err: unknown) => log.error({ err }, "building summaries from the stored readings failed"));
+    }
     const summaryEvents = new SummaryPublisher(transport.summaries, (e) => transport.dispatchNow(e), config.summaries.coalesceMs, log);
     cleanups.push(() => summaryEvents.close());
 
@@ -119,6 +121,11 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     }
 
     const bridge = new MqttBridge({ url: bridgeUrl, clientId: config.mqtt.clientId, ...credentials }, metrics, log.child({ part: "bridge" }));
+    const alerts = new Alerts(
+      { db, transport, intakeSince: () => bridge.connectedSince, sinks: [webhooks], metrics, log: log.child({ part: "alerts" }) },
+      { configRules: config.alerts.rules, checkIntervalMs: config.alerts.checkIntervalMs },
+    );
+    cleanups.push(() => alerts.close());
     const commands = new Commands(db, transport, (t, p) => bridge.publishQos1(t, p), metrics, log.child({ part: "commands" }));
     const handlers = createHandlers({ transport, commands, metrics, log: log.child({ part: "bridge" }) });
     broker?.on("delivered", handlers.delivered);
@@ -135,7 +142,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       transport,
       commands,
       summaries: transport.summaries,
-      coverage: { rawMaxAgeMs: config.history.maxAgeMs, retention: config.summaries.retention },
+      coverage: { retention: config.summaries.retention, summaries: config.summaries.enabled },
       alerts,
       metrics,
       log: log.child({ part: "http" }),

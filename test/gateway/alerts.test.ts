@@ -34,7 +34,8 @@ async function startReceiver() {
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
       const raw = Buffer.concat(chunks);
-      const expected = `sha256=${createHmac("sha256", SECRET).update(raw).digest("hex")}`;
+      const signed = Buffer.concat([Buffer.from(`${req.headers["x-sensors-timestamp"]}.`), raw]);
+      const expected = `sha256=${createHmac("sha256", SECRET).update(signed).digest("hex")}`;
       if (req.headers["x-sensors-signature"] !== expected) badSignatures++;
       else got.push({ delivery: String(req.headers["x-sensors-delivery"]), body: JSON.parse(raw.toString()) });
       res.writeHead(204).end();
@@ -159,6 +160,27 @@ describe("alerts", () => {
     const devices = (await json(`${gw.url}/api/devices`)).body.devices;
     expect(devices.find((d: any) => d.deviceId === "napper").status).toBe("overdue");
     expect((await alertsOf(gw)).map((a) => [a.kind, a.state])).toEqual([["overdue", "firing"]]);
+  });
+
+  test("a gateway that was down makes nobody overdue: the clock counts from when it listens again", async () => {
+    const dataDir = tempDir();
+    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+    const config = { alerts: { checkIntervalMs: 50, rules: [{ id: "overdue", factor: 1, graceS: 0.5 }] }, mqtt: { clientId: "gw-outage" } };
+    let gw = await gateway(config, dataDir);
+    const mqttPort = Number(new URL(gw.mqttUrl).port);
+    const dev = await client(gw, "dozer");
+    await dev.publishAsync("sensors/dozer/status", JSON.stringify({ v: 1, state: "sleeping", sleepMs: 200 }), { qos: 1, retain: true });
+    await dev.endAsync();
+    await waitUntil(async () => (await json(`${gw.url}/api/devices`)).body.devices.length === 1);
+    const sleptAt = Date.now();
+    await gw.close();
+    // down for longer than the device's deadline (200 ms × 1 + 0.5 s)
+    await waitUntil(() => Date.now() > sleptAt + 1500, { message: "the outage" });
+    const restarted = Date.now();
+    gw = await gateway({ ...config, mqtt: { ...config.mqtt, port: mqttPort } }, dataDir);
+    await waitUntil(async () => (await alertsOf(gw, "state=firing")).length === 1, { message: "overdue, counted from the restart" });
+    const [fired] = await alertsOf(gw, "state=firing");
+    expect(fired.firedAt - restarted).toBeGreaterThanOrEqual(700);
   });
 
   test("rules through the API need the write right, are validated, take effect at once and survive a restart, as do alerts", async () => {

@@ -30,6 +30,11 @@ export interface AlertsOptions {
 export interface AlertsDeps {
   db: Db;
   transport: SqliteTransport;
+  /**
+   * Since when the gateway has been receiving MQTT without a break; undefined while it is not. Silence before
+   * that is the gateway's, not the device's: the overdue clock counts from it.
+   */
+  intakeSince: () => number | undefined;
   sinks: AlertSink[];
   metrics: Metrics;
   log: Logger;
@@ -47,9 +52,8 @@ export class Alerts {
     private readonly opts: AlertsOptions,
   ) {
     this.store = new AlertStore(deps.db);
-    this.engine = new AlertEngine([]);
-    this.engine.load(this.store.firing());
-    this.apply(this.engine.setRules(this.rules()));
+    this.engine = new AlertEngine(this.rules());
+    this.apply(this.engine.load(this.store.firing()));
     this.updateFiringGauge();
     this.stopListening = deps.transport.onStored((event) => this.observe(event));
     this.timer = setInterval(() => this.check(), opts.checkIntervalMs);
@@ -99,8 +103,9 @@ export class Alerts {
 
   /** Runs the overdue clock now (the timer does it every checkIntervalMs). */
   check(now = Date.now()): void {
-    if (this.closed) return;
-    this.guard(() => this.apply(this.engine.check(this.deps.transport.devices(), now)));
+    const since = this.deps.intakeSince();
+    if (this.closed || since === undefined) return;
+    this.guard(() => this.apply(this.engine.check(this.deps.transport.devices(), now, since)));
   }
 
   async close(): Promise<void> {

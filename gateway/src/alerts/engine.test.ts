@@ -90,6 +90,14 @@ describe("threshold rules", () => {
     expect(engine.setRules([]).map((t) => t.type)).toEqual(["resolve"]);
   });
 
+  test("changing a firing rule (threshold, metric, scope) resolves its alert; the new rule decides afresh", () => {
+    const engine = new AlertEngine([hot()]);
+    expect(run(engine, [reading(1, 40)])).toEqual(["fire@1"]);
+    expect(engine.setRules([hot()])).toEqual([]); // the same rule again: nothing changes
+    const moved = engine.setRules([hot({ scope: { device: "d2" } })]);
+    expect(moved).toMatchObject([{ type: "resolve", ruleId: "hot", deviceId: "d1" }]);
+  });
+
   test("an alert firing before a restart (loaded from the store) resolves instead of firing again", () => {
     const engine = new AlertEngine([hot()]);
     engine.load([{ alertId: 7, ruleId: "hot", deviceId: "d1", kind: "threshold", state: "firing" } as AlertData]);

@@ -13,7 +13,7 @@
 import type { AlertData, StatusData, TelemetryData } from "../protocol/events.ts";
 import type { DeviceView } from "../protocol/device-state.ts";
 import { deviceTopic } from "../protocol/topics.ts";
-import { globMatches, ruleApplies, ruleName, type Rule } from "./rules.ts";
+import { ruleApplies, ruleName, type Rule } from "./rules.ts";
 
 /** A new alert (alerts.ts gives it its id) or the resolution of a firing one. */
 export type Transition =
@@ -31,37 +31,56 @@ interface Track {
 
 export class AlertEngine {
   private rules: Rule[] = [];
+  /** Each rule as it was last set, to see which ones changed. */
+  private defined = new Map<string, string>();
   private readonly tracks = new Map<string, Track>();
-  /** Firing alerts by rule and device. */
-  private readonly firing = new Map<string, AlertData>();
+  /** Firing alerts by device, then rule id: a report looks at its own device's only. */
+  private readonly firing = new Map<string, Map<string, AlertData>>();
 
   constructor(rules: readonly Rule[]) {
     this.setRules(rules);
   }
 
-  /** Replaces the rules; alerts of rules that are gone or disabled resolve (returned). */
+  /**
+   * Replaces the rules. The alerts of a rule that is gone, disabled or changed (another threshold, metric, scope…)
+   * resolve, and its pending runs start over: the new rule decides afresh on the next reading or check.
+   */
   setRules(rules: readonly Rule[], now = Date.now()): Transition[] {
+    const defined = new Map(rules.filter((r) => r.enabled).map((r) => [r.id, JSON.stringify(r)]));
+    const unchanged = (id: string) => defined.has(id) && defined.get(id) === this.defined.get(id);
     this.rules = rules.filter((r) => r.enabled);
-    for (const r of this.rules) if (r.scope?.devices) globMatches(r.scope.devices, ""); // a bad glob throws here, not later
-    const active = new Set(this.rules.map((r) => r.id));
     const out: Transition[] = [];
-    for (const a of this.firing.values()) {
-      if (!active.has(a.ruleId)) out.push(resolve(a, now, "its rule was removed or disabled"));
+    for (const byRule of this.firing.values()) {
+      for (const a of byRule.values()) if (!unchanged(a.ruleId)) out.push(resolve(a, now, "its rule was changed, removed or disabled"));
     }
-    for (const key of this.tracks.keys()) if (!active.has(key.split("\u0000")[0]!)) this.tracks.delete(key);
+    for (const k of this.tracks.keys()) if (!unchanged(k.split("\u0000")[0]!)) this.tracks.delete(k);
+    this.defined = defined;
     return out;
   }
 
-  /** Alerts still firing from before a restart (the store's), so they resolve instead of firing twice. */
-  load(open: readonly AlertData[]): void {
-    for (const a of open) this.firing.set(key(a.ruleId, a.deviceId), a);
+  /**
+   * Alerts still firing from before a restart (the store's), so they resolve instead of firing twice. Those whose
+   * rule is no longer there (or disabled) resolve now: returned.
+   */
+  load(open: readonly AlertData[], now = Date.now()): Transition[] {
+    for (const a of open) this.update(a);
+    return open.filter((a) => !this.defined.has(a.ruleId)).map((a) => resolve(a, now, "its rule was removed or disabled"));
   }
 
   /** Keeps the engine's copy of a firing alert current (after an ack, say). */
   update(alert: AlertData): void {
-    const k = key(alert.ruleId, alert.deviceId);
-    if (alert.state === "firing") this.firing.set(k, alert);
-    else if (this.firing.get(k)?.alertId === alert.alertId) this.firing.delete(k);
+    let byRule = this.firing.get(alert.deviceId);
+    if (alert.state === "firing") {
+      if (!byRule) this.firing.set(alert.deviceId, (byRule = new Map()));
+      byRule.set(alert.ruleId, alert);
+    } else if (byRule?.get(alert.ruleId)?.alertId === alert.alertId) {
+      byRule.delete(alert.ruleId);
+      if (byRule.size === 0) this.firing.delete(alert.deviceId);
+    }
+  }
+
+  private firingOf(ruleId: string, deviceId: string): AlertData | undefined {
+    return this.firing.get(deviceId)?.get(ruleId);
   }
 
   onTelemetry(d: TelemetryData): Transition[] {
@@ -83,23 +102,27 @@ export class AlertEngine {
     if (s.state !== "offline") return this.resolveOnReport(s.deviceId, s.receivedAt);
     const out: Transition[] = [];
     for (const rule of this.rules) {
-      if (rule.kind !== "offline" || !ruleApplies(rule, s.deviceId, s.topic) || this.firing.has(key(rule.id, s.deviceId))) continue;
+      if (rule.kind !== "offline" || !ruleApplies(rule, s.deviceId, s.topic) || this.firingOf(rule.id, s.deviceId)) continue;
       out.push(fire(rule, s.deviceId, s.topic, null, null, null, s.receivedAt, "offline: its connection dropped without a goodbye (Last Will)"));
     }
     return out;
   }
 
-  /** The clock: sleeping devices past `sleepMs × factor + grace` since their status. */
-  check(devices: readonly DeviceView[], now: number): Transition[] {
+  /**
+   * The clock: sleeping devices past `sleepMs × factor + grace` since their status, or since `listeningSince`
+   * (when the gateway started receiving again) if that is later: a device cannot be late for a gateway that was
+   * not listening.
+   */
+  check(devices: readonly DeviceView[], now: number, listeningSince = 0): Transition[] {
     const out: Transition[] = [];
     for (const rule of this.rules) {
       if (rule.kind !== "overdue") continue;
       for (const d of devices) {
         if (d.status !== "sleeping" || d.nextWakeAt === null) continue;
         const topic = deviceTopic(d.deviceId, "status");
-        if (!ruleApplies(rule, d.deviceId, topic) || this.firing.has(key(rule.id, d.deviceId))) continue;
+        if (!ruleApplies(rule, d.deviceId, topic) || this.firingOf(rule.id, d.deviceId)) continue;
         const sleepMs = Math.max(0, d.nextWakeAt - d.statusAt);
-        const dueBy = d.statusAt + sleepMs * rule.factor + rule.graceS * 1000;
+        const dueBy = Math.max(d.statusAt, listeningSince) + sleepMs * rule.factor + rule.graceS * 1000;
         if (now <= dueBy) continue;
         const late = Math.round((now - d.nextWakeAt) / 1000);
         out.push(fire(rule, d.deviceId, topic, null, null, null, now, `overdue: due at ${new Date(d.nextWakeAt).toISOString()}, nothing for ${late} s since`));
@@ -112,7 +135,7 @@ export class AlertEngine {
     const above = rule.kind === "threshold" && rule.above !== undefined;
     const threshold = rule.kind === "battery" ? rule.below : (rule.above ?? rule.below)!;
     const breach = above ? value > threshold : value < threshold;
-    const firing = this.firing.get(key(rule.id, d.deviceId));
+    const firing = this.firingOf(rule.id, d.deviceId);
     if (firing) {
       const clear = above ? value <= threshold - rule.hysteresis : value >= threshold + rule.hysteresis;
       if (!clear) return undefined;
@@ -138,8 +161,8 @@ export class AlertEngine {
   /** Overdue and offline alerts end with the device's next report. */
   private resolveOnReport(deviceId: string, at: number): Transition[] {
     const out: Transition[] = [];
-    for (const a of this.firing.values()) {
-      if (a.deviceId === deviceId && (a.kind === "overdue" || a.kind === "offline")) out.push(resolve(a, at, "the device reported again"));
+    for (const a of this.firing.get(deviceId)?.values() ?? []) {
+      if (a.kind === "overdue" || a.kind === "offline") out.push(resolve(a, at, "the device reported again"));
     }
     return out;
   }

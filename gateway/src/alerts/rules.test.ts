@@ -54,6 +54,11 @@ describe("alert rules", () => {
     expect(globMatches("freezer-*", "freezer-12")).toBe(true);
     expect(globMatches("freezer-?", "freezer-12")).toBe(false);
     expect(globMatches("*", "anything")).toBe(true);
+    expect(globMatches("f*-*-?", "f1-2-3")).toBe(true);
+    expect(globMatches("f*-*-?", "f1-2-34")).toBe(false);
+    expect(globMatches("**a", "bba")).toBe(true);
+    // a glob that sends a backtracking RegExp into exponential time (minutes here) is linear work for this one
+    expect(globMatches(`${"*a".repeat(16)}*b`, "a".repeat(64))).toBe(false);
     const rule = parseRule({ id: "r", kind: "offline", scope: { devices: "f*", topic: "sensors/+/status" } });
     expect(ruleApplies(rule, "f1", "sensors/f1/status")).toBe(true);
     expect(ruleApplies(rule, "f1", "sensors/f1/telemetry")).toBe(false);

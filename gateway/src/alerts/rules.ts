@@ -146,18 +146,29 @@ export function ruleApplies(rule: Rule, deviceId: string, topic: string): boolea
   return true;
 }
 
-/** Compiled globs: every reading is checked against every rule's scope. */
-const globs = new Map<string, RegExp>();
-
+/**
+ * `*` any run of characters, `?` one. A two-pointer match, not a RegExp: a glob like `*a*a*a*b` would make a
+ * backtracking RegExp take exponential time, and this runs for every reading against every rule.
+ */
 export function globMatches(glob: string, id: string): boolean {
-  let re = globs.get(glob);
-  if (!re) {
-    // the schema allows only id characters besides * and ?, so nothing else needs escaping
-    re = new RegExp(`^${glob.replace(/[*?]/g, (c) => (c === "*" ? ".*" : "."))}$`);
-    if (globs.size > 10_000) globs.clear();
-    globs.set(glob, re);
+  let g = 0;
+  let i = 0;
+  let star = -1;
+  let resume = 0;
+  while (i < id.length) {
+    if (g < glob.length && (glob[g] === "?" || glob[g] === id[i])) {
+      g++;
+      i++;
+    } else if (g < glob.length && glob[g] === "*") {
+      star = g++;
+      resume = i;
+    } else if (star >= 0) {
+      g = star + 1;
+      i = ++resume;
+    } else return false;
   }
-  return re.test(id);
+  while (glob[g] === "*") g++;
+  return g === glob.length;
 }
 
 export function ruleName(r: Rule): string {

@@ -9,6 +9,8 @@ import { ruleSchema, type Rule } from "./rules.ts";
 export interface AlertQuery {
   state: AlertState | "all";
   deviceId?: string;
+  /** Only alerts older than this id (paging). */
+  beforeId?: number;
   limit: number;
 }
 
@@ -61,6 +63,10 @@ export class AlertStore {
     if (q.deviceId !== undefined) {
       where.push("device_id = ?");
       args.push(q.deviceId);
+    }
+    if (q.beforeId !== undefined) {
+      where.push("id < ?");
+      args.push(q.beforeId);
     }
     const sql = `SELECT data FROM alerts ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id DESC LIMIT ?`;
     return this.db

@@ -86,7 +86,7 @@ describe("Webhooks", () => {
     await waitUntil(() => h.delivered.n === 1, { message: "delivery" });
 
     const [req] = server.received;
-    const expected = createHmac("sha256", SECRET).update(req!.body).digest("hex");
+    const expected = createHmac("sha256", SECRET).update(`${req!.headers["x-sensors-timestamp"]}.${req!.body}`).digest("hex");
     expect(req!.headers["x-sensors-signature"]).toBe(`sha256=${expected}`);
     expect(JSON.parse(req!.body)).toEqual({ type: "alert", alert: a });
     expect(req!.headers["content-type"]).toBe("application/json");

@@ -166,11 +166,14 @@ export class Webhooks {
   }
 
   private async post(lane: Lane, delivery: Delivery): Promise<Outcome> {
+    // Signed: "<timestamp>.<body>", so a receiver that checks the timestamp's age also refuses a replayed
+    // delivery; the body is serialized once, the signature is over exactly the bytes sent.
+    const timestamp = String(Date.now());
+    const signature = createHmac("sha256", lane.target.secret).update(`${timestamp}.`).update(delivery.body).digest("hex");
     const headers: Record<string, string> = {
       "Content-Type": "application/json",
-      // The signature is over exactly the bytes sent: the body is serialized once, not per attempt.
-      "X-Sensors-Signature": `sha256=${createHmac("sha256", lane.target.secret).update(delivery.body).digest("hex")}`,
-      "X-Sensors-Timestamp": String(Date.now()),
+      "X-Sensors-Signature": `sha256=${signature}`,
+      "X-Sensors-Timestamp": timestamp,
       "X-Sensors-Delivery": delivery.id, // the same on retries: receivers de-duplicate by it
       "User-Agent": "sensors-gateway",
     };

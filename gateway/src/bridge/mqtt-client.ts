@@ -34,6 +34,12 @@ export class MqttBridge {
     return this.client?.connected ?? false;
   }
 
+  /** Since when the gateway has been taking messages without a break (undefined while it is not). */
+  get connectedSince(): number | undefined {
+    return this.connected ? this.since : undefined;
+  }
+  private since: number | undefined;
+
   /**
    * Connects and subscribes; resolves after the first SUBACK, or after connectWaitMs. A message is
    * acknowledged when `onMessage` resolves, and left to the broker when it rejects.
@@ -59,7 +65,9 @@ export class MqttBridge {
     client.on("error", (err) => this.log.warn({ err: err.message }, "mqtt client error"));
     client.on("offline", () => this.log.warn({ url: this.opts.url }, "mqtt broker unreachable, retrying"));
     const subscribed = new Promise<void>((resolve) => {
+      client.on("close", () => (this.since = undefined));
       client.on("connect", (connack) => {
+        this.since = Date.now();
         this.log.info({ url: this.opts.url, sessionPresent: connack.sessionPresent }, "mqtt connected");
         // Required when the session is gone; when it survived, the broker replays the retained status of every
         // device (flagged retain), which handlers.ts recognises.

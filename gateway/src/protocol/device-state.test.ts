@@ -46,6 +46,9 @@ describe("device-state reducer (shared by the gateway and the page)", () => {
     const wasSeen = d.lastSeen;
     applyDeviceEvent(d, overdue("firing"));
     expect(d).toMatchObject({ status: "overdue", nextWakeAt: 61_000, statusAt: 1_000, lastSeen: wasSeen });
+    applyDeviceEvent(d, overdue("resolved")); // its rule was turned off: no report, and no longer overdue
+    expect(d.status).toBe("sleeping");
+    applyDeviceEvent(d, overdue("firing"));
     applyDeviceEvent(d, stored(telemetry("d", 1, 200_000)));
     applyDeviceEvent(d, overdue("resolved"));
     expect(d.status).toBe("online");

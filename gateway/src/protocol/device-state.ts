@@ -10,7 +10,8 @@
  *   them (it is still stored and drawn at its own time). `battery` is that reading's, null when it sent none.
  * - lastSeen: the latest receivedAt of anything the device sent.
  * - overdue: an `alert` event of kind overdue that fires is a status of its own (by event id, like the others);
- *   the device's next report ends it. Its resolution changes nothing: that report already did.
+ *   the device's next report ends it. Its resolution changes nothing when that report came first; resolved
+ *   without one (the rule was turned off), the device is `sleeping` again.
  * - name and location: the latest `device` event (a person set them).
  */
 import type { AlertData, DeviceMetaData, DeviceStatus, ReadingTime, StatusData, TelemetryData } from "./events.ts";
@@ -64,10 +65,12 @@ export function applyDeviceEvent(d: DeviceView, event: DeviceEvent): void {
   }
   if (event.kind === "alert") {
     const a = event.data;
-    if (a.kind === "overdue" && a.state === "firing" && event.id > d.statusEventId && d.status === "sleeping") {
-      d.status = "overdue";
-      d.statusEventId = event.id;
-    }
+    if (a.kind !== "overdue" || event.id <= d.statusEventId) return;
+    if (a.state === "firing" && d.status === "sleeping") d.status = "overdue";
+    // resolved with no report in between (its rule was turned off): back to what the device last said
+    else if (a.state === "resolved" && d.status === "overdue") d.status = "sleeping";
+    else return;
+    d.statusEventId = event.id;
     return;
   }
   const at = event.data.receivedAt;

@@ -8,6 +8,9 @@ import type { SummaryBucket } from "../protocol/events.ts";
 import { gatewayEventTopic } from "../protocol/topics.ts";
 import type { NewEvent } from "../transport/transport.ts";
 
+/** ~150 bytes each: an event stays under 40 KB. */
+export const MAX_BUCKETS_PER_EVENT = 250;
+
 export interface ChangedBuckets {
   takeChanged(): Map<string, SummaryBucket[]>;
 }
@@ -28,11 +31,16 @@ export class SummaryPublisher {
   flush(now = Date.now()): void {
     for (const [deviceId, buckets] of this.source.takeChanged()) {
       const topic = gatewayEventTopic(deviceId, "summary");
-      try {
-        this.dispatch({ kind: "summary", topic, deviceId, receivedAt: now, data: { deviceId, topic, buckets, at: now } });
-      } catch (err) {
-        // The buckets themselves are stored; only their live update is lost (a page reload reads them).
-        this.log.warn({ err, deviceId }, "summary event not stored");
+      // A backlog of late readings can touch thousands of buckets: several events then, each well under an SSE
+      // stream's byte limit (hub/subscriber.ts), which one huge event would exceed for every stream.
+      for (let i = 0; i < buckets.length; i += MAX_BUCKETS_PER_EVENT) {
+        const part = buckets.slice(i, i + MAX_BUCKETS_PER_EVENT);
+        try {
+          this.dispatch({ kind: "summary", topic, deviceId, receivedAt: now, data: { deviceId, topic, buckets: part, at: now } });
+        } catch (err) {
+          // The buckets themselves are stored; only their live update is lost (a page reload reads them).
+          this.log.warn({ err, deviceId }, "summary event not stored");
+        }
       }
     }
   }

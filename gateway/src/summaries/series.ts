@@ -74,6 +74,8 @@ export interface SummaryQueries {
   bucketCountIn(deviceId: string, metric: string, step: SummaryStep, from: number, to: number): number;
   raw(deviceId: string, metric: string, from: number, to: number, limit: number): RawPoint[];
   rawCountIn(deviceId: string, from: number, to: number): number;
+  /** Raw history has every reading taken at or after this time (retention deleted only older ones). */
+  rawCompleteFrom(): number;
 }
 
 export interface SeriesQuery {
@@ -84,10 +86,12 @@ export interface SeriesQuery {
   step: SeriesStep | "auto";
 }
 
-/** How far back each step still has everything (raw: history's max age; buckets: their retention, 0 = forever). */
+/** How far back each step still has everything. */
 export interface Coverage {
-  rawMaxAgeMs: number;
+  /** Buckets: kept this long (0 = forever). */
   retention: SummaryRetention;
+  /** false: no buckets are kept (summaries.enabled), so auto answers raw. */
+  summaries: boolean;
 }
 
 export class ErrTooManyPoints extends Error {
@@ -100,16 +104,17 @@ export class ErrTooManyPoints extends Error {
 
 export function querySeries(store: SummaryQueries, q: SeriesQuery, coverage: Coverage, now = Date.now()): Series {
   const { deviceId, metric, from, to } = q;
-  // Within 1 % of the retention: a page asking for "the last 7 days" by its own clock is a little older than now − 7 d here.
+  // Within 1 % of the retention: a page asking for "the last 30 days" by its own clock is a little older than now − 30 d here.
   const keeps = (keepMs: number) => keepMs === 0 || from >= now - keepMs * 1.01;
   const count = (step: SeriesStep) =>
     step === "raw" ? store.rawCountIn(deviceId, from, to) : store.bucketCountIn(deviceId, metric, step, from, to);
+  const steps = coverage.summaries ? SERIES_STEPS : (["raw"] as const);
   const step =
     q.step === "auto"
       ? chooseStep(
-          SERIES_STEPS.map((s) => ({
+          steps.map((s) => ({
             step: s,
-            covered: keeps(s === "raw" ? coverage.rawMaxAgeMs : coverage.retention[s]),
+            covered: s === "raw" ? from >= store.rawCompleteFrom() : keeps(coverage.retention[s]),
             points: () => count(s),
           })),
         )

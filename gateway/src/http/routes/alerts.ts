@@ -31,7 +31,15 @@ export function alertsRoutes(alerts: Alerts): Hono<AppEnv> {
     const limit = /^\d{1,4}$/.test(rawLimit) ? Number(rawLimit) : 0;
     if (limit < 1 || limit > MAX_LIMIT) throw new ApiError(400, "invalid_query", `limit must be an integer in 1..${MAX_LIMIT}`);
     const p = c.get("principal");
-    const list = alerts.list({ state: state as (typeof STATES)[number], deviceId: device, limit }).filter((a) => mayRead(p, a));
+    const query = { state: state as (typeof STATES)[number], deviceId: device, limit };
+    // the token's read filters apply before the limit: page back until enough alerts it may see are found
+    const list: AlertData[] = [];
+    for (let beforeId: number | undefined; list.length < limit; ) {
+      const page = alerts.list({ ...query, beforeId });
+      list.push(...page.filter((a) => mayRead(p, a)).slice(0, limit - list.length));
+      if (page.length < limit) break;
+      beforeId = page[page.length - 1]!.alertId;
+    }
     return c.json({ alerts: list });
   });
 

@@ -43,7 +43,13 @@ export function devicesRoute(deps: DevicesRouteDeps): Hono<AppEnv> {
     await next();
   });
 
+  // Readings and their series are telemetry: the status topic alone does not open them.
+  const requireTelemetryRead = (p: Principal, id: string) => {
+    if (!canRead(p, deviceTopic(id, "telemetry"))) throw new ApiError(403, "forbidden", "the token may not read this device's telemetry");
+  };
+
   app.get("/:id/readings", (c) => {
+    requireTelemetryRead(c.get("principal"), c.req.param("id"));
     const since = intParam(c.req.query("since"), 0);
     const from = intParam(c.req.query("from"), 0);
     const to = intParam(c.req.query("to"), Number.MAX_SAFE_INTEGER);
@@ -72,6 +78,7 @@ export function devicesRoute(deps: DevicesRouteDeps): Hono<AppEnv> {
   });
 
   app.get("/:id/series", (c) => {
+    requireTelemetryRead(c.get("principal"), c.req.param("id"));
     const metric = c.req.query("metric") ?? "";
     if (!/^[a-z][a-zA-Z0-9_]{0,31}$/.test(metric)) throw new ApiError(400, "invalid_query", "metric must be a reading key, e.g. temperature or battery");
     const step = c.req.query("step") ?? "auto";

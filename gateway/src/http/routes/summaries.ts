@@ -11,7 +11,7 @@ import { ApiError } from "../errors.ts";
 
 export interface SummaryExport {
   exportRows(deviceId: string, step: SeriesStep, from: number, to: number, metric?: string): Iterable<ExportRow>;
-  rebuild(): { from: number; buckets: number };
+  rebuild(): Promise<{ from: number; days: number; buckets: number }>;
 }
 
 const ROWS_PER_CHUNK = 1000;
@@ -44,6 +44,9 @@ export function summariesRoutes(deps: { transport: Transport; summaries: Summary
     const encoder = new TextEncoder();
     let header = true;
     const body = new ReadableStream<Uint8Array>({
+      cancel() {
+        rows.return(undefined);
+      },
       // one page of rows per pull: the response streams while the database is read, in bounded memory
       pull(controller) {
         let text = header ? (step === "raw" ? RAW_HEADER : BUCKET_HEADER) : "";
@@ -66,9 +69,9 @@ export function summariesRoutes(deps: { transport: Transport; summaries: Summary
     });
   });
 
-  app.post("/summaries/rebuild", (c) => {
+  app.post("/summaries/rebuild", async (c) => {
     if (!c.get("principal").write) throw new ApiError(403, "forbidden", "the token may not rebuild summaries");
-    return c.json(deps.summaries.rebuild());
+    return c.json(await deps.summaries.rebuild());
   });
 
   return app;

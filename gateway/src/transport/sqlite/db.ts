@@ -27,6 +27,8 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE UNIQUE INDEX IF NOT EXISTS events_reading ON events(device_id, seq) WHERE kind = 'telemetry';
 CREATE INDEX IF NOT EXISTS events_device_kind ON events(device_id, kind, id);
 CREATE INDEX IF NOT EXISTS events_received_at ON events(received_at);
+-- summary events are pruned after an hour (event-log.ts): this finds them without walking every older event
+CREATE INDEX IF NOT EXISTS events_summaries ON events(received_at) WHERE kind = 'summary';
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS devices (
   device_id TEXT PRIMARY KEY,

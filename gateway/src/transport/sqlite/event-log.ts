@@ -8,7 +8,8 @@ export interface Retention {
   maxAgeMs: number;
   /**
    * `summary` events are live updates of buckets the series API always has: kept this long (default 1 h), so
-   * they do not take the place of readings in `maxEvents`. A resume from further back skips them, with no reset.
+   * they take the place of readings in `maxEvents` for an hour at most. A resume from further back skips them,
+   * with no reset (a page that was away that long reads the series API again anyway).
    */
   summaryMaxAgeMs?: number;
 }
@@ -37,6 +38,8 @@ export class SqliteEventLog implements EventLog {
   private readonly deleteThrough;
   private readonly maxIdOlderThan;
   private readonly newestBeyond;
+  private readonly maxTThrough;
+  private readonly setEvictedMaxT;
   private readonly deleteSummariesBefore;
 
   constructor(
@@ -65,6 +68,10 @@ export class SqliteEventLog implements EventLog {
     this.deleteThrough = db.prepare<[number], void>("DELETE FROM events WHERE id <= ?");
     this.maxIdOlderThan = db.prepare<[number], { id: number | null }>(
       "SELECT max(id) AS id FROM events WHERE received_at < ?",
+    );
+    this.maxTThrough = db.prepare<[number], { t: number | null }>("SELECT max(t) AS t FROM events WHERE kind = 'telemetry' AND id <= ?");
+    this.setEvictedMaxT = db.prepare<[number], void>(
+      "INSERT INTO meta (key, value) VALUES ('evicted_max_t', ?) ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)",
     );
     this.newestBeyond = db.prepare<[number], { id: number }>("SELECT id FROM events ORDER BY id DESC LIMIT 1 OFFSET ?");
     this.deleteSummariesBefore = db.prepare<[number], void>("DELETE FROM events WHERE kind = 'summary' AND received_at < ?");
@@ -104,6 +111,9 @@ export class SqliteEventLog implements EventLog {
     const through = Math.max(byCount, byAge);
     if (through <= 0 || through <= (this.selectEvicted.get()?.value ?? 0)) return 0;
     return this.db.transaction(() => {
+      // the latest reading time retention deletes: summaries can be rebuilt only after it (sqlite/summaries.ts)
+      const maxT = this.maxTThrough.get(through)?.t;
+      if (maxT !== null && maxT !== undefined) this.setEvictedMaxT.run(maxT);
       const deleted = this.deleteThrough.run(through) as unknown as { changes: number };
       this.setEvicted.run(through);
       return deleted.changes;

@@ -8,6 +8,7 @@ import { createMetrics } from "../../ops/metrics.ts";
 import { telemetry } from "../contract.ts";
 import { openDatabase } from "./db.ts";
 import { SqliteTransport } from "./transport.ts";
+import { querySeries } from "../../summaries/series.ts";
 
 const MIN = 60_000;
 const HOUR = 3_600_000;
@@ -17,7 +18,7 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
-function open(opts: { retention?: { "1m": number; "1h": number; "1d": number }; maxEvents?: number } = {}) {
+function open(opts: { retention?: { "1m": number; "1h": number; "1d": number }; maxEvents?: number; summaries?: boolean } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "summaries-"));
   dirs.push(dir);
   const db = openDatabase(dir);
@@ -26,6 +27,7 @@ function open(opts: { retention?: { "1m": number; "1h": number; "1d": number }; 
     {
       retention: { maxEvents: opts.maxEvents ?? 1_000_000, maxAgeMs: 100 * 365 * DAY },
       summaryRetention: opts.retention ?? { "1m": 0, "1h": 0, "1d": 0 },
+      summaries: opts.summaries,
       sse: { heartbeatMs: 15_000, retryMs: 2_000, maxQueueEvents: 1000, maxQueueBytes: 1 << 20, replayPageSize: 100 },
     },
     createMetrics(),
@@ -61,31 +63,65 @@ describe("SqliteSummaries", () => {
     void transport.close();
   });
 
-  it("rebuild after raw retention recomputes only the buckets raw history still covers, bit for bit", () => {
+  it("rebuild after raw retention recomputes the whole days raw history still covers, bit for bit", async () => {
     const { reading, s, transport, db } = open({ maxEvents: 300 });
-    // 500 readings a minute apart with values whose float sums depend on order; every 7th arrives late
+    // 500 readings 10 minutes apart (3.5 days) with values whose float sums depend on order; every 7th arrives
+    // late, and one device clock runs an hour ahead: deleting by arrival does not delete by reading time
     const t0 = 20_000 * DAY;
     const values = Array.from({ length: 500 }, (_, i) => Math.sin(i) * 1e3 + 0.1 * i);
-    const order = Array.from({ length: 500 }, (_, i) => i).sort((a, b) => (a % 7 === 0 ? a + 20 : a) - (b % 7 === 0 ? b + 20 : b));
-    // arrivals in dispatch order, each after its reading was taken (the late ones 20 minutes after)
-    for (const [k, i] of order.entries()) reading(k + 1, t0 + i * MIN, values[i]!, t0 + (k + 21) * MIN);
+    const order = Array.from({ length: 500 }, (_, i) => i).sort((a, b) => (a % 7 === 0 ? a + 3 : a) - (b % 7 === 0 ? b + 3 : b));
+    for (const [k, i] of order.entries()) reading(k + 1, t0 + i * 10 * MIN + (i === 150 ? HOUR : 0), values[i]!, t0 + (k + 3) * 10 * MIN);
     type Row = { step: "1m" | "1h" | "1d"; start: number };
     const snapshot = () => db.prepare("SELECT * FROM summaries ORDER BY device_id, metric, step, start").all() as Row[];
-    transport["eventLog"].prune(Date.now()); // keeps the newest 300 rows: raw history now covers part of it
-    const oldest = (db.prepare("SELECT MIN(received_at) AS at FROM events WHERE kind = 'telemetry'").get() as { at: number }).at;
+    transport["eventLog"].prune(Date.now()); // keeps the newest 300 rows
+    const evictedMaxT = (db.prepare("SELECT value FROM meta WHERE key = 'evicted_max_t'").get() as { value: number }).value;
     const before = snapshot();
     db.prepare("UPDATE summaries SET sum = sum + 1, count = count + 1").run(); // damage every bucket
-    const { from } = s.rebuild();
+    const { from, days } = await s.rebuild();
     const after = snapshot();
-    expect(from).toBe(Math.ceil(oldest / MIN) * MIN);
-    // per width, every bucket raw history covers is as the readings made it; older ones stay as they were (damaged)
-    const width = { "1m": MIN, "1h": HOUR, "1d": DAY };
-    const covered = (r: Row) => r.start >= Math.ceil(oldest / width[r.step]) * width[r.step];
+    expect(from).toBe(Math.floor(evictedMaxT / DAY) * DAY + DAY);
+    expect(days).toBeGreaterThan(0);
+    // every bucket of a day raw history covers is as the readings made it; the others stay damaged
+    const covered = (r: Row) => r.start >= from;
     expect(after.filter(covered)).toEqual(before.filter(covered));
-    expect(after.filter(covered).length).toBeGreaterThan(200);
+    expect(after.filter(covered).length).toBeGreaterThan(100);
     const old = after.filter((r) => !covered(r));
     expect(old.length).toBeGreaterThan(0);
     expect(old).not.toEqual(before.filter((r) => !covered(r)));
     void transport.close();
+  });
+
+  it("step=auto leaves raw for buckets once retention deleted readings of the range", () => {
+    const { reading, s, transport } = open({ maxEvents: 50 });
+    const now = Date.now();
+    for (let i = 0; i < 100; i++) reading(i + 1, now - (100 - i) * MIN, i);
+    const coverage = { retention: { "1m": 0, "1h": 0, "1d": 0 }, summaries: true };
+    const q = { deviceId: "d", metric: "temperature", from: now - 200 * MIN, to: now, step: "auto" as const };
+    expect(querySeries(s, q, coverage, now).step).toBe("raw");
+    transport["eventLog"].prune(now); // the oldest 50 readings go
+    expect(s.rawCompleteFrom()).toBe(now - 51 * MIN + 1);
+    const auto = querySeries(s, q, coverage, now);
+    expect(auto.step).toBe("1m");
+    expect(auto.points).toHaveLength(100);
+    expect(querySeries(s, { ...q, from: now - 30 * MIN }, coverage, now).step).toBe("raw");
+    expect(querySeries(s, q, { ...coverage, summaries: false }, now).step).toBe("raw");
+    void transport.close();
+  });
+
+  it("a database with readings from before summaries gets them built once, as incremental upkeep gives them", async () => {
+    const old = open({ summaries: false }); // the readings of an older gateway: no buckets
+    const fresh = open();
+    for (let i = 0; i < 300; i++) {
+      old.reading(i + 1, 5_000 * DAY + i * 7 * MIN, Math.cos(i) * 100);
+      fresh.reading(i + 1, 5_000 * DAY + i * 7 * MIN, Math.cos(i) * 100);
+    }
+    const all = (x: typeof old) => x.db.prepare("SELECT * FROM summaries ORDER BY metric, step, start").all();
+    expect(all(old)).toEqual([]);
+    expect(await old.s.buildOnce()).toMatchObject({ from: 0, days: 2 }) // 35 hours of readings from midnight;
+    expect(all(old)).toEqual(all(fresh));
+    expect(await old.s.buildOnce()).toBeUndefined(); // once
+    expect(await fresh.s.buildOnce()).toMatchObject({ from: 0 }); // a fresh database with readings and no mark: the same
+    void old.transport.close();
+    void fresh.transport.close();
   });
 });

@@ -46,6 +46,9 @@ export class SqliteSummaries {
   private readonly rawCount;
   private readonly rawMetricsIn;
   private readonly pruneStep;
+  private readonly metricsOf;
+  private readonly evictedMaxT;
+  private readonly bucketPage;
   /** Buckets changed since the last takeChanged(), by device, then by metric/step/start. */
   private changed = new Map<string, Map<string, SummaryBucket>>();
 
@@ -73,6 +76,12 @@ export class SqliteSummaries {
          AND (t > ? OR (t = ? AND seq > ?)) ORDER BY t, seq LIMIT ${EXPORT_PAGE}`,
     );
     this.pruneStep = db.prepare<[string, number], void>("DELETE FROM summaries WHERE step = ? AND start < ?");
+    this.evictedMaxT = db.prepare<[], { value: number }>("SELECT value FROM meta WHERE key = 'evicted_max_t'");
+    this.metricsOf = db.prepare<[string, string], { metric: string }>("SELECT DISTINCT metric FROM summaries WHERE device_id = ? AND step = ? ORDER BY metric");
+    this.bucketPage = db.prepare<[string, string, string, number, number], BucketRow>(
+      `SELECT start, count, min, max, sum, last FROM summaries
+       WHERE device_id = ? AND metric = ? AND step = ? AND start > ? AND start <= ? ORDER BY start LIMIT ${EXPORT_PAGE}`,
+    );
   }
 
   /** Projection of a stored event (in its transaction): a reading updates its three buckets per value. */
@@ -140,12 +149,34 @@ export class SqliteSummaries {
     return points;
   }
 
+  rawCompleteFrom(): number {
+    const evicted = this.evictedMaxT.get()?.value;
+    return evicted === undefined ? 0 : evicted + 1;
+  }
+
+  /**
+   * A database from before summaries existed has readings but no buckets: build them once, in the background
+   * (rebuild() yields between slices). Resolves with what it did, or undefined when there was nothing to do.
+   */
+  async buildOnce(): Promise<{ from: number; days: number; buckets: number } | undefined> {
+    const built = this.db.prepare<[], { value: number }>("SELECT value FROM meta WHERE key = 'summaries_built'");
+    if (built.get()) return undefined;
+    const any = this.db.prepare("SELECT 1 FROM events WHERE kind = 'telemetry' LIMIT 1").get();
+    const result = any ? await this.rebuild() : undefined;
+    this.db.prepare("INSERT INTO meta (key, value) VALUES ('summaries_built', 1) ON CONFLICT(key) DO NOTHING").run();
+    return result;
+  }
+
   /** Readings in the range (each may or may not carry the metric: an upper bound of raw points). */
   rawCountIn(deviceId: string, from: number, to: number): number {
     return this.rawCount.get(deviceId, from, to)!.n;
   }
 
-  /** Every value of a device in the range, page by page (for a streamed CSV export). */
+  /**
+   * Every value of a device in the range, page by page (for a streamed CSV export): each page is one finished
+   * query, so no statement stays open between pages (better-sqlite3 refuses writes while one is) and a client
+   * that stops reading holds nothing. Buckets come metric by metric, each in time order.
+   */
   *exportRows(deviceId: string, step: "raw" | SummaryStep, from: number, to: number, metric?: string): Generator<ExportRow> {
     if (step === "raw") {
       let after = { t: -1, seq: -1 };
@@ -160,47 +191,51 @@ export class SqliteSummaries {
         after = { t: page[page.length - 1]!.t, seq: page[page.length - 1]!.seq };
       }
     }
-    const rows = this.db
-      .prepare<[string, string, number, number], BucketRow & { metric: string }>(
-        `SELECT metric, start, count, min, max, sum, last FROM summaries
-         WHERE device_id = ? AND step = ? AND start >= ? AND start <= ? ${metric === undefined ? "" : "AND metric = ?"}
-         ORDER BY start, metric`,
-      )
-      .iterate(...([deviceId, step, bucketStart(from, step), to, ...(metric === undefined ? [] : [metric])] as [string, string, number, number]));
-    for (const r of rows) {
-      const b = toBucket(r.metric, step, r);
-      yield { kind: "bucket", deviceId, step, t: b.start, metric: r.metric, count: b.count, min: b.min, max: b.max, mean: b.mean, last: b.last };
+    const metrics = metric === undefined ? this.metricsOf.all(deviceId, step).map((r) => r.metric) : [metric];
+    for (const m of metrics) {
+      for (let after = bucketStart(from, step) - 1; ; ) {
+        const page = this.bucketPage.all(deviceId, m, step, after, to);
+        for (const r of page) {
+          const b = toBucket(m, step, r);
+          yield { kind: "bucket", deviceId, step, t: b.start, metric: m, count: b.count, min: b.min, max: b.max, mean: b.mean, last: b.last };
+        }
+        if (page.length < EXPORT_PAGE) break;
+        after = page[page.length - 1]!.start;
+      }
     }
   }
 
   /**
-   * Recomputes, from the raw events, every bucket that raw history still covers: all of them while retention has
-   * deleted nothing, else those that start at or after the oldest retained reading's arrival (a reading is
-   * taken before it arrives, so no such bucket lost one).
+   * Recomputes from the raw events every bucket of the whole UTC days that raw history still covers: all of them
+   * while retention has deleted no reading, else the days after the latest reading time retention deleted
+   * (event-log.ts keeps it). One transaction per device and day, with a turn of the event loop between them,
+   * so a big database does not stall MQTT and HTTP; a day is rebuilt in event-id order, as apply() saw it.
    */
-  rebuild(): { from: number; buckets: number } {
-    return this.db.transaction(() => {
-      const evicted = this.db.prepare<[], { value: number }>("SELECT value FROM meta WHERE key = 'evicted_through'").get()?.value ?? 0;
-      const oldest =
-        evicted === 0
-          ? 0
-          : this.db.prepare<[], { at: number | null }>("SELECT MIN(received_at) AS at FROM events WHERE kind = 'telemetry'").get()!.at;
-      if (oldest === null) return { from: 0, buckets: 0 };
-      const froms = Object.fromEntries(SUMMARY_STEPS.map((s) => [s, Math.ceil(oldest / STEP_MS[s]) * STEP_MS[s]])) as Record<SummaryStep, number>;
-      const del = this.db.prepare<[string, number], void>("DELETE FROM summaries WHERE step = ? AND start >= ?");
-      for (const s of SUMMARY_STEPS) del.run(s, froms[s]);
-      const earliest = Math.min(...Object.values(froms));
-      const events = this.db.prepare<[number], { device_id: string; data: string }>(
-        "SELECT device_id, data FROM events WHERE kind = 'telemetry' AND t >= ? ORDER BY id",
-      );
-      let buckets = 0;
-      for (const e of events.iterate(earliest)) {
-        const data = JSON.parse(e.data) as TelemetryData;
-        const steps = SUMMARY_STEPS.filter((s) => data.t >= froms[s]);
-        buckets += this.add(e.device_id, data, steps, false);
-      }
-      return { from: earliest, buckets };
-    })();
+  async rebuild(): Promise<{ from: number; days: number; buckets: number }> {
+    const evictedMaxT = this.evictedMaxT.get()?.value;
+    const from = evictedMaxT === undefined ? 0 : Math.floor(evictedMaxT / STEP_MS["1d"]) * STEP_MS["1d"] + STEP_MS["1d"];
+    const slices = this.db
+      .prepare<[number], { device_id: string; day: number }>(
+        // a literal divisor: a bound JS number is a REAL, and the division would not be an integer one
+        `SELECT DISTINCT device_id, (t / ${STEP_MS["1d"]}) AS day FROM events WHERE kind = 'telemetry' AND t >= ? ORDER BY device_id, day`,
+      )
+      .all(from);
+    const del = this.db.prepare<[string, number, number], void>("DELETE FROM summaries WHERE device_id = ? AND start >= ? AND start < ?");
+    const events = this.db.prepare<[string, number, number], { data: string }>(
+      "SELECT data FROM events WHERE kind = 'telemetry' AND device_id = ? AND t >= ? AND t < ? ORDER BY id",
+    );
+    const rebuildDay = this.db.transaction((deviceId: string, start: number) => {
+      del.run(deviceId, start, start + STEP_MS["1d"]);
+      let rows = 0;
+      for (const e of events.iterate(deviceId, start, start + STEP_MS["1d"])) rows += this.add(deviceId, JSON.parse(e.data) as TelemetryData, SUMMARY_STEPS, false);
+      return rows;
+    });
+    let buckets = 0;
+    for (const { device_id, day } of slices) {
+      buckets += rebuildDay(device_id, day * STEP_MS["1d"]);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    return { from, days: slices.length, buckets };
   }
 
   /** Drops buckets older than their retention. */

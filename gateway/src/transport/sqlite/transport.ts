@@ -119,13 +119,24 @@ export class SqliteTransport implements Transport {
    * keeps its table in this database and changes it this way.
    */
   atomically<T>(fn: () => T): T {
-    if (this.pending) return this.db.transaction(fn)(); // nested: the outermost block publishes
+    if (this.pending) {
+      // nested: a savepoint; the outermost block publishes, and a rolled-back savepoint takes its events back
+      const mark = this.pending.length;
+      try {
+        return this.db.transaction(fn)();
+      } catch (err) {
+        this.pending.length = mark;
+        throw err;
+      }
+    }
     this.pending = [];
     try {
       const result = this.db.transaction(fn)();
       const committed = this.pending;
       this.pending = undefined;
-      for (const { event, receivedMono, source } of committed) this.committed(source, event, receivedMono);
+      // every event to the streams first: a listener that dispatches must not get ahead of the batch's ids
+      for (const { event, receivedMono } of committed) this.hub.publish(event, receivedMono);
+      for (const { event, source } of committed) for (const listener of this.listeners) listener(source, event);
       return result;
     } finally {
       this.pending = undefined;
