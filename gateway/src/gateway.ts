@@ -88,12 +88,6 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       log.child({ part: "webhooks" }),
     );
 
-    if (config.summaries.enabled) {
-      transport.summaries
-        .buildOnce()
-        .then((built) => built && log.info(built, "summaries built from the readings already stored"))
-        .catch((err: unknown) => log.error({ err }, "building summaries from the stored readings failed"));
-    }
     const summaryEvents = new SummaryPublisher(transport.summaries, (e) => transport.dispatchNow(e), config.summaries.coalesceMs, log);
     cleanups.push(() => summaryEvents.close());
 

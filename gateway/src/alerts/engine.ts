@@ -34,6 +34,7 @@ export class AlertEngine {
   /** Each rule as it was last set, to see which ones changed. */
   private defined = new Map<string, string>();
   private readonly tracks = new Map<string, Track>();
+  private readonly applicable = new Map<string, ValueRule[]>();
   /** Firing alerts by device, then rule id: a report looks at its own device's only. */
   private readonly firing = new Map<string, Map<string, AlertData>>();
 
@@ -49,6 +50,7 @@ export class AlertEngine {
     const defined = new Map(rules.filter((r) => r.enabled).map((r) => [r.id, JSON.stringify(r)]));
     const unchanged = (id: string) => defined.has(id) && defined.get(id) === this.defined.get(id);
     this.rules = rules.filter((r) => r.enabled);
+    this.applicable.clear();
     const out: Transition[] = [];
     for (const byRule of this.firing.values()) {
       for (const a of byRule.values()) if (!unchanged(a.ruleId)) out.push(resolve(a, now, "its rule was changed, removed or disabled"));
@@ -79,14 +81,25 @@ export class AlertEngine {
     }
   }
 
+  /** The threshold and battery rules whose scope covers this device and topic, worked out once per device. */
+  private valueRulesFor(deviceId: string, topic: string): ValueRule[] {
+    const k = `${deviceId}\u0000${topic}`;
+    let rules = this.applicable.get(k);
+    if (!rules) {
+      rules = this.rules.filter((r): r is ValueRule => (r.kind === "threshold" || r.kind === "battery") && ruleApplies(r, deviceId, topic));
+      if (this.applicable.size >= 100_000) this.applicable.clear();
+      this.applicable.set(k, rules);
+    }
+    return rules;
+  }
+
   private firingOf(ruleId: string, deviceId: string): AlertData | undefined {
     return this.firing.get(deviceId)?.get(ruleId);
   }
 
   onTelemetry(d: TelemetryData): Transition[] {
     const out = this.resolveOnReport(d.deviceId, d.receivedAt);
-    for (const rule of this.rules) {
-      if ((rule.kind !== "threshold" && rule.kind !== "battery") || !ruleApplies(rule, d.deviceId, d.topic)) continue;
+    for (const rule of this.valueRulesFor(d.deviceId, d.topic)) {
       const value = rule.kind === "battery" ? d.battery : valueOf(d, rule.metric);
       if (value === null || value === undefined) continue;
       const t = this.track(rule.id, d.deviceId);

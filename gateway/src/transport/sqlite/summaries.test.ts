@@ -73,6 +73,7 @@ describe("SqliteSummaries", () => {
     for (const [k, i] of order.entries()) reading(k + 1, t0 + i * 10 * MIN + (i === 150 ? HOUR : 0), values[i]!, t0 + (k + 3) * 10 * MIN);
     type Row = { step: "1m" | "1h" | "1d"; start: number };
     const snapshot = () => db.prepare("SELECT * FROM summaries ORDER BY device_id, metric, step, start").all() as Row[];
+    s.flush();
     transport["eventLog"].prune(Date.now()); // keeps the newest 300 rows
     const evictedMaxT = (db.prepare("SELECT value FROM meta WHERE key = 'evicted_max_t'").get() as { value: number }).value;
     const before = snapshot();
@@ -108,19 +109,42 @@ describe("SqliteSummaries", () => {
     void transport.close();
   });
 
-  it("a database with readings from before summaries gets them built once, as incremental upkeep gives them", async () => {
-    const old = open({ summaries: false }); // the readings of an older gateway: no buckets
+  it("buckets not yet written when the process dies are recovered from the event log at the next start", () => {
+    const a = open();
+    const reference = open();
+    for (let i = 0; i < 300; i++) {
+      for (const x of [a, reference]) x.reading(i + 1, 5_000 * DAY + i * 7 * MIN, Math.cos(i) * 100);
+    }
+    reference.s.flush();
+    // the process dies: a's last second of buckets is in its memory only, its readings are in the log
+    const dir = a.db.name.replace(/\/gateway\.sqlite$/, "");
+    const again = openDatabase(dir);
+    const b = new SqliteTransport(
+      again,
+      { retention: { maxEvents: 1e6, maxAgeMs: 100 * 365 * DAY }, summaryRetention: { "1m": 0, "1h": 0, "1d": 0 }, sse: { heartbeatMs: 15_000, retryMs: 2_000, maxQueueEvents: 1000, maxQueueBytes: 1 << 20, replayPageSize: 100 } },
+      createMetrics(),
+      pino({ level: "silent" }),
+    );
+    a.db.close();
+    const all = (db: typeof again) => db.prepare("SELECT * FROM summaries ORDER BY metric, step, start").all();
+    expect(all(again).length).toBeGreaterThan(0);
+    expect(all(again)).toEqual(all(reference.db));
+    void b.close();
+    void reference.transport.close();
+  });
+
+  it("a database with readings from before summaries gets them all at its first start with summaries", () => {
+    const old = open({ summaries: false }); // an older gateway's readings: no buckets, no mark
     const fresh = open();
     for (let i = 0; i < 300; i++) {
-      old.reading(i + 1, 5_000 * DAY + i * 7 * MIN, Math.cos(i) * 100);
-      fresh.reading(i + 1, 5_000 * DAY + i * 7 * MIN, Math.cos(i) * 100);
+      for (const x of [old, fresh]) x.reading(i + 1, 5_000 * DAY + i * 7 * MIN, Math.sin(i) * 100);
     }
+    fresh.s.flush();
     const all = (x: typeof old) => x.db.prepare("SELECT * FROM summaries ORDER BY metric, step, start").all();
     expect(all(old)).toEqual([]);
-    expect(await old.s.buildOnce()).toMatchObject({ from: 0, days: 2 }) // 35 hours of readings from midnight;
+    expect(old.s.recover()).toEqual({ readings: 300 });
     expect(all(old)).toEqual(all(fresh));
-    expect(await old.s.buildOnce()).toBeUndefined(); // once
-    expect(await fresh.s.buildOnce()).toMatchObject({ from: 0 }); // a fresh database with readings and no mark: the same
+    expect(old.s.recover()).toEqual({ readings: 0 }); // once: the mark says how far
     void old.transport.close();
     void fresh.transport.close();
   });

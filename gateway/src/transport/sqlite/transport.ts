@@ -66,7 +66,13 @@ export class SqliteTransport implements Transport {
       }
       return stored;
     });
+    if (summarise) {
+      // before retention runs: the readings the buckets have not caught up with must still be in the log
+      const { readings } = this.summaries.recover();
+      if (readings > 0) logger.info({ readings }, "summaries caught up with the stored readings");
+    }
     const prune = (now: number) => {
+      this.summaries.flush(); // what retention deletes next is in the buckets on disk first
       this.eventLog.prune(now);
       this.summaries.prune(now);
     };
@@ -92,7 +98,13 @@ export class SqliteTransport implements Transport {
   /** dispatch() without the promise, for state changes of this database's other tables (see atomically()). */
   dispatchNow(event: NewEvent, receivedMono = performance.now()): StoredEvent | undefined {
     if (this.closed) throw new ErrTransportClosed();
-    const stored = this.append(event);
+    let stored: StoredEvent | undefined;
+    try {
+      stored = this.append(event);
+    } catch (err) {
+      this.summaries.rolledBack();
+      throw err;
+    }
     if (!stored) return undefined;
     this.metrics.eventsStored.inc({ kind: event.kind });
     if (this.pending) this.pending.push({ event: stored, receivedMono, source: event });
@@ -126,12 +138,19 @@ export class SqliteTransport implements Transport {
         return this.db.transaction(fn)();
       } catch (err) {
         this.pending.length = mark;
+        this.summaries.rolledBack();
         throw err;
       }
     }
     this.pending = [];
     try {
-      const result = this.db.transaction(fn)();
+      let result: T;
+      try {
+        result = this.db.transaction(fn)();
+      } catch (err) {
+        this.summaries.rolledBack(); // a reading dispatched in the block may be in the buckets' memory only
+        throw err;
+      }
       const committed = this.pending;
       this.pending = undefined;
       // every event to the streams first: a listener that dispatches must not get ahead of the batch's ids
@@ -168,6 +187,7 @@ export class SqliteTransport implements Transport {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.pruneTimer);
+    this.summaries.close();
     this.hub.close();
   }
 }
