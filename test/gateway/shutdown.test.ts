@@ -40,14 +40,18 @@ describe("graceful shutdown", () => {
     device.on("error", () => {});
     const acked = new Set<number>();
     let stop = false;
+    // A persistent session keeps a publish that was in flight when the broker went away for the next connection:
+    // mqtt.js never settles it, so the connection's end is what ends the loop.
+    const gone = new Promise<false>((resolve) => device.once("close", () => resolve(false)));
     const publishing = (async () => {
       for (let seq = 1; !stop; seq++) {
         const payload = JSON.stringify({ v: 1, seq, boot: 1, t: null, readings: { temperature: seq }, battery: null });
         try {
-          await device.publishAsync("sensors/dev1/telemetry", payload, { qos: 1 });
+          const ok = await Promise.race([device.publishAsync("sensors/dev1/telemetry", payload, { qos: 1 }).then(() => true), gone]);
+          if (!ok) return; // the broker went away with the gateway
           acked.add(seq);
         } catch {
-          return; // the broker went away with the gateway
+          return;
         }
         await new Promise((r) => setTimeout(r, 5)); // pacing: a few hundred readings fit one readings page
       }
