@@ -23,7 +23,7 @@ import { parseFstor, settingName } from "./fstor.ts";
 import { announcedServices, parseFrame, standbyRequest } from "./frames.ts";
 import { DeviceNetwork, type WireCounters, emptyWireCounters } from "./network.ts";
 import { DEFAULT_PROFILE, type RuntimeProfile, resolveProfile } from "./profile.ts";
-import { sensorReading } from "./sensor-values.ts";
+import { type SensorOverrides, sensorReadingWith } from "./sensor-values.ts";
 import { SettingsLimitWatch, overLimitMessage } from "./settings-limit.ts";
 import { findSettingsWrite, tornImage } from "./torn-write.ts";
 import { TrueClock } from "./true-clock.ts";
@@ -124,6 +124,8 @@ export interface SimDeviceOptions {
   profile?: RuntimeProfile;
   /** Simulated battery in volts at a simulated wall-clock time (battery.ts); none by default. */
   battery?: (simMs: number) => number;
+  /** Sensor values instead of sensor-values.ts's (per sensor); none by default. */
+  sensors?: SensorOverrides;
 }
 
 export class SimDevice extends EventEmitter {
@@ -284,8 +286,10 @@ export class SimDevice extends EventEmitter {
         readSensors.add(sensor);
         this.emit("sensor-read", { sensor, afterMs: Date.now() - this.bootedAt });
       },
-      read: () => sensorReading(seed, this.index, this.options.clock()),
+      read: () => sensorReadingWith(seed, this.index, this.options.clock(), this.options.sensors),
       battery: this.batteryReader(),
+      // Overridden sensors read exactly what the test set (no simulated reading error).
+      exact: (["temperature", "humidity"] as const).filter((k) => this.options.sensors?.[k] !== undefined),
       // Bus replies are produced inside the VM's process loop (its sendPacket hook): never re-enter it.
       toVm: (frame) => this.toVm(vm, frame),
     });

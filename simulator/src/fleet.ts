@@ -24,6 +24,7 @@ import {
 } from "./faults.ts";
 import { type WireCounters, sumWireCounters } from "./network.ts";
 import { type ProfileName, type RuntimeProfile, resolveProfile } from "./profile.ts";
+import { type SensorOverrides, validateSensorOverrides } from "./sensor-values.ts";
 import { DEFAULT_BYTECODE_PATH, type Firmware, readFirmware } from "./vm.ts";
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -71,6 +72,12 @@ export interface FleetOptions {
    * unless the settings name one. Reading = volts / (3.1 × BATTERY_DIV), BATTERY_DIV default 2.
    */
   battery?: BatteryOption;
+  /**
+   * Sensor values instead of the seeded ones of sensor-values.ts, per sensor: `(index, simMs) => value`
+   * (°C, %RH), read like `battery` (at each boot and every 500 ms, with the same simulated wall clock), e.g.
+   * `{ temperature: (i) => (i === 0 ? hot : 21.5) }`. Sensors without one keep the seeded values (the default).
+   */
+  sensors?: SensorOverrides;
 }
 
 export interface FleetCounters {
@@ -99,6 +106,13 @@ export interface Fleet extends EventEmitter {
   /** Every injected fault in order of injection (the schedule itself is a function of the seed). */
   readonly faultLog: readonly FaultRecord[];
   counters(): FleetCounters;
+  /**
+   * Changes the fault plan from now on, for every device or only the device at `index`: the given keys are
+   * merged over the plan in force (probabilities, powerCutWindowMs, powerOffMs; not `seed`). Every later
+   * opportunity is decided with the new values, so e.g. `setFaults({ wifiFail: 1 }, 0)` keeps device 0 off the
+   * network from its next boot on and `setFaults({ wifiFail: 0 }, 0)` lets its next boot connect again.
+   */
+  setFaults(plan: FaultPlan, index?: number): void;
   on<K extends keyof DeviceEvents>(event: K, listener: (e: FleetEvent<K>) => void): this;
   once<K extends keyof DeviceEvents>(event: K, listener: (e: FleetEvent<K>) => void): this;
   off<K extends keyof DeviceEvents>(event: K, listener: (e: FleetEvent<K>) => void): this;
@@ -128,6 +142,8 @@ class FleetImpl extends EventEmitter implements Fleet {
   readonly devices: SimDevice[] = [];
   readonly faultLog: FaultRecord[] = [];
   private readonly faultsByDevice: DeviceFaults[] = [];
+  /** The plan object each device's DeviceFaults reads at every decision (its own copy: setFaults changes it). */
+  private readonly plans: FaultPlan[] = [];
   private stopped = false;
 
   constructor(
@@ -139,9 +155,10 @@ class FleetImpl extends EventEmitter implements Fleet {
     super();
   }
 
-  addDevice(device: SimDevice, faults: DeviceFaults): void {
+  addDevice(device: SimDevice, faults: DeviceFaults, plan: FaultPlan): void {
     this.devices.push(device);
     this.faultsByDevice.push(faults);
+    this.plans.push(plan);
     for (const name of DEVICE_EVENTS) {
       device.on(name, (payload: object) => this.emit(name, { ...payload, device }));
     }
@@ -165,6 +182,16 @@ class FleetImpl extends EventEmitter implements Fleet {
       bootLoops: this.devices.reduce((n, d) => n + d.bootLoops, 0),
       bricked: this.devices.reduce((n, d) => n + d.bricked, 0),
     };
+  }
+
+  setFaults(plan: FaultPlan, index?: number): void {
+    if (plan.seed !== undefined) throw new RangeError("setFaults: the fault seed is fixed at startFleet");
+    if (index !== undefined && !(Number.isInteger(index) && index >= 0 && index < this.plans.length)) {
+      throw new RangeError(`setFaults: no device at index ${String(index)} (0..${this.plans.length - 1})`);
+    }
+    const targets = index === undefined ? this.plans : [this.plans[index]!];
+    for (const target of targets) validateFaultPlan({ ...target, ...plan });
+    for (const target of targets) Object.assign(target, plan);
   }
 
   async stop(): Promise<void> {
@@ -199,6 +226,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
   validateFaultPlan(faultPlan);
   const profile = resolveProfile(options.profile);
   validateBattery(options.battery);
+  validateSensorOverrides(options.sensors);
   const firmware = readFirmware(options.bytecodePath ?? DEFAULT_BYTECODE_PATH);
   const flashDir = resolve(options.flashDir ?? join(DEFAULT_FLASH_ROOT, `seed-${seed}`));
   if (options.eraseFlash) rmSync(flashDir, { recursive: true, force: true });
@@ -227,7 +255,8 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
     }
     validateSettings(settings, `device ${index} settings`, profile);
     const hardwareId = `${idPrefix}-${seed}-${index}`;
-    const faults = new DeviceFaults(faultPlan, faultPlan.seed ?? seed, index, (r) => fleet.recordFault(r));
+    const plan: FaultPlan = { ...faultPlan };
+    const faults = new DeviceFaults(plan, faultPlan.seed ?? seed, index, (r) => fleet.recordFault(r));
     const device = new SimDevice({
       index,
       hardwareId,
@@ -248,8 +277,9 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
           : typeof battery === "number"
             ? () => battery
             : (simMs: number) => battery(index, simMs),
+      sensors: options.sensors,
     });
-    fleet.addDevice(device, faults);
+    fleet.addDevice(device, faults, plan);
   }
   try {
     // Sequential first boots: each deploy writes flash a few times; spreading them keeps start-up smooth.

@@ -15,8 +15,8 @@ export { ErrSettingsNotApplied } from "./vm-settings.ts";
 export type { FaultPlan, FaultKind, FaultRecord, FaultCounters } from "./faults.ts";
 export { FAULT_KINDS } from "./faults.ts";
 export type { WireCounters } from "./network.ts";
-export { sensorReading } from "./sensor-values.ts";
-export type { SensorReading } from "./sensor-values.ts";
+export { sensorReading, sensorReadingWith } from "./sensor-values.ts";
+export type { SensorReading, SensorOverrides } from "./sensor-values.ts";
 export {
   ErrSimulatorSetup,
   PINNED_CLI_VERSION,

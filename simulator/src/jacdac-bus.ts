@@ -38,6 +38,11 @@ export interface DeviceBusOptions {
   onReading?: (sensor: SimSensor) => void;
   /** With a simulated battery: the ADC fraction (0..1) for "now"; a potentiometer server reports it. */
   battery?: () => number;
+  /**
+   * Sensors whose readings go to the firmware exactly as `read` gives them. The others get jacdac-ts's
+   * simulated reading error (up to +readingError, Math.random, on every register read): the default.
+   */
+  exact?: readonly ("temperature" | "humidity")[];
 }
 
 export class DeviceBus {
@@ -66,6 +71,7 @@ export class DeviceBus {
       minReading: 0,
       maxReading: 100,
     });
+    for (const sensor of options.exact ?? []) this[sensor].reading.skipErrorInjection = true;
     // Potentiometer reading: u0.16 fraction of the ADC's full scale (jacdac spec potentiometer, register 0x101).
     this.battery = options.battery
       ? new AnalogSensorServer(SRV_POTENTIOMETER, { readingValues: [options.battery()], streamingInterval: 1000 })

@@ -28,6 +28,38 @@ export function sensorReading(seed: number, deviceIndex: number, simTimeMs: numb
   };
 }
 
+/**
+ * Per-sensor replacements of the simulated values (fleet option `sensors`): `(device index, simMs) => value`,
+ * simMs being the simulated wall clock (the one sensorReading follows). A sensor without one keeps its
+ * sensorReading value.
+ */
+export type SensorOverrides = { [K in keyof SensorReading]?: (index: number, simMs: number) => number };
+
+/** sensorReading, with the overrides' values (as given: unrounded) where there are any. */
+export function sensorReadingWith(
+  seed: number,
+  deviceIndex: number,
+  simTimeMs: number,
+  overrides: SensorOverrides | undefined,
+): SensorReading {
+  const base = sensorReading(seed, deviceIndex, simTimeMs);
+  if (!overrides) return base;
+  return {
+    temperature: overrides.temperature ? overrides.temperature(deviceIndex, simTimeMs) : base.temperature,
+    humidity: overrides.humidity ? overrides.humidity(deviceIndex, simTimeMs) : base.humidity,
+  };
+}
+
+/** Checks the option up front: only known sensors, each a function. */
+export function validateSensorOverrides(overrides: SensorOverrides | undefined): void {
+  if (overrides === undefined) return;
+  if (typeof overrides !== "object" || overrides === null) throw new RangeError("sensors must be an object of functions");
+  for (const [key, fn] of Object.entries(overrides)) {
+    if (key !== "temperature" && key !== "humidity") throw new RangeError(`sensors: unknown sensor "${key}" (temperature, humidity)`);
+    if (fn !== undefined && typeof fn !== "function") throw new RangeError(`sensors.${key} must be a function (index, simMs) => value`);
+  }
+}
+
 function round2(x: number): number {
   return Math.round(x * 100) / 100;
 }

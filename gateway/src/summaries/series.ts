@@ -35,8 +35,8 @@ export type Series = { deviceId: string; metric: string; from: number; to: numbe
  * (1,440) still draws at one-minute resolution instead of jumping to 24 hourly points.
  */
 export const AUTO_MAX_POINTS = 1500;
-/** An explicit step may return at most this many points. */
-export const MAX_POINTS = 10_000;
+/** An explicit step may return at most this many points: 7 days of 1-minute buckets (10,080) fit. */
+export const MAX_POINTS = 12_000;
 
 /** Keep-for per bucket width, ms; 0 keeps forever. */
 export type SummaryRetention = Record<SummaryStep, number>;
@@ -71,9 +71,11 @@ export function chooseStep(candidates: StepCandidate[]): SeriesStep {
 /** What series queries need of a summary store (transport/sqlite/summaries.ts). */
 export interface SummaryQueries {
   buckets(deviceId: string, metric: string, step: SummaryStep, from: number, to: number): BucketPoint[];
-  bucketCountIn(deviceId: string, metric: string, step: SummaryStep, from: number, to: number): number;
+  /** Buckets in the range, counted up to `cap` (a count beyond it answers cap + 1). */
+  bucketCountIn(deviceId: string, metric: string, step: SummaryStep, from: number, to: number, cap: number): number;
   raw(deviceId: string, metric: string, from: number, to: number, limit: number): RawPoint[];
-  rawCountIn(deviceId: string, from: number, to: number): number;
+  /** Readings in the range, counted up to `cap` (a count beyond it answers cap + 1). */
+  rawCountIn(deviceId: string, from: number, to: number, cap: number): number;
   /** Raw history has every reading taken at or after this time (retention deleted only older ones). */
   rawCompleteFrom(): number;
 }
@@ -96,8 +98,8 @@ export interface Coverage {
 
 export class ErrTooManyPoints extends Error {
   readonly code = "too_many_points";
-  constructor(step: SeriesStep, points: number) {
-    super(`step ${step} would return ${points} points (at most ${MAX_POINTS}): use a coarser step or step=auto`);
+  constructor(step: SeriesStep) {
+    super(`step ${step} would return more than ${MAX_POINTS} points: use a coarser step or step=auto`);
     this.name = "ErrTooManyPoints";
   }
 }
@@ -106,8 +108,9 @@ export function querySeries(store: SummaryQueries, q: SeriesQuery, coverage: Cov
   const { deviceId, metric, from, to } = q;
   // Within 1 % of the retention: a page asking for "the last 30 days" by its own clock is a little older than now − 30 d here.
   const keeps = (keepMs: number) => keepMs === 0 || from >= now - keepMs * 1.01;
-  const count = (step: SeriesStep) =>
-    step === "raw" ? store.rawCountIn(deviceId, from, to) : store.bucketCountIn(deviceId, metric, step, from, to);
+  // counting stops past the limit that matters: a 30-day range need not count 43,200 readings to exceed 1,500
+  const count = (step: SeriesStep, cap: number) =>
+    step === "raw" ? store.rawCountIn(deviceId, from, to, cap) : store.bucketCountIn(deviceId, metric, step, from, to, cap);
   const steps = coverage.summaries ? SERIES_STEPS : (["raw"] as const);
   const step =
     q.step === "auto"
@@ -115,13 +118,12 @@ export function querySeries(store: SummaryQueries, q: SeriesQuery, coverage: Cov
           steps.map((s) => ({
             step: s,
             covered: s === "raw" ? from >= store.rawCompleteFrom() : keeps(coverage.retention[s]),
-            points: () => count(s),
+            points: () => count(s, AUTO_MAX_POINTS),
           })),
         )
       : q.step;
   if (q.step !== "auto") {
-    const n = count(step);
-    if (n > MAX_POINTS) throw new ErrTooManyPoints(step, n);
+    if (count(step, MAX_POINTS) > MAX_POINTS) throw new ErrTooManyPoints(step);
   }
   if (step === "raw") return { deviceId, metric, from, to, step, points: store.raw(deviceId, metric, from, to, MAX_POINTS) };
   return { deviceId, metric, from, to, step, points: store.buckets(deviceId, metric, step, from, to) };

@@ -42,6 +42,8 @@ const keyOf = (deviceId: string, metric: string, step: SummaryStep, start: numbe
 const FLUSH_EVERY_MS = 1000;
 /** Clean buckets kept in memory for the next reading (a device's current minute, hour and day). */
 const MAX_CACHED = 50_000;
+/** Changed buckets held before a write even without the timer. */
+const MAX_DIRTY = 20_000;
 
 export class SqliteSummaries {
   /** Buckets read or changed lately; `dirty` are those not written yet. */
@@ -90,15 +92,15 @@ export class SqliteSummaries {
       `SELECT start, count, min, max, sum, last FROM summaries
        WHERE device_id = ? AND metric = ? AND step = ? AND start >= ? AND start <= ? ORDER BY start`,
     );
-    this.bucketCount = db.prepare<[string, string, string, number, number], { n: number }>(
-      "SELECT COUNT(*) AS n FROM summaries WHERE device_id = ? AND metric = ? AND step = ? AND start >= ? AND start <= ?",
+    this.bucketCount = db.prepare<[string, string, string, number, number, number], { n: number }>(
+      "SELECT COUNT(*) AS n FROM (SELECT 1 FROM summaries WHERE device_id = ? AND metric = ? AND step = ? AND start >= ? AND start <= ? LIMIT ?)",
     );
     this.rawIn = db.prepare<[string, number, number, number], { t: number; seq: number; data: string }>(
       `SELECT t, seq, data FROM events WHERE kind = 'telemetry' AND device_id = ? AND t >= ? AND t <= ?
        ORDER BY t, seq LIMIT ?`,
     );
-    this.rawCount = db.prepare<[string, number, number], { n: number }>(
-      "SELECT COUNT(*) AS n FROM events WHERE kind = 'telemetry' AND device_id = ? AND t >= ? AND t <= ?",
+    this.rawCount = db.prepare<[string, number, number, number], { n: number }>(
+      "SELECT COUNT(*) AS n FROM (SELECT 1 FROM events WHERE kind = 'telemetry' AND device_id = ? AND t >= ? AND t <= ? LIMIT ?)",
     );
     this.rawMetricsIn = db.prepare<[string, number, number, number, number, number], { t: number; seq: number; data: string }>(
       `SELECT t, seq, data FROM events WHERE kind = 'telemetry' AND device_id = ? AND t >= ? AND t <= ?
@@ -116,6 +118,8 @@ export class SqliteSummaries {
   /** Projection of a stored event (in its transaction): a reading updates its three buckets per value. */
   apply(event: NewEvent, id: number): void {
     if (event.kind !== "telemetry") return;
+    // a bulk import that never lets the flush timer run still writes every so often (in this transaction)
+    if (this.dirty.size >= MAX_DIRTY) this.flush();
     this.merge(event.deviceId, event.data, this.cache, (key) => this.load(key), true);
     this.appliedThrough = id;
   }
@@ -243,9 +247,9 @@ export class SqliteSummaries {
     });
   }
 
-  bucketCountIn(deviceId: string, metric: string, step: SummaryStep, from: number, to: number): number {
+  bucketCountIn(deviceId: string, metric: string, step: SummaryStep, from: number, to: number, cap = Number.MAX_SAFE_INTEGER - 1): number {
     this.flush();
-    return this.bucketCount.get(deviceId, metric, step, bucketStart(from, step), to)!.n;
+    return this.bucketCount.get(deviceId, metric, step, bucketStart(from, step), to, cap + 1)!.n;
   }
 
   raw(deviceId: string, metric: string, from: number, to: number, limit: number): RawPoint[] {
@@ -263,8 +267,8 @@ export class SqliteSummaries {
   }
 
   /** Readings in the range (each may or may not carry the metric: an upper bound of raw points). */
-  rawCountIn(deviceId: string, from: number, to: number): number {
-    return this.rawCount.get(deviceId, from, to)!.n;
+  rawCountIn(deviceId: string, from: number, to: number, cap = Number.MAX_SAFE_INTEGER - 1): number {
+    return this.rawCount.get(deviceId, from, to, cap + 1)!.n;
   }
 
   /**
