@@ -382,9 +382,10 @@ describe.skipIf(skipReason !== undefined)("ranges, summaries, alerts and names i
 
   it("a device that reports its battery gets a small battery chart, raw and bucketed like the main one; one that does not, none", async () => {
     const now = Date.now();
-    // Every 10 min over two days, the battery draining from 3.9 V to 3.7 V.
+    // Every minute over two days (more than step=auto answers raw: 30 days are bucketed), the battery draining
+    // from 3.9 V to 3.7 V.
     const times: number[] = [];
-    for (let t = now - 2 * DAY + 5 * MINUTE; t < now - MINUTE; t += 10 * MINUTE) times.push(t);
+    for (let t = now - 2 * DAY + 5 * MINUTE; t < now - MINUTE; t += MINUTE) times.push(t);
     const volts = (t: number) => Math.round((3.9 - (0.2 * (t - (now - 2 * DAY))) / (2 * DAY)) * 1000) / 1000;
     for (let i = 0; i < times.length; i += 250) {
       await Promise.all(times.slice(i, i + 250).map((t) => reading(pub, BATT, { temperature: 21, humidity: 45 }, t, volts(t))));
@@ -419,7 +420,7 @@ describe.skipIf(skipReason !== undefined)("ranges, summaries, alerts and names i
     await mkdir("test-results", { recursive: true });
     await card(page, BATT).screenshot({ path: "test-results/battery-1h.png" });
 
-    // 30 d: beyond raw history, so buckets: a min–max band and mean, the same step as the main chart.
+    // 30 d: more readings than auto answers raw, so buckets: a min–max band and mean, the same step as the main chart.
     await page.getByLabel("30 d", { exact: true }).check();
     const main = await loaded(page, BATT, "30d");
     const bucketed = await loaded(page, BATT, "30d", 20_000, "battery-chart");
