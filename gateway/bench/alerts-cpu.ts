@@ -13,7 +13,7 @@
  * 1,000 SSE clients, each following one device. Configurations alternate (base, summaries, full, base, …) so
  * drift hits all alike. Prints each run and the extra CPU against base; writes bench-results/alerts-cpu.json.
  */
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
@@ -22,7 +22,7 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import mqtt from "mqtt";
 import { deviceTopic } from "../src/protocol/topics.ts";
-import { freePort } from "../../test/helpers/ports.ts";
+import { spawnGateway } from "../../test/helpers/gateway.ts";
 import { waitUntil } from "../../test/helpers/wait.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
@@ -113,35 +113,7 @@ async function metric(url: string, name: string, labels = ""): Promise<number> {
   return line === undefined ? 0 : Number(line.split(" ").at(-1));
 }
 
-async function startGateway(dataDir: string, configFile: string) {
-  const port = await freePort();
-  const mqttPort = await freePort();
-  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", join(ROOT, "gateway/src/server.ts")], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      HOST: "127.0.0.1",
-      PORT: String(port),
-      MQTT_HOST: "127.0.0.1",
-      MQTT_PORT: String(mqttPort),
-      DATA_DIR: dataDir,
-      MQTT_AUTH: "open",
-      AUTH_MODE: "open",
-      LOG_LEVEL: "warn",
-      GATEWAY_CONFIG: configFile,
-    },
-    stdio: ["ignore", "ignore", "inherit"],
-  });
-  const url = `http://127.0.0.1:${port}`;
-  await waitUntil(
-    async () => {
-      if (child.exitCode !== null) throw new Error(`the gateway exited (${child.exitCode}) during start`);
-      return (await fetch(`${url}/healthz`)).ok;
-    },
-    { timeoutMs: 20_000, message: "gateway start" },
-  );
-  return { child, url, mqttUrl: `mqtt://127.0.0.1:${mqttPort}` };
-}
+const startGateway = (dataDir: string, configFile: string) => spawnGateway({ dataDir, env: { GATEWAY_CONFIG: configFile } });
 
 /** As bench.ts: one agent-less socket per SSE client, events counted, not parsed. */
 function openStream(url: string, onEvent: () => void): Promise<http.ClientRequest> {
@@ -241,8 +213,7 @@ async function measure(config: ConfigName, clients: number, run: number, dir: st
       rssMb: rss,
     };
   } finally {
-    gw.child.kill("SIGKILL");
-    await new Promise((r) => (gw.child.exitCode !== null ? r(null) : gw.child.once("exit", r)));
+    await gw.kill9();
     rmSync(dataDir, { recursive: true, force: true });
   }
 }

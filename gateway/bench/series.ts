@@ -14,7 +14,7 @@
  *    the first page load of a fresh browser (cold) apart from the following ones (warm), each in a new tab.
  * Prints the figures and writes bench-results/series.json.
  */
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
@@ -28,7 +28,8 @@ import type { TelemetryData } from "../src/protocol/events.ts";
 import { deviceTopic } from "../src/protocol/topics.ts";
 import { openDatabase } from "../src/transport/sqlite/db.ts";
 import { SqliteTransport } from "../src/transport/sqlite/transport.ts";
-import { freePort } from "../../test/helpers/ports.ts";
+import { CHROMIUM_FLAGS } from "../../test/browser/chromium.ts";
+import { spawnGateway } from "../../test/helpers/gateway.ts";
 import { waitUntil } from "../../test/helpers/wait.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
@@ -134,36 +135,11 @@ async function seed(dataDir: string, end: number, days = DAYS, summaries = true)
 }
 
 async function startGateway(dataDir: string) {
-  const port = await freePort();
-  const mqttPort = await freePort();
   const started = performance.now();
-  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", join(ROOT, "gateway/src/server.ts")], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      HOST: "127.0.0.1",
-      PORT: String(port),
-      MQTT_HOST: "127.0.0.1",
-      MQTT_PORT: String(mqttPort),
-      DATA_DIR: dataDir,
-      MQTT_AUTH: "open",
-      AUTH_MODE: "open",
-      LOG_LEVEL: "warn",
-      // retention at start must not delete the seed (defaults: 100,000 events, 7 days)
-      HISTORY_MAX_EVENTS: "1000000",
-      HISTORY_MAX_AGE_MS: String((DAYS + 2) * DAY),
-    },
-    stdio: ["ignore", "ignore", "inherit"],
-  });
-  const url = `http://127.0.0.1:${port}`;
-  await waitUntil(
-    async () => {
-      if (child.exitCode !== null) throw new Error(`the gateway exited (${child.exitCode}) during start`);
-      return (await fetch(`${url}/healthz`)).ok;
-    },
-    { timeoutMs: 120_000, intervalMs: 50, message: "gateway start" },
-  );
-  return { child, url, startMs: Math.round(performance.now() - started) };
+  // retention at start must not delete the seed (defaults: 100,000 events, 7 days)
+  const env = { HISTORY_MAX_EVENTS: "1000000", HISTORY_MAX_AGE_MS: String((DAYS + 2) * DAY) };
+  const gw = await spawnGateway({ dataDir, env, startTimeoutMs: 120_000 });
+  return { ...gw, startMs: Math.round(performance.now() - started) };
 }
 
 interface SeriesAnswer {
@@ -230,16 +206,6 @@ function codeVersion() {
 }
 const CODE_AT_START = codeVersion();
 
-// Flags as in test/browser/chromium.ts (no background networking on this closed network).
-const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 /** Step 4: the dashboard in Chromium, 30-day range, every chart. */
 async function pageLoad(base: string) {
@@ -250,7 +216,7 @@ async function pageLoad(base: string) {
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath,
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: CHROMIUM_FLAGS,
     viewport: { width: 1280, height: 900 },
   });
   // Records, in page time (ms since navigation start), when each chart first shows a drawn 30-day load.
@@ -365,8 +331,7 @@ try {
   console.log(`page (?range=30d, ${DEVICES} charts): ${JSON.stringify({ ...page, runs: undefined })}`);
   result = { seed: seeded, seedComparison3Days: comparison, gatewayStartMs: gw.startMs, seriesApi: api, page };
 } finally {
-  gw.child.kill("SIGTERM");
-  await new Promise((r) => gw.child.once("exit", r));
+  await gw.stop();
   if (args.keep || reuse) console.log(`kept ${dataDir}`);
   else rmSync(dataDir, { recursive: true, force: true });
 }

@@ -31,8 +31,8 @@ export function lanUrl(url: string): string {
 }
 
 // Flags from docs (`--headless` comes from playwright's headless option): without the background-networking
-// ones Chromium tries Google's hosts on this closed network.
-const ARGS = [
+// ones Chromium tries Google's hosts on this closed network. gateway/bench uses them too.
+export const CHROMIUM_FLAGS = [
   "--no-sandbox",
   "--disable-gpu",
   "--disable-quic",
@@ -40,8 +40,8 @@ const ARGS = [
   "--disable-background-networking",
   "--disable-component-update",
   "--disable-sync",
-  `--host-resolver-rules=MAP ${LAN_HOST} 127.0.0.1`,
 ];
+const ARGS = [...CHROMIUM_FLAGS, `--host-resolver-rules=MAP ${LAN_HOST} 127.0.0.1`];
 
 export interface Browser {
   context: BrowserContext;

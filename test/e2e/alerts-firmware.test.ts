@@ -17,6 +17,7 @@
 import { rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, it } from "vitest";
 import type { AlertData } from "../../gateway/src/protocol/events.ts";
+import type { BucketPoint, RawPoint } from "../../gateway/src/summaries/series.ts";
 import { startFleet, type Fleet } from "../../simulator/src/index.ts";
 import { brokerKinds } from "../gateway/broker-kinds.ts";
 import { assertFleetHealthy } from "../helpers/fleet-health.ts";
@@ -69,19 +70,6 @@ interface DeviceView {
   nextWakeAt: number | null;
   statusAt: number;
   lastSeen: number | null;
-}
-interface RawPoint {
-  t: number;
-  value: number;
-  seq: number;
-}
-interface BucketPoint {
-  t: number;
-  count: number;
-  min: number;
-  max: number;
-  mean: number;
-  last: number;
 }
 interface Series<P> {
   deviceId: string;
