@@ -11,7 +11,7 @@ import type { Db } from "../transport/sqlite/db.ts";
 import type { SqliteTransport } from "../transport/sqlite/transport.ts";
 import type { NewEvent } from "../transport/transport.ts";
 import { AlertEngine, type Transition } from "./engine.ts";
-import { DEFAULT_RULES, parseRule, resolveRules, type Rule, type SourcedRule } from "./rules.ts";
+import { parseRule, resolveRules, type Rule, type SourcedRule } from "./rules.ts";
 import { AlertStore, type AlertQuery } from "./store.ts";
 
 /** Where alert changes go besides the browser (webhooks.ts). */
@@ -186,5 +186,3 @@ function stripSource(r: SourcedRule): Rule {
   const { source: _source, ...rule } = r;
   return rule as Rule;
 }
-
-export { DEFAULT_RULES };

@@ -4,7 +4,6 @@
  * docs/protocol.md "Alerts" is the contract.
  */
 import { z } from "zod";
-import type { AlertKind } from "../protocol/events.ts";
 import { DEVICE_ID_PATTERN } from "../protocol/ids.ts";
 import { topicMatches, validateTopicFilter } from "../protocol/topic-filter.ts";
 
@@ -133,8 +132,6 @@ export function parseConfigRules(entries: readonly { id: string }[]): Rule[] {
   if (problems.length) throw new ErrInvalidRule(problems);
   return rules;
 }
-
-export const ruleKind = (r: Rule): AlertKind => r.kind;
 
 /** Whether the rule applies to this device and the topic of the event being evaluated. */
 export function ruleApplies(rule: Rule, deviceId: string, topic: string): boolean {
