@@ -23,7 +23,6 @@ import { parseArgs } from "node:util";
 import mqtt from "mqtt";
 import { deviceTopic } from "../src/protocol/topics.ts";
 import { spawnGateway } from "../../test/helpers/gateway.ts";
-import { waitUntil } from "../../test/helpers/wait.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const { values: args } = parseArgs({

@@ -30,7 +30,6 @@ import { openDatabase } from "../src/transport/sqlite/db.ts";
 import { SqliteTransport } from "../src/transport/sqlite/transport.ts";
 import { CHROMIUM_FLAGS } from "../../test/browser/chromium.ts";
 import { spawnGateway } from "../../test/helpers/gateway.ts";
-import { waitUntil } from "../../test/helpers/wait.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const MINUTE = 60_000;
