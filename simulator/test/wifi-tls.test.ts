@@ -51,7 +51,8 @@ describe("esp32 Wi-Fi", () => {
     const [lo, hi] = upBounds(profile);
     expect(t.wifiUps).toHaveLength(1);
     const afterMs = t.wifiUps[0]!;
-    expect(afterMs).toBeGreaterThanOrEqual(t.net.plannedWifiUpMs!);
+    // the association is a setTimeout, measured with Date.now(): Node's loop clock may lag it by up to 1 ms
+    expect(afterMs).toBeGreaterThanOrEqual(t.net.plannedWifiUpMs! - 1);
     expect(afterMs).toBeGreaterThanOrEqual(lo);
     expect(afterMs).toBeLessThan(hi + 500);
     expect(upAt).toBeGreaterThanOrEqual(afterMs - 5);
