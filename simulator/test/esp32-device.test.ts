@@ -8,10 +8,10 @@ import { describe, expect, it } from "vitest";
 import { type Fleet, type FleetEvent, type FleetOptions, startFleet } from "../src/index.ts";
 import { DeviceFaults } from "../src/faults.ts";
 import { NO_BROKER, useFixtureFleets } from "./fixture-fleets.ts";
+import { waitFor } from "./wait.ts";
 
 /** Node fires a timer by its loop clock, which may lag Date.now() by up to 1 ms. */
 const TIMER_SLACK_MS = 1;
-import { waitFor } from "./wait.ts";
 
 const fx = useFixtureFleets("sim-esp32-");
 
