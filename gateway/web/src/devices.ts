@@ -43,7 +43,7 @@ export function statusText(d: DeviceState, now: number): string {
   }
   if (d.status !== "sleeping" || d.nextWakeAt === null) return d.status;
   const left = d.nextWakeAt - now;
-  return left >= 0 ? `sleeping · wakes in ${duration(left)}` : `sleeping · wake overdue by ${duration(left)}`;
+  return left >= 0 ? `sleeping · wakes in ${duration(left)}` : `sleeping · was due ${duration(left)} ago`;
 }
 
 const fmt = (v: number | undefined, unit: string, digits = 1) =>
