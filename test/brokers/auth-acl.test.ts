@@ -137,6 +137,23 @@ describe.each(brokers)("$kind: device authentication and ACL", ({ kind, start, s
     expect(devBReceived.filter((m) => m.payload.includes("forged"))).toEqual([]);
   });
 
+  it.skipIf(skip)("only the gateway publishes under sleepy/ and homeassistant/ (states, alerts, discovery)", async () => {
+    const gateway = await as(broker.gateway());
+    const received = recordMessages(gateway);
+    await gateway.subscribeAsync(["sleepy/#", "homeassistant/#"], { qos: 1 });
+    for (const topic of ["sleepy/devices/dev-a/state", "sleepy/alerts/dev-b/offline", "homeassistant/sensor/sleepy_dev-b/status/config"]) {
+      const devA = await as(broker.device("dev-a"), { clean: false });
+      devA.publish(topic, '{"forged":true}', { qos: 1, retain: true });
+      if (kind === "embedded") await closed(devA);
+      else await devA.endAsync();
+    }
+    // the gateway's own login may publish (and read back) both roots
+    const marker = await as(broker.gateway(), { clientId: "marker" });
+    await barrier(marker, received, "sleepy/devices/dev-a/state");
+    await barrier(marker, received, "homeassistant/sensor/sleepy_dev-a/status/config");
+    expect(received.filter((m) => m.payload.includes("forged"))).toEqual([]);
+  });
+
   it.skipIf(skip)("a device subscribes to its own cmd and receives the gateway's command", async () => {
     const device = await as(broker.device("dev-a"), { clean: false });
     const received = recordMessages(device);

@@ -33,6 +33,8 @@ export interface AppDeps {
   /** How far back raw readings and each bucket width go (series step=auto). */
   coverage: Coverage;
   alerts: Alerts;
+  /** DELETE /api/devices/:id (routes/devices.ts). */
+  forgetDevice: (deviceId: string) => Promise<boolean>;
   metrics: Metrics;
   health: HealthProbe;
   log: Logger;

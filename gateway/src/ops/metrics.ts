@@ -109,6 +109,12 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
       help: "Webhook POSTs that failed (non-2xx, timeout, refused) and will be tried again",
       registers,
     }),
+    publishFailed: new Counter({
+      name: "gateway_mqtt_publish_failed_total",
+      help: "Retained messages the gateway's publisher could not publish (not connected, or refused), by what (ha_discovery, ha_state, alert, gateway_status); each (re)connection republishes them",
+      labelNames: ["what"] as const,
+      registers,
+    }),
     webhookDeadLetters: new Counter({
       name: "gateway_webhook_dead_letters_total",
       help: "Webhook deliveries given up after the last attempt (or dropped because the queue was full)",
