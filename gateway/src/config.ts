@@ -168,7 +168,7 @@ export const configSchema = z.strictObject({
         .default("homeassistant"),
     })
     .prefault({}),
-  /** Bounds of the per-device gauges in /metrics (ops/device-metrics.ts): over them, series are left out and counted. */
+  /** Bounds of the per-device gauges, GET /api/metrics/devices (ops/device-metrics.ts): over them, series are left out and counted. */
   metrics: z
     .strictObject({
       maxDevices: positiveInt.default(500),

@@ -23,7 +23,6 @@ import { resolveAuth, type AdminToken } from "./http/auth.ts";
 import type { AppEnv } from "./http/env.ts";
 import { HomeAssistant } from "./homeassistant/publisher.ts";
 import { createLogger, type Logger } from "./ops/log.ts";
-import { registerDeviceMetrics } from "./ops/device-metrics.ts";
 import { createMetrics, exportBrokerCounters, type Metrics } from "./ops/metrics.ts";
 import { deviceTopic } from "./protocol/topics.ts";
 import { openDatabase } from "./transport/sqlite/db.ts";
@@ -92,7 +91,6 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       log,
     );
     cleanups.push(() => transport.close());
-    registerDeviceMetrics(metrics, () => transport.devices(), config.metrics);
     const webhooks = new Webhooks(
       config.alerts.webhooks,
       { delivered: metrics.webhookDeliveries, retried: metrics.webhookRetries, deadLetters: metrics.webhookDeadLetters },
@@ -180,6 +178,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       alerts,
       forgetDevice,
       metrics,
+      deviceMetrics: config.metrics,
       log: log.child({ part: "http" }),
       health: {
         broker: () => bridge.connected && !(broker?.closed ?? false),

@@ -1,8 +1,8 @@
 /**
- * Per-device gauges in /metrics through a real gateway and its embedded broker: values after readings and
- * status reports, the caps on devices and reading keys (left out and shown in gateway_device_series_skipped),
- * a deleted device's series gone; and docs/grafana/sleepy-sensors.json parses and queries only metrics that
- * /metrics has.
+ * Per-device gauges (GET /api/metrics/devices) through a real gateway and its embedded broker: values after
+ * readings and status reports, the caps on devices and reading keys (left out and shown in
+ * gateway_device_series_skipped), a deleted device's series gone, token auth and read scope; and
+ * docs/grafana/sleepy-sensors.json parses and queries only metrics the gateway exports.
  */
 import { readFileSync } from "node:fs";
 import mqtt from "mqtt";
@@ -28,9 +28,14 @@ async function send(gw: TestGateway, deviceId: string, seq: number, readings: Re
   await c.endAsync();
 }
 
+const DEVICES = "/api/metrics/devices";
+
 /** Parses the Prometheus text format into "name{labels}" → value (labels as printed). */
-async function scrape(gw: TestGateway): Promise<Map<string, number>> {
-  const text = await (await fetch(`${gw.url}/metrics`)).text();
+async function scrape(gw: TestGateway, headers: Record<string, string> = {}): Promise<Map<string, number>> {
+  const res = await fetch(`${gw.url}${DEVICES}`, { headers });
+  expect(res.status).toBe(200);
+  expect(res.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
+  const text = await res.text();
   const samples = new Map<string, number>();
   for (const line of text.split("\n")) {
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (\S+)$/.exec(line);
@@ -83,6 +88,22 @@ describe("per-device gauges", () => {
   });
 });
 
+describe("device metrics auth", () => {
+  test("needs a token, and shows only the devices whose telemetry the token may read; /metrics has no readings", async () => {
+    const token = "kitchen-reader-0123456789";
+    const gw = await gateway({ auth: { mode: "tokens", adminToken: false, tokens: [{ name: "kitchen", token, read: ["sensors/kitchen-1/#"] }] } });
+    await send(gw, "kitchen-1", 1, { temperature: 21 }, 3.7);
+    await send(gw, "porch-2", 1, { temperature: 5 }, 3.7);
+    const auth = { authorization: `Bearer ${token}` };
+    await waitUntil(async () => (await scrape(gw, auth)).get('sensor_status{device="kitchen-1",status="sleeping"}') === 1, { message: "kitchen-1 asleep" });
+    expect((await fetch(`${gw.url}${DEVICES}`)).status).toBe(401);
+    const m = await scrape(gw, auth);
+    expect(m.get('sensor_reading{device="kitchen-1",metric="temperature"}')).toBe(21);
+    expect([...m.keys()].filter((k) => k.includes("porch-2"))).toEqual([]);
+    expect(await (await fetch(`${gw.url}/metrics`)).text()).not.toContain("sensor_reading");
+  });
+});
+
 describe("docs/grafana/sleepy-sensors.json", () => {
   test("parses, has a Prometheus datasource variable, and every metric its queries use is in /metrics", async () => {
     const dashboard = JSON.parse(readFileSync(new URL("../../docs/grafana/sleepy-sensors.json", import.meta.url), "utf8"));
@@ -99,7 +120,7 @@ describe("docs/grafana/sleepy-sensors.json", () => {
     const gw = await gateway();
     await send(gw, "kitchen-1", 1, { temperature: 21 }, 3.7);
     await waitUntil(async () => (await statusOf(gw, "kitchen-1"))?.status === "sleeping", { message: "kitchen-1 stored" });
-    const text = await (await fetch(`${gw.url}/metrics`)).text();
+    const text = (await (await fetch(`${gw.url}/metrics`)).text()) + (await (await fetch(`${gw.url}${DEVICES}`)).text());
     const exported = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]));
     expect([...used].filter((name) => !exported.has(name))).toEqual([]);
   });

@@ -15,9 +15,8 @@
  * Availability follows the device's own retained `sensors/<id>/status` (its Last Will says offline): only
  * `offline` is unavailable. A sleeping battery sensor is asleep, not gone: its last values stay shown.
  */
-import type { DeviceView } from "../protocol/device-state.ts";
+import { DEVICE_STATUSES, type DeviceView } from "../protocol/device-state.ts";
 import { deviceStateTopic, deviceTopic } from "../protocol/topics.ts";
-import { DEVICE_STATUSES } from "./state.ts";
 
 export interface DiscoveryOptions {
   /** Home Assistant's discovery_prefix (its default is "homeassistant"). */

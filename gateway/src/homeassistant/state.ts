@@ -8,8 +8,6 @@
 import type { DeviceView } from "../protocol/device-state.ts";
 import type { DeviceStatus } from "../protocol/events.ts";
 
-export const DEVICE_STATUSES = ["online", "sleeping", "overdue", "offline", "unknown"] as const satisfies readonly DeviceStatus[];
-
 export interface DeviceStatePayload {
   status: DeviceStatus;
   /** The latest reading's values ({} before the first); battery in volts or null. */
