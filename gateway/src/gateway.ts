@@ -154,6 +154,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       const device = transport.device(deviceId);
       if (!device) return false;
       await bridge.clearRetained(deviceTopic(deviceId, "status"));
+      alerts.resolveDevice(deviceId); // first: the changes it publishes are cleared just below
       homeAssistant?.forget(device);
       mqttAlerts?.forget(deviceId);
       return transport.forgetDevice(deviceId);

@@ -101,6 +101,10 @@ describe("device metrics auth", () => {
     expect(m.get('sensor_reading{device="kitchen-1",metric="temperature"}')).toBe(21);
     expect([...m.keys()].filter((k) => k.includes("porch-2"))).toEqual([]);
     expect(await (await fetch(`${gw.url}/metrics`)).text()).not.toContain("sensor_reading");
+    // deleting a device needs the write right
+    const refused = await fetch(`${gw.url}/api/devices/kitchen-1`, { method: "DELETE", headers: auth });
+    expect(refused.status).toBe(403);
+    expect(((await refused.json()) as { error: { message: string } }).error.message).toBe("the token may not change devices");
   });
 });
 

@@ -157,6 +157,9 @@ describe.each(brokerKinds())("Home Assistant discovery on the $name broker", (ki
     await waitUntil(() => ![...ha.retained.keys()].some((t) => t.includes("attic-3")), { message: "every attic-3 topic cleared" });
     const list = (await (await fetch(`${gw.url}/api/devices`)).json()) as { devices: Array<{ deviceId: string }> };
     expect(list.devices.map((d) => d.deviceId)).not.toContain("attic-3");
+    // its battery alert was resolved: nothing could end it any more
+    const alerts = (await (await fetch(`${gw.url}/api/alerts?state=all&device=attic-3`)).json()) as { alerts: Array<{ state: string }> };
+    expect(alerts.alerts.map((a) => a.state)).toEqual(["resolved"]);
     // the cleared retained status came back to the gateway too: not a bad message, not a device again
     const metrics = await (await fetch(`${gw.url}/metrics`)).text();
     expect(metrics).not.toMatch(/gateway_mqtt_messages_rejected_total\{reason="not_json"\} [1-9]/);
