@@ -5,14 +5,17 @@
  * documented schema (test/helpers/home-assistant.ts), builds the entity list and renders each entity's state and
  * availability from the retained payloads. Then: sleeping stays available, the Last Will makes it unavailable,
  * a low battery fires an alert on sleepy/alerts/… and the problem entity, Home Assistant's birth message brings
- * everything again, DELETE /api/devices/:id clears it all.
+ * everything again, DELETE /api/devices/:id clears it all. Last, the compiled firmware in the simulator: its
+ * own payloads become the same entities.
  */
+import { rmSync } from "node:fs";
 import mqtt from "mqtt";
 import { afterEach, describe, expect, test } from "vitest";
 import { waitUntil } from "../helpers/wait.ts";
 import { parseDiscovery, renderTemplate, type Entity } from "../helpers/home-assistant.ts";
+import { startFleet } from "../../simulator/src/index.ts";
 import { brokerKinds } from "./broker-kinds.ts";
-import type { TestGateway } from "../helpers/gateway.ts";
+import { startTestGateway, tempDir, type TestGateway } from "../helpers/gateway.ts";
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -164,5 +167,35 @@ describe.each(brokerKinds())("Home Assistant discovery on the $name broker", (ki
     const metrics = await (await fetch(`${gw.url}/metrics`)).text();
     expect(metrics).not.toMatch(/gateway_mqtt_messages_rejected_total\{reason="not_json"\} [1-9]/);
     expect(await (await fetch(`${gw.url}/api/metrics/devices`)).text()).not.toContain('device="attic-3"');
+  });
+});
+
+describe("Home Assistant discovery of the real firmware", () => {
+  test("a simulated device running the compiled firmware gets entities showing its latest reading", async () => {
+    const gw = await startTestGateway({ config: { homeAssistant: { enabled: true } } });
+    cleanups.push(() => gw.close());
+    const ha = await homeAssistant(gw.mqttUrl);
+    const flashDir = tempDir("ha-flash-");
+    cleanups.push(() => rmSync(flashDir, { recursive: true, force: true }));
+    const fleet = await startFleet({ devices: 1, brokerUrl: gw.mqttUrl, seed: 11, timeScale: 20, flashDir, eraseFlash: true, settings: { INTERVAL_S: 10 } });
+    cleanups.push(() => fleet.stop());
+    const id = fleet.devices[0]!.id;
+    type Api = { devices: Array<{ deviceId: string; battery: number | null; status: string; lastReading: { seq: number; readings: Record<string, number> } | null }> };
+    // two readings in: the entities must follow the latest one, as the API reports it
+    const device = await waitUntil(
+      async () => {
+        const d = ((await (await fetch(`${gw.url}/api/devices`)).json()) as Api).devices.find((x) => x.deviceId === id);
+        const v = ha.view(id);
+        if (!d?.lastReading || d.lastReading.seq < 1 || !v) return undefined;
+        const expected = Object.entries(d.lastReading.readings).every(([k, value]) => v[k]?.state === String(value));
+        return expected && v.status?.state === d.status ? { d, v } : undefined;
+      },
+      { timeoutMs: 60_000, message: `${id}'s entities at its latest reading` },
+    );
+    expect(Object.keys(device.d.lastReading!.readings).sort()).toEqual(["humidity", "temperature"]);
+    expect(Object.keys(device.v).sort()).toEqual(
+      [...Object.keys(device.d.lastReading!.readings), ...(device.d.battery === null ? [] : ["battery"]), "problem", "status"].sort(),
+    );
+    expect(Object.values(device.v).every((e) => e.available)).toBe(true);
   });
 });
