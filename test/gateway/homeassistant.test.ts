@@ -93,6 +93,8 @@ describe.each(brokerKinds())("Home Assistant discovery on the $name broker", (ki
     const entities = ha.entities("kitchen-1");
     // unique ids are unique; every entity of the device carries the same device block, grouped under its node id
     expect(new Set(entities.map((e) => e.config.unique_id)).size).toBe(entities.length);
+    expect(new Set(entities.map((e) => e.config.default_entity_id)).size).toBe(entities.length);
+    expect(entities.find((e) => e.objectId === "temperature")!.config.default_entity_id).toBe("sensor.sleepy_kitchen_1_temperature");
     expect(new Set(entities.map((e) => JSON.stringify(e.config.device))).size).toBe(1);
     expect(new Set(entities.map((e) => e.nodeId))).toEqual(new Set(["sleepy_kitchen-1"]));
     const device0 = entities[0]!.config.device;

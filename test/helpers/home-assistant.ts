@@ -46,7 +46,8 @@ const device = z
 const common = {
   name: z.string().min(1).nullable(),
   unique_id: z.string().min(1),
-  object_id: z.string().regex(/^[a-z0-9_-]+$/i).optional(),
+  // `object_id` is deprecated (Home Assistant 2025.10, ignored from 2026.4): strictObject refuses it
+  default_entity_id: z.string().regex(/^(sensor|binary_sensor)\.[a-z0-9_]+$/).optional(),
   state_topic: z.string().min(1),
   value_template: z.string().optional(),
   availability: z.array(availability).min(1).optional(),
@@ -100,6 +101,7 @@ export function parseDiscovery(topic: string, payload: string): Entity {
   const component = m[1] as Entity["component"];
   const json: unknown = JSON.parse(payload);
   const config = (component === "sensor" ? sensorConfigSchema : binarySensorConfigSchema).parse(json);
+  if (config.default_entity_id && !config.default_entity_id.startsWith(`${component}.`)) throw new Error(`${topic}: default_entity_id of another component`);
   return { component, nodeId: m[2], objectId: m[3]!, config };
 }
 

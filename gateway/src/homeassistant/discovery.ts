@@ -6,7 +6,9 @@
  * https://www.home-assistant.io/integrations/sensor.mqtt/ and /integrations/binary_sensor.mqtt/ (keys),
  * https://www.home-assistant.io/integrations/sensor/#device-class (device classes and their units).
  *
- * Entities per device (node_id `sleepy_<deviceId>`, unique_id `sleepy_<deviceId>_<object_id>`):
+ * Entities per device (node_id `sleepy_<deviceId>`, unique_id `sleepy_<deviceId>_<object_id>`, and
+ * `default_entity_id` `<component>.sleepy_<device>_<object>` slugified; not `object_id`, deprecated since Home
+ * Assistant 2025.10 and ignored from 2026.4, e.g. https://github.com/home-assistant/addons/issues/4240):
  * - one `sensor` per reading key of its latest reading;
  * - `battery` (volts: device class voltage; HA's `battery` class is a percentage, which we do not know);
  * - `status` (enum: online, sleeping, overdue, offline, unknown);
@@ -49,6 +51,9 @@ export const nodeId = (deviceId: string): string => `sleepy_${deviceId}`;
 export const configTopic = (prefix: string, component: "sensor" | "binary_sensor", deviceId: string, objectId: string): string =>
   `${prefix}/${component}/${nodeId(deviceId)}/${objectId}/config`;
 
+/** Home Assistant entity ids are lower case a-z, 0-9 and _. */
+const slug = (s: string): string => s.toLowerCase().replace(/[^a-z0-9_]/g, "_");
+
 /** "temperature" → "Temperature", "soil_moisture" → "Soil moisture". */
 const title = (key: string): string => {
   const words = key.replace(/_/g, " ").replace(/([a-z])([A-Z])/g, "$1 $2").toLowerCase();
@@ -84,7 +89,7 @@ export function discoveryConfigs(d: DeviceView, opts: DiscoveryOptions): Discove
   };
   const entity = (component: "sensor" | "binary_sensor", objectId: string, fields: Record<string, unknown>): DiscoveryConfig => ({
     topic: configTopic(opts.prefix, component, id, objectId),
-    payload: { unique_id: `${nodeId(id)}_${objectId}`, object_id: `${nodeId(id)}_${objectId}`, ...fields, ...common },
+    payload: { unique_id: `${nodeId(id)}_${objectId}`, default_entity_id: `${component}.${slug(`${nodeId(id)}_${objectId}`)}`, ...fields, ...common },
   });
   const configs: DiscoveryConfig[] = [];
   for (const key of Object.keys(d.lastReading?.readings ?? {}).sort()) {
