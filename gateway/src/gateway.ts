@@ -130,7 +130,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       : undefined;
     const sinks: AlertSink[] = [webhooks];
     const mqttAlerts = out && config.alerts.mqtt
-      ? new MqttAlerts(out, (deviceId) => alerts.list({ state: "all", deviceId, limit: 10_000 }))
+      ? new MqttAlerts(out, (deviceId) => alerts.list({ state: "all", deviceId, limit: 10_000 }), (deviceId) => transport.device(deviceId) !== undefined)
       : undefined;
     if (mqttAlerts) sinks.push(mqttAlerts);
     const alerts = new Alerts(
@@ -147,7 +147,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     if (out) {
       cleanups.push(() => out.close());
       cleanups.push(() => homeAssistant?.close());
-      await out.start();
+      out.start(); // no wait: everything is published on connect, whenever that is
     }
     /** DELETE /api/devices/:id: the broker's retained status first (else a resubscription would bring it back). */
     const forgetDevice = async (deviceId: string): Promise<boolean> => {

@@ -5,8 +5,8 @@
  * documented schema (test/helpers/home-assistant.ts), builds the entity list and renders each entity's state and
  * availability from the retained payloads. Then: sleeping stays available, the Last Will makes it unavailable,
  * a low battery fires an alert on sleepy/alerts/… and the problem entity, Home Assistant's birth message brings
- * everything again, DELETE /api/devices/:id clears it all. Last, the compiled firmware in the simulator: its
- * own payloads become the same entities.
+ * everything again, DELETE /api/devices/:id clears it all, a restarted gateway publishes everything again (but
+ * not what was deleted). Last, the compiled firmware in the simulator: its own payloads become the same entities.
  */
 import { rmSync } from "node:fs";
 import mqtt from "mqtt";
@@ -16,6 +16,7 @@ import { parseDiscovery, renderTemplate, type Entity } from "../helpers/home-ass
 import { startFleet } from "../../simulator/src/index.ts";
 import { brokerKinds } from "./broker-kinds.ts";
 import { startTestGateway, tempDir, type TestGateway } from "../helpers/gateway.ts";
+import { mosquittoAvailable, startMosquitto } from "../helpers/mosquitto.ts";
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -199,5 +200,41 @@ describe("Home Assistant discovery of the real firmware", () => {
       [...Object.keys(device.d.lastReading!.readings), ...(device.d.battery === null ? [] : ["battery"]), "problem", "status"].sort(),
     );
     expect(Object.values(device.v).every((e) => e.available)).toBe(true);
+  });
+});
+
+describe.skipIf(!mosquittoAvailable())("a gateway restart on Mosquitto (Home Assistant stays connected)", () => {
+  test("goes offline and online again and republishes every config, state and alert, but not a deleted device's", async () => {
+    const mosq = await startMosquitto();
+    cleanups.push(() => mosq.close());
+    const dataDir = tempDir("ha-restart-");
+    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+    const config = { homeAssistant: { enabled: true }, alerts: { mqtt: true } };
+    const gw1 = await startTestGateway({ dataDir, brokerUrl: mosq.url, config });
+    const ha = await homeAssistant(mosq.url);
+    for (const id of ["kitchen-1", "attic-3"]) {
+      const dev = await device(mosq.url, id);
+      await dev.publishAsync(`sensors/${id}/status`, '{"v":1,"state":"online"}', { qos: 1, retain: true });
+      await dev.publishAsync(`sensors/${id}/telemetry`, telemetry(1, { temperature: 20 }, 3.2), { qos: 1 });
+      await dev.endAsync();
+    }
+    await waitUntil(() => ha.view("kitchen-1")?.problem?.state === "ON" && ha.view("attic-3")?.problem?.state === "ON", { message: "both devices with their alert" });
+    expect((await fetch(`${gw1.url}/api/devices/attic-3`, { method: "DELETE" })).status).toBe(204);
+    await waitUntil(() => ![...ha.retained.keys()].some((t) => t.includes("attic-3")), { message: "attic-3 cleared" });
+    await gw1.close();
+    expect(ha.retained.get("sleepy/gateway/status")).toBe("offline");
+
+    const live = new Map(ha.live);
+    const gw2 = await startTestGateway({ dataDir, brokerUrl: mosq.url, config });
+    cleanups.push(() => gw2.close());
+    const republished = () => [...ha.live].filter(([t, n]) => n > (live.get(t) ?? 0)).map(([t]) => t);
+    // the Home Assistant part republishes last (after the gateway status and the alerts): its state topic is the barrier
+    await waitUntil(() => republished().includes("sleepy/devices/kitchen-1/state"), { message: "kitchen-1 republished" });
+    expect(ha.retained.get("sleepy/gateway/status")).toBe("online");
+    const configs = ha.entities("kitchen-1").map((e) => `homeassistant/${e.component}/${e.nodeId}/${e.objectId}/config`);
+    expect(configs.length).toBe(4); // temperature, battery, status, problem
+    expect(republished()).toEqual(expect.arrayContaining([...configs, "sleepy/alerts/kitchen-1/battery-low", "sleepy/gateway/status"]));
+    expect(republished().filter((t) => t.includes("attic-3"))).toEqual([]);
+    expect(ha.view("kitchen-1")).toMatchObject({ temperature: { state: "20", available: true }, problem: { state: "ON" } });
   });
 });

@@ -7,7 +7,7 @@
  * the broker was away is then right again). forget() clears a deleted device's topics.
  *
  * @example
- *   const sink = new MqttAlerts(out, (deviceId) => alerts.list({ state: "all", deviceId, limit: 10_000 }));
+ *   const sink = new MqttAlerts(out, (deviceId) => alerts.list({ state: "all", deviceId, limit: 10_000 }), (id) => !!transport.device(id));
  *   new Alerts({ ..., sinks: [webhooks, sink] }, ...);
  */
 import type { GatewayPublisher } from "../bridge/publisher.ts";
@@ -16,11 +16,17 @@ import { alertTopic } from "../protocol/topics.ts";
 import type { AlertSink } from "./alerts.ts";
 
 export class MqttAlerts implements AlertSink {
-  /** @param alertsOf newest first, of one device or (undefined) of all */
-  constructor(private readonly out: GatewayPublisher, private readonly alertsOf: (deviceId?: string) => AlertData[]) {
+  /**
+   * @param alertsOf newest first, of one device or (undefined) of all
+   * @param isKnown whether the device exists (a deleted device's alerts are not published again)
+   */
+  constructor(private readonly out: GatewayPublisher, private readonly alertsOf: (deviceId?: string) => AlertData[], isKnown: (deviceId: string) => boolean) {
     out.onConnect(() => {
       const latest = new Map<string, AlertData>();
-      for (const a of alertsOf()) if (!latest.has(alertTopic(a.deviceId, a.ruleId))) latest.set(alertTopic(a.deviceId, a.ruleId), a);
+      for (const a of alertsOf()) {
+        const topic = alertTopic(a.deviceId, a.ruleId);
+        if (!latest.has(topic) && isKnown(a.deviceId)) latest.set(topic, a);
+      }
       for (const a of latest.values()) this.send(a);
     });
   }

@@ -7,7 +7,7 @@
  * @example
  *   const out = new GatewayPublisher({ url, clientId: "sensors-gateway-out" }, log);
  *   out.onConnect(() => republishEverything());
- *   await out.start();
+ *   out.start(); // connects in the background
  *   out.publish("sleepy/devices/k1/state", "{...}"); // never throws; failures are counted and logged
  */
 import mqtt, { type MqttClient } from "mqtt";
@@ -19,8 +19,6 @@ export interface PublisherOptions {
   clientId: string;
   username?: string;
   password?: string;
-  /** How long start() waits for the first connection before going on (the client keeps retrying). */
-  connectWaitMs?: number;
 }
 
 export interface PublisherCounters {
@@ -50,7 +48,8 @@ export class GatewayPublisher {
     this.messageListeners.set(topic, listener);
   }
 
-  async start(): Promise<void> {
+  /** Connects in the background (retrying every second); the onConnect listeners run on each connection. */
+  start(): void {
     const client = mqtt.connect(this.opts.url, {
       clientId: this.opts.clientId,
       clean: true,
@@ -71,30 +70,21 @@ export class GatewayPublisher {
         this.log.error({ err, topic }, "mqtt publisher listener failed");
       }
     });
-    const connected = new Promise<void>((resolve) => {
-      client.on("connect", () => {
-        this.publish(gatewayStatusTopic, "online", "gateway_status");
-        if (this.messageListeners.size) {
-          client.subscribe([...this.messageListeners.keys()], { qos: 1 }, (err) => {
-            if (err) this.log.error({ err: err.message }, "mqtt publisher subscribe failed");
-          });
+    client.on("connect", () => {
+      this.publish(gatewayStatusTopic, "online", "gateway_status");
+      if (this.messageListeners.size) {
+        client.subscribe([...this.messageListeners.keys()], { qos: 1 }, (err) => {
+          if (err) this.log.error({ err: err.message }, "mqtt publisher subscribe failed");
+        });
+      }
+      for (const listener of this.connectListeners) {
+        try {
+          listener();
+        } catch (err) {
+          this.log.error({ err }, "republish after connect failed");
         }
-        for (const listener of this.connectListeners) {
-          try {
-            listener();
-          } catch (err) {
-            this.log.error({ err }, "republish after connect failed");
-          }
-        }
-        resolve();
-      });
+      }
     });
-    let timer: NodeJS.Timeout | undefined;
-    const waited = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, this.opts.connectWaitMs ?? 10_000);
-    });
-    await Promise.race([connected, waited]);
-    clearTimeout(timer);
   }
 
   /**
