@@ -21,7 +21,7 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
     }),
     rejected: new Counter({
       name: "gateway_mqtt_messages_rejected_total",
-      help: "MQTT messages rejected as bad and acknowledged (they are not stored), by reason (too_large, not_json, bad_shape, bad_topic)",
+      help: "MQTT messages acknowledged but not stored, by reason: bad ones (too_large, not_json, bad_shape, bad_topic) and empty status payloads (retained_cleared: a retained status deleted, e.g. by DELETE /api/devices/:id)",
       labelNames: ["reason"] as const,
       registers,
     }),
