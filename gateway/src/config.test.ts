@@ -43,6 +43,19 @@ describe("config", () => {
     }
   });
 
+  it("keeps Home Assistant discovery and MQTT alerts off unless configured; turns them on by env; bounds device gauges", () => {
+    const off = loadConfig({});
+    expect(off.homeAssistant).toEqual({ enabled: false, discoveryPrefix: "homeassistant" });
+    expect(off.alerts.mqtt).toBe(false);
+    expect(off.metrics).toEqual({ maxDevices: 500, maxMetrics: 16 });
+    const on = loadConfig({ HOME_ASSISTANT: "true", HA_DISCOVERY_PREFIX: "ha/test", ALERTS_MQTT: "1", METRICS_MAX_DEVICES: "50" });
+    expect(on.homeAssistant).toEqual({ enabled: true, discoveryPrefix: "ha/test" });
+    expect(on.alerts.mqtt).toBe(true);
+    expect(on.metrics.maxDevices).toBe(50);
+    expect(problemsOf(() => loadConfig({ HA_DISCOVERY_PREFIX: "homeassistant/#" }))).toMatch(/homeAssistant\.discoveryPrefix: the discovery prefix is topic levels/);
+    expect(problemsOf(() => loadConfig({ METRICS_MAX_DEVICES: "0" }))).toMatch(/metrics\.maxDevices/);
+  });
+
   it("reports every bad value on its own line", () => {
     let error: unknown;
     try {

@@ -153,6 +153,26 @@ export const configSchema = z.strictObject({
         }),
       checkIntervalMs: positiveInt.default(5_000),
       webhooks: z.array(webhookTargetSchema).default([]),
+      /** Publish every alert change, retained, on sleepy/alerts/<device>/<rule> (alerts/mqtt-alerts.ts). */
+      mqtt: z.boolean().default(false),
+    })
+    .prefault({}),
+  /** Home Assistant MQTT discovery (homeassistant/): off unless configured. */
+  homeAssistant: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      /** Home Assistant's discovery_prefix (its MQTT integration's setting; "homeassistant" there by default). */
+      discoveryPrefix: z
+        .string()
+        .regex(/^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/, "the discovery prefix is topic levels of A-Z a-z 0-9 _ - (no wildcards)")
+        .default("homeassistant"),
+    })
+    .prefault({}),
+  /** Bounds of the per-device gauges, GET /api/metrics/devices (ops/device-metrics.ts): over them, series are left out and counted. */
+  metrics: z
+    .strictObject({
+      maxDevices: positiveInt.default(500),
+      maxMetrics: positiveInt.default(16),
     })
     .prefault({}),
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
@@ -187,6 +207,11 @@ const ENV: Array<[string, string[], "int" | "string" | "bool"]> = [
   ["HEARTBEAT_MS", ["sse", "heartbeatMs"], "int"],
   ["SSE_MAX_QUEUE_EVENTS", ["sse", "maxQueueEvents"], "int"],
   ["SSE_MAX_QUEUE_BYTES", ["sse", "maxQueueBytes"], "int"],
+  ["ALERTS_MQTT", ["alerts", "mqtt"], "bool"],
+  ["HOME_ASSISTANT", ["homeAssistant", "enabled"], "bool"],
+  ["HA_DISCOVERY_PREFIX", ["homeAssistant", "discoveryPrefix"], "string"],
+  ["METRICS_MAX_DEVICES", ["metrics", "maxDevices"], "int"],
+  ["METRICS_MAX_METRICS", ["metrics", "maxMetrics"], "int"],
   ["LOG_LEVEL", ["logLevel"], "string"],
 ];
 

@@ -4,25 +4,34 @@
  * closes everything in the right order. It only wires: each part owns its behaviour. server.ts and the tests
  * both start here.
  */
+import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
 import { serve } from "@hono/node-server";
 import type { Hono } from "hono";
-import { Alerts } from "./alerts/alerts.ts";
+import { Alerts, type AlertSink } from "./alerts/alerts.ts";
+import { MqttAlerts } from "./alerts/mqtt-alerts.ts";
 import { Webhooks } from "./alerts/webhooks.ts";
 import { createHandlers } from "./bridge/handlers.ts";
 import { MqttBridge } from "./bridge/mqtt-client.ts";
+import { GatewayPublisher } from "./bridge/publisher.ts";
 import { startEmbeddedBroker, type EmbeddedBroker } from "./broker/index.ts";
 import { Commands } from "./commands/commands.ts";
 import type { GatewayConfig } from "./config.ts";
 import { createApp } from "./http/app.ts";
 import { resolveAuth, type AdminToken } from "./http/auth.ts";
 import type { AppEnv } from "./http/env.ts";
+import { HomeAssistant } from "./homeassistant/publisher.ts";
 import { createLogger, type Logger } from "./ops/log.ts";
 import { createMetrics, exportBrokerCounters, type Metrics } from "./ops/metrics.ts";
+import { deviceTopic } from "./protocol/topics.ts";
 import { openDatabase } from "./transport/sqlite/db.ts";
 import { SummaryPublisher } from "./summaries/publisher.ts";
 import { SqliteTransport } from "./transport/sqlite/transport.ts";
+
+/** The `origin` of Home Assistant discovery configurations: this package and its version. */
+const PACKAGE = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { name: string; version: string };
+const ORIGIN = { name: `${PACKAGE.name} gateway`, sw: PACKAGE.version };
 
 export interface Gateway {
   /** Base URL of the HTTP server, e.g. http://127.0.0.1:8080 (loopback when bound to all interfaces). */
@@ -115,11 +124,41 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     }
 
     const bridge = new MqttBridge({ url: bridgeUrl, clientId: config.mqtt.clientId, ...credentials }, metrics, log.child({ part: "bridge" }));
+    // What the gateway publishes for other tools (Home Assistant, MQTT alerts) has its own client: see publisher.ts.
+    const out = config.homeAssistant.enabled || config.alerts.mqtt
+      ? new GatewayPublisher({ url: bridgeUrl, clientId: `${config.mqtt.clientId}-out`, ...credentials }, { failed: metrics.publishFailed }, log.child({ part: "publisher" }))
+      : undefined;
+    const sinks: AlertSink[] = [webhooks];
+    const mqttAlerts = out && config.alerts.mqtt
+      ? new MqttAlerts(out, (deviceId) => alerts.list({ state: "all", deviceId, limit: 10_000 }), (deviceId) => transport.device(deviceId) !== undefined)
+      : undefined;
+    if (mqttAlerts) sinks.push(mqttAlerts);
     const alerts = new Alerts(
-      { db, transport, intakeSince: () => bridge.connectedSince, sinks: [webhooks], metrics, log: log.child({ part: "alerts" }) },
+      { db, transport, intakeSince: () => bridge.connectedSince, sinks, metrics, log: log.child({ part: "alerts" }) },
       { configRules: config.alerts.rules, checkIntervalMs: config.alerts.checkIntervalMs },
     );
     cleanups.push(() => alerts.close());
+    const homeAssistant = out && config.homeAssistant.enabled
+      ? new HomeAssistant(
+          { out, transport, alertsFiring: (deviceId) => alerts.list({ state: "firing", deviceId, limit: 10_000 }).length, log: log.child({ part: "homeassistant" }) },
+          { prefix: config.homeAssistant.discoveryPrefix, origin: ORIGIN },
+        )
+      : undefined;
+    if (out) {
+      cleanups.push(() => out.close());
+      cleanups.push(() => homeAssistant?.close());
+      out.start(); // no wait: everything is published on connect, whenever that is
+    }
+    /** DELETE /api/devices/:id: the broker's retained status first (else a resubscription would bring it back). */
+    const forgetDevice = async (deviceId: string): Promise<boolean> => {
+      const device = transport.device(deviceId);
+      if (!device) return false;
+      await bridge.clearRetained(deviceTopic(deviceId, "status"));
+      alerts.resolveDevice(deviceId); // first: the changes it publishes are cleared just below
+      homeAssistant?.forget(device);
+      mqttAlerts?.forget(deviceId);
+      return transport.forgetDevice(deviceId);
+    };
     const commands = new Commands(db, transport, (t, p) => bridge.publishQos1(t, p), metrics, log.child({ part: "commands" }));
     const handlers = createHandlers({ transport, commands, metrics, log: log.child({ part: "bridge" }) });
     broker?.on("delivered", handlers.delivered);
@@ -138,7 +177,9 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       summaries: transport.summaries,
       coverage: { retention: config.summaries.retention, summaries: config.summaries.enabled },
       alerts,
+      forgetDevice,
       metrics,
+      deviceMetrics: config.metrics,
       log: log.child({ part: "http" }),
       health: {
         broker: () => bridge.connected && !(broker?.closed ?? false),
@@ -167,6 +208,8 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
         await stopIntake(); // the broker keeps for the next start whatever this gateway did not acknowledge
         summaryEvents.close();
         await alerts.close(); // webhooks: deliveries in flight finish (bounded), the rest are counted
+        homeAssistant?.close();
+        await out?.close(); // publishes sleepy/gateway/status offline
         await transport.close(); // ends every SSE stream; clients reconnect to the next instance with their last id
         server.closeIdleConnections();
         const force = setTimeout(() => server.closeAllConnections(), 2_000);

@@ -137,6 +137,51 @@ describe.each(brokers)("$kind: device authentication and ACL", ({ kind, start, s
     expect(devBReceived.filter((m) => m.payload.includes("forged"))).toEqual([]);
   });
 
+  it.skipIf(skip)("only the gateway publishes under sleepy/ and homeassistant/ (states, alerts, discovery)", async () => {
+    const gateway = await as(broker.gateway());
+    const received = recordMessages(gateway);
+    await gateway.subscribeAsync(["sleepy/#", "homeassistant/#"], { qos: 1 });
+    for (const topic of ["sleepy/devices/dev-a/state", "sleepy/alerts/dev-b/offline", "homeassistant/sensor/sleepy_dev-b/status/config"]) {
+      const devA = await as(broker.device("dev-a"), { clean: false });
+      devA.publish(topic, '{"forged":true}', { qos: 1, retain: true });
+      if (kind === "embedded") await closed(devA);
+      else await devA.endAsync();
+    }
+    // the gateway's own login may publish (and read back) both roots
+    const marker = await as(broker.gateway(), { clientId: "marker" });
+    await barrier(marker, received, "sleepy/devices/dev-a/state");
+    await barrier(marker, received, "homeassistant/sensor/sleepy_dev-a/status/config");
+    expect(received.filter((m) => m.payload.includes("forged"))).toEqual([]);
+  });
+
+  it.skipIf(skip)("Home Assistant's login reads discovery, states, alerts and device status, and nothing more", async () => {
+    const ha = await as(broker.homeAssistant());
+    const received = recordMessages(ha);
+    expect(await subscribeCodes(ha, ["homeassistant/#", "sleepy/#", "sensors/+/status"], 1)).toEqual([1, 1, 1]);
+    const gateway = await as(broker.gateway());
+    await gateway.publishAsync("sleepy/devices/dev-a/state", '{"status":"online"}', { qos: 1, retain: true });
+    await gateway.publishAsync("homeassistant/sensor/sleepy_dev-a/status/config", '{"name":"Status"}', { qos: 1, retain: true });
+    const device = await as(broker.device("dev-a"), { clean: false });
+    await device.publishAsync("sensors/dev-a/status", '{"v":1,"state":"online"}', { qos: 1, retain: true });
+    const topics = ["sleepy/devices/dev-a/state", "homeassistant/sensor/sleepy_dev-a/status/config", "sensors/dev-a/status"];
+    await waitFor(() => topics.every((t) => received.some((m) => m.topic === t)), "state, config and status");
+    // its birth message
+    await ha.publishAsync("homeassistant/status", "online", { qos: 1 });
+    // no readings, commands or acks (Mosquitto grants the subscription but forwards nothing: checked by the marker)
+    const telemetry = await subscribeCodes(ha, ["sensors/+/telemetry", "sensors/+/cmd"], 1);
+    if (kind === "embedded") expect(telemetry).toEqual([0x80, 0x80]);
+    await device.publishAsync("sensors/dev-a/telemetry", '{"secret":1}', { qos: 1 });
+    await barrier(gateway, received, "sensors/dev-a/status");
+    expect(received.filter((m) => m.payload.includes("secret"))).toEqual([]);
+    // and it cannot publish as the gateway or a device
+    const forger = await as(broker.homeAssistant(), { clientId: "home-assistant-2" });
+    forger.publish("sleepy/devices/dev-a/state", '{"forged":true}', { qos: 1 });
+    if (kind === "embedded") await closed(forger);
+    else await forger.endAsync();
+    await barrier(gateway, received, "sleepy/devices/dev-a/state");
+    expect(received.filter((m) => m.payload.includes("forged"))).toEqual([]);
+  });
+
   it.skipIf(skip)("a device subscribes to its own cmd and receives the gateway's command", async () => {
     const device = await as(broker.device("dev-a"), { clean: false });
     const received = recordMessages(device);

@@ -29,6 +29,8 @@ export interface BrokerUnderTest {
   gateway(): Login;
   /** Provisioned device login: username = client id = device id. */
   device(id: string): Login;
+  /** Home Assistant's login, with the rights hardware/pi/README.md "7." gives it (embedded) or the shipped ACL (Mosquitto). */
+  homeAssistant(): Login;
   /** Graceful restart keeping all state on disk (same port). */
   restart(): Promise<void>;
   close(): Promise<void>;
@@ -49,6 +51,14 @@ export interface EmbeddedUnderTest extends BrokerUnderTest {
   restart(options?: EmbeddedOptions): Promise<void>;
 }
 
+/** Home Assistant's service user on the embedded broker, exactly as hardware/pi/README.md "7." configures it. */
+const HOME_ASSISTANT_LOGIN = { username: "homeassistant", password: generatePassword() };
+export const HOME_ASSISTANT_DENY: DenyRule = {
+  username: "homeassistant",
+  publish: ["sensors/#", "sleepy/#"],
+  subscribe: ["sensors/+/telemetry", "sensors/+/cmd", "sensors/+/cmd/ack"],
+};
+
 /** The embedded broker with a data dir holding the devices' credentials; device auth unless `mode: "open"`. */
 export async function startEmbeddedUnderTest(deviceIds: string[], options: EmbeddedOptions = {}): Promise<EmbeddedUnderTest> {
   const dataDir = mkdtempSync(join(tmpdir(), "embedded-broker-test-"));
@@ -63,7 +73,9 @@ export async function startEmbeddedUnderTest(deviceIds: string[], options: Embed
       host: "127.0.0.1",
       port,
       dataDir,
-      auth: mode === "open" ? { mode, deny } : { mode, serviceUsers, deny },
+      auth: mode === "open"
+        ? { mode, deny }
+        : { mode, serviceUsers: [...(serviceUsers ?? []), HOME_ASSISTANT_LOGIN], deny: [...(deny ?? []), HOME_ASSISTANT_DENY] },
       logger,
     });
   let broker: EmbeddedBroker = await start(0, options);
@@ -72,6 +84,7 @@ export async function startEmbeddedUnderTest(deviceIds: string[], options: Embed
     url: () => broker.url,
     gateway: () => ({ ...broker.serviceCredentials, clientId: "gateway" }),
     device: (id) => ({ username: id, password: passwords.get(id)!, clientId: id }),
+    homeAssistant: () => ({ ...HOME_ASSISTANT_LOGIN, clientId: "home-assistant" }),
     embedded: () => broker,
     async restart(next = options) {
       const port = broker.port;
@@ -110,7 +123,7 @@ export function adaptShippedMosquittoConfig(text: string, paths: MosquittoPaths)
 }
 
 export async function startShippedMosquittoUnderTest(deviceIds: string[]): Promise<BrokerUnderTest> {
-  const passwords = new Map<string, string>([["gateway", generatePassword()]]);
+  const passwords = new Map<string, string>([["gateway", generatePassword()], ["homeassistant", generatePassword()]]);
   for (const id of deviceIds) passwords.set(id, generatePassword());
   const running: RunningMosquitto = await startMosquitto({
     config: (paths) => {
@@ -125,6 +138,7 @@ export async function startShippedMosquittoUnderTest(deviceIds: string[]): Promi
     url: () => running.url,
     gateway: () => ({ username: "gateway", password: passwords.get("gateway")!, clientId: "gateway" }),
     device: (id) => ({ username: id, password: passwords.get(id)!, clientId: id }),
+    homeAssistant: () => ({ username: "homeassistant", password: passwords.get("homeassistant")!, clientId: "home-assistant" }),
     restart: () => running.restart(),
     close: () => running.close(),
   };

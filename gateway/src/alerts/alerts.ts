@@ -101,6 +101,16 @@ export class Alerts {
     return acked;
   }
 
+  /** Resolves every firing alert of a device that is being deleted (DELETE /api/devices/:id): nothing is left to end them. */
+  resolveDevice(deviceId: string, now = Date.now()): void {
+    for (const alert of this.store.firing()) {
+      if (alert.deviceId !== deviceId) continue;
+      const resolved: AlertData = { ...alert, state: "resolved", resolvedAt: now, updatedAt: now };
+      this.record(resolved, now);
+      this.changed(resolved, "resolved");
+    }
+  }
+
   /** Runs the overdue clock now (the timer does it every checkIntervalMs). */
   check(now = Date.now()): void {
     const since = this.deps.intakeSince();

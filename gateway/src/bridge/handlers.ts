@@ -71,6 +71,13 @@ async function handleTelemetry(ctx: HandlerContext, m: Inbound, reject: Reject):
 }
 
 async function handleStatus(ctx: HandlerContext, m: Inbound, reject: Reject): Promise<void> {
+  // An empty payload deletes the retained status (MQTT 3.1.1 §3.3.1.3): the gateway does it when a device is
+  // deleted (DELETE /api/devices/:id); the broker forwards it like any message. Not a report: counted, not
+  // stored, and not logged as a bad message.
+  if (m.payload.length === 0) {
+    ctx.metrics.rejected.inc({ reason: "retained_cleared" });
+    return;
+  }
   const parsed = parsePayload(statusSchema, m.payload);
   if (!parsed.ok) return reject(parsed.reason, m.topic, parsed.detail);
   const s = parsed.value;

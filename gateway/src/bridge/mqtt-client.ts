@@ -94,6 +94,13 @@ export class MqttBridge {
     await this.client.publishAsync(topic, payload, { qos: 1 });
   }
 
+  /** Deletes a retained message (an empty retained payload); resolves on the broker's PUBACK. */
+  async clearRetained(topic: string): Promise<void> {
+    if (!this.client || this.closed) throw new Error("mqtt bridge is closed");
+    if (!this.client.connected) throw new Error("mqtt broker not connected");
+    await this.client.publishAsync(topic, "", { qos: 1, retain: true });
+  }
+
   /** Disconnects cleanly (the broker keeps our session); idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;

@@ -9,6 +9,7 @@ import { Hono } from "hono";
 import type { Alerts } from "../alerts/alerts.ts";
 import type { Commands } from "../commands/commands.ts";
 import type { Logger } from "../ops/log.ts";
+import type { DeviceMetricsLimits } from "../ops/device-metrics.ts";
 import type { Metrics } from "../ops/metrics.ts";
 import type { Coverage, SummaryQueries } from "../summaries/series.ts";
 import type { Transport } from "../transport/transport.ts";
@@ -16,6 +17,7 @@ import { createAuthenticator, loginFromUrl, sameOriginWrites, sessionRoutes, typ
 import type { AppEnv } from "./env.ts";
 import { errorHandlers } from "./errors.ts";
 import { alertsRoutes } from "./routes/alerts.ts";
+import { deviceMetricsRoute } from "./routes/device-metrics.ts";
 import { devicesRoute } from "./routes/devices.ts";
 import { eventsRoute } from "./routes/events.ts";
 import { opsRoutes, type HealthProbe } from "./routes/ops.ts";
@@ -33,7 +35,11 @@ export interface AppDeps {
   /** How far back raw readings and each bucket width go (series step=auto). */
   coverage: Coverage;
   alerts: Alerts;
+  /** DELETE /api/devices/:id (routes/devices.ts). */
+  forgetDevice: (deviceId: string) => Promise<boolean>;
   metrics: Metrics;
+  /** Bounds of GET /api/metrics/devices (config `metrics`). */
+  deviceMetrics: DeviceMetricsLimits;
   health: HealthProbe;
   log: Logger;
   /** Directory served at `/`; default DEFAULT_WEB_ROOT. */
@@ -58,6 +64,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.use("/api/*", authn.middleware);
   app.route("/events", eventsRoute(deps.transport));
   app.route("/api/devices", devicesRoute(deps));
+  app.route("/api/metrics/devices", deviceMetricsRoute({ transport: deps.transport, limits: deps.deviceMetrics }));
   app.route("/api", summariesRoutes(deps));
   app.route("/api", alertsRoutes(deps.alerts));
 

@@ -21,7 +21,7 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
     }),
     rejected: new Counter({
       name: "gateway_mqtt_messages_rejected_total",
-      help: "MQTT messages rejected as bad and acknowledged (they are not stored), by reason (too_large, not_json, bad_shape, bad_topic)",
+      help: "MQTT messages acknowledged but not stored, by reason: bad ones (too_large, not_json, bad_shape, bad_topic) and empty status payloads (retained_cleared: a retained status deleted, e.g. by DELETE /api/devices/:id)",
       labelNames: ["reason"] as const,
       registers,
     }),
@@ -107,6 +107,12 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
     webhookRetries: new Counter({
       name: "gateway_webhook_retries_total",
       help: "Webhook POSTs that failed (non-2xx, timeout, refused) and will be tried again",
+      registers,
+    }),
+    publishFailed: new Counter({
+      name: "gateway_mqtt_publish_failed_total",
+      help: "Retained messages the gateway's publisher could not publish (not connected, or refused), by what (ha_discovery, ha_state, alert, gateway_status); each (re)connection republishes them",
+      labelNames: ["what"] as const,
       registers,
     }),
     webhookDeadLetters: new Counter({

@@ -40,6 +40,9 @@ export interface DeviceView {
   lastReading: LastReading | null;
 }
 
+/** Every DeviceStatus, in the order of the docs (Home Assistant's enum options, the sensor_status gauge). */
+export const DEVICE_STATUSES = ["online", "sleeping", "overdue", "offline", "unknown"] as const satisfies readonly DeviceStatus[];
+
 /** A stored event that changes device state, with its id. */
 export type DeviceEvent =
   | { id: number; kind: "telemetry"; data: TelemetryData }

@@ -44,3 +44,16 @@ export const deviceSubscribeTopic = (deviceId: string): string => deviceTopic(de
 
 /** `sensors/{id}/#` in MQTT semantics (it also matches `sensors/{id}`), as Mosquitto's ACL applies it. */
 export const deviceMayPublish = (deviceId: string, topic: string): boolean => topicMatches(devicePublishFilter(deviceId), topic);
+
+/**
+ * What the gateway itself publishes for other tools (docs/protocol.md "Topics the gateway publishes"), outside
+ * `sensors/`: a device may publish under its own `sensors/{id}/#`, so nothing there could be trusted as the
+ * gateway's word. Devices have no right under this root (broker/device-auth.ts, hardware/mosquitto/acl).
+ */
+export const GATEWAY_PUBLISH_ROOT = "sleepy";
+/** Retained "online" (birth) / "offline" (the gateway's Last Will). */
+export const gatewayStatusTopic = `${GATEWAY_PUBLISH_ROOT}/gateway/status`;
+/** Retained JSON of a device's state (homeassistant/state.ts), what Home Assistant's entities read. */
+export const deviceStateTopic = (deviceId: string): string => `${GATEWAY_PUBLISH_ROOT}/devices/${deviceId}/state`;
+/** Retained JSON of the latest change of the alert of one rule for one device (alerts/mqtt-alerts.ts). */
+export const alertTopic = (deviceId: string, ruleId: string): string => `${GATEWAY_PUBLISH_ROOT}/alerts/${deviceId}/${ruleId}`;

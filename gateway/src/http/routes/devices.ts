@@ -23,6 +23,11 @@ export interface DevicesRouteDeps {
   commands: Commands;
   summaries: SummaryQueries;
   coverage: Coverage;
+  /**
+   * Forgets a device: its state, its retained status on the broker, and what the gateway published about it
+   * (Home Assistant entities, MQTT alerts). False: no such device. Throws when the broker cannot be reached.
+   */
+  forgetDevice: (deviceId: string) => Promise<boolean>;
 }
 
 const MAX_NAME = 64;
@@ -132,6 +137,23 @@ export function devicesRoute(deps: DevicesRouteDeps): Hono<AppEnv> {
       return c.json(deps.transport.device(id));
     },
   );
+
+  app.delete("/:id", async (c) => {
+    const id = c.req.param("id");
+    if (!isDeviceId(id)) throw new ApiError(400, "invalid_device_id", `device ids are ${DEVICE_ID_RULE}`);
+    const p = c.get("principal");
+    if (!mayRead(p, id)) throw new ApiError(403, "forbidden", "the token may not read this device");
+    if (!p.write) throw new ApiError(403, "forbidden", "the token may not change devices");
+    if (!deps.transport.device(id)) throw new ApiError(404, "not_found", "no such device");
+    let forgotten: boolean;
+    try {
+      forgotten = await deps.forgetDevice(id);
+    } catch (e) {
+      throw new ApiError(503, "broker_unavailable", `the device's retained status could not be cleared, nothing was deleted: ${(e as Error).message}`);
+    }
+    if (!forgotten) throw new ApiError(404, "not_found", "no such device");
+    return c.body(null, 204);
+  });
 
   app.post(
     "/:id/commands",

@@ -24,6 +24,7 @@ export class DeviceTable {
   private readonly upsert;
   private readonly selectAll;
   private readonly selectOne;
+  private readonly deleteOne;
 
   constructor(db: Db) {
     this.upsert = db.prepare<[string, string | null, string | null, string, number | null, number, number, number | null, number | null, string | null]>(
@@ -35,6 +36,7 @@ export class DeviceTable {
     );
     this.selectAll = db.prepare<[], Row>("SELECT * FROM devices ORDER BY device_id");
     this.selectOne = db.prepare<[string], Row>("SELECT * FROM devices WHERE device_id = ?");
+    this.deleteOne = db.prepare<[string]>("DELETE FROM devices WHERE device_id = ?");
   }
 
   /** Applies a stored event (with the id it was given) to its device; other kinds do not change device state. */
@@ -44,6 +46,14 @@ export class DeviceTable {
     applyDeviceEvent(d, { id, kind: event.kind, data: event.data } as DeviceEvent);
     const last = d.lastReading === null ? null : JSON.stringify(d.lastReading);
     this.upsert.run(d.deviceId, d.name, d.location, d.status, d.nextWakeAt, d.statusAt, d.statusEventId, d.lastSeen, d.battery, last);
+  }
+
+  /**
+   * Forgets a device's state (DELETE /api/devices/:id); its events stay in the log until retention. The next
+   * event of the device starts a new projection (newDevice), as for a device never seen.
+   */
+  delete(deviceId: string): boolean {
+    return this.deleteOne.run(deviceId).changes > 0;
   }
 
   list(): DeviceView[] {

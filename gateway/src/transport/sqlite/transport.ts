@@ -183,6 +183,12 @@ export class SqliteTransport implements Transport {
     return this.deviceTable.get(deviceId);
   }
 
+  /** Forgets a device's state (transport/sqlite/devices.ts delete); false when there was none. */
+  forgetDevice(deviceId: string): boolean {
+    if (this.closed) throw new ErrTransportClosed();
+    return this.deviceTable.delete(deviceId);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

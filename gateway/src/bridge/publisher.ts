@@ -1,0 +1,116 @@
+/**
+ * The gateway's second MQTT client, for what it publishes to other tools (Home Assistant discovery, device
+ * states, alerts): retained, QoS 1, clean session (nothing to keep: everything is republished on connect).
+ * Separate from the bridge (mqtt-client.ts) so its persistent session and acknowledge-after-store intake stay
+ * exactly as they are. Its Last Will marks `sleepy/gateway/status` offline; it publishes `online` on connect.
+ *
+ * @example
+ *   const out = new GatewayPublisher({ url, clientId: "sensors-gateway-out" }, log);
+ *   out.onConnect(() => republishEverything());
+ *   out.start(); // connects in the background
+ *   out.publish("sleepy/devices/k1/state", "{...}"); // never throws; failures are counted and logged
+ */
+import mqtt, { type MqttClient } from "mqtt";
+import type { Logger } from "../ops/log.ts";
+import { gatewayStatusTopic } from "../protocol/topics.ts";
+
+export interface PublisherOptions {
+  url: string;
+  clientId: string;
+  username?: string;
+  password?: string;
+}
+
+export interface PublisherCounters {
+  /** A publish the broker did not acknowledge (not connected, refused by its ACL, closed). */
+  failed: { inc(labels: { what: string }): void };
+}
+
+export class GatewayPublisher {
+  private client?: MqttClient;
+  private closed = false;
+  private readonly connectListeners: Array<() => void> = [];
+  private readonly messageListeners = new Map<string, (payload: Buffer) => void>();
+
+  constructor(private readonly opts: PublisherOptions, private readonly counters: PublisherCounters, private readonly log: Logger) {}
+
+  get connected(): boolean {
+    return this.client?.connected ?? false;
+  }
+
+  /** Called after every (re)connection: retained state is republished then (idempotent). */
+  onConnect(listener: () => void): void {
+    this.connectListeners.push(listener);
+  }
+
+  /** Subscribes to one exact topic (e.g. Home Assistant's birth message), on every connection. */
+  onMessage(topic: string, listener: (payload: Buffer) => void): void {
+    this.messageListeners.set(topic, listener);
+  }
+
+  /** Connects in the background (retrying every second); the onConnect listeners run on each connection. */
+  start(): void {
+    const client = mqtt.connect(this.opts.url, {
+      clientId: this.opts.clientId,
+      clean: true,
+      protocolVersion: 4,
+      username: this.opts.username,
+      password: this.opts.password,
+      reconnectPeriod: 1000,
+      connectTimeout: 10_000,
+      keepalive: 30,
+      will: { topic: gatewayStatusTopic, payload: Buffer.from("offline"), qos: 1, retain: true },
+    });
+    this.client = client;
+    client.on("error", (err) => this.log.warn({ err: err.message }, "mqtt publisher error"));
+    client.on("message", (topic, payload) => {
+      try {
+        this.messageListeners.get(topic)?.(payload);
+      } catch (err) {
+        this.log.error({ err, topic }, "mqtt publisher listener failed");
+      }
+    });
+    client.on("connect", () => {
+      this.publish(gatewayStatusTopic, "online", "gateway_status");
+      if (this.messageListeners.size) {
+        client.subscribe([...this.messageListeners.keys()], { qos: 1 }, (err) => {
+          if (err) this.log.error({ err: err.message }, "mqtt publisher subscribe failed");
+        });
+      }
+      for (const listener of this.connectListeners) {
+        try {
+          listener();
+        } catch (err) {
+          this.log.error({ err }, "republish after connect failed");
+        }
+      }
+    });
+  }
+
+  /**
+   * Publishes retained, QoS 1; an empty payload deletes the retained message (MQTT 3.1.1 §3.3.1.3). Returns at
+   * once; while disconnected the publish is dropped and counted, because the next connection republishes all.
+   */
+  publish(topic: string, payload: string, what: string): void {
+    const client = this.client;
+    if (!client || this.closed || !client.connected) {
+      this.counters.failed.inc({ what });
+      return;
+    }
+    client.publish(topic, payload, { qos: 1, retain: true }, (err) => {
+      if (!err) return;
+      this.counters.failed.inc({ what });
+      this.log.warn({ topic, err: err.message }, "mqtt publish failed");
+    });
+  }
+
+  /** Publishes `offline` (a clean disconnect sends no Last Will) and disconnects; idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const client = this.client;
+    if (!client) return;
+    if (client.connected) await client.publishAsync(gatewayStatusTopic, "offline", { qos: 1, retain: true }).catch(() => {});
+    await client.endAsync();
+  }
+}

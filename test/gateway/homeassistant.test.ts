@@ -1,0 +1,240 @@
+/**
+ * Home Assistant MQTT discovery and MQTT alerts through a real gateway, on the embedded broker and on Mosquitto:
+ * a device client publishes status and telemetry; a subscriber acting as Home Assistant keeps the retained
+ * messages under homeassistant/#, sleepy/# and sensors/+/status, validates every discovery config against the
+ * documented schema (test/helpers/home-assistant.ts), builds the entity list and renders each entity's state and
+ * availability from the retained payloads. Then: sleeping stays available, the Last Will makes it unavailable,
+ * a low battery fires an alert on sleepy/alerts/… and the problem entity, Home Assistant's birth message brings
+ * everything again, DELETE /api/devices/:id clears it all, a restarted gateway publishes everything again (but
+ * not what was deleted). Last, the compiled firmware in the simulator: its own payloads become the same entities.
+ */
+import { rmSync } from "node:fs";
+import mqtt from "mqtt";
+import { afterEach, describe, expect, test } from "vitest";
+import { waitUntil } from "../helpers/wait.ts";
+import { parseDiscovery, renderTemplate, type Entity } from "../helpers/home-assistant.ts";
+import { startFleet } from "../../simulator/src/index.ts";
+import { brokerKinds } from "./broker-kinds.ts";
+import { startTestGateway, tempDir, type TestGateway } from "../helpers/gateway.ts";
+import { mosquittoAvailable, startMosquitto } from "../helpers/mosquitto.ts";
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+/** A Home Assistant stand-in: the retained state of every topic it sees, and how many live messages each got. */
+async function homeAssistant(url: string) {
+  const retained = new Map<string, string>();
+  const live = new Map<string, number>();
+  const client = await mqtt.connectAsync(url, { clientId: `ha-${Math.random().toString(16).slice(2)}`, reconnectPeriod: 0 });
+  cleanups.push(() => client.endAsync(true));
+  client.on("message", (topic, payload, packet) => {
+    if (payload.length === 0) retained.delete(topic);
+    else retained.set(topic, payload.toString());
+    if (!packet.retain) live.set(topic, (live.get(topic) ?? 0) + 1);
+  });
+  await client.subscribeAsync(["homeassistant/#", "sleepy/#", "sensors/+/status"], { qos: 1 });
+  const entities = (deviceId: string): Entity[] =>
+    [...retained]
+      .filter(([t]) => t.startsWith(`homeassistant/`) && t.includes(`/sleepy_${deviceId}/`))
+      .map(([t, p]) => parseDiscovery(t, p));
+  /** Each entity's state and availability, as Home Assistant would show them; undefined while a topic is missing. */
+  const view = (deviceId: string): Record<string, { state: string; available: boolean }> | undefined => {
+    const out: Record<string, { state: string; available: boolean }> = {};
+    for (const e of entities(deviceId)) {
+      const state = retained.get(e.config.state_topic);
+      const a = e.config.availability[0];
+      const avail = retained.get(a.topic);
+      if (state === undefined || avail === undefined) return undefined;
+      out[e.objectId] = { state: renderTemplate(e.config.value_template, state), available: renderTemplate(a.value_template, avail) === a.payload_available };
+    }
+    return out;
+  };
+  return { client, retained, live, entities, view };
+}
+
+async function device(url: string, deviceId: string) {
+  const c = await mqtt.connectAsync(url, {
+    clientId: deviceId,
+    clean: false,
+    reconnectPeriod: 0,
+    will: { topic: `sensors/${deviceId}/status`, payload: Buffer.from('{"v":1,"state":"offline"}'), qos: 1, retain: true },
+  });
+  cleanups.push(() => c.endAsync(true));
+  return c;
+}
+
+const telemetry = (seq: number, readings: Record<string, number>, battery: number | null) =>
+  JSON.stringify({ v: 1, seq, boot: 1, t: null, age: 0, readings, battery });
+
+describe.each(brokerKinds())("Home Assistant discovery on the $name broker", (kind) => {
+  async function gateway(): Promise<TestGateway> {
+    const gw = await kind.startGateway({ config: { homeAssistant: { enabled: true }, alerts: { mqtt: true, checkIntervalMs: 50 } } });
+    cleanups.push(() => gw.close());
+    return gw;
+  }
+
+  test("retained configs follow the documented schema; the entities show the device's readings and status", async () => {
+    const gw = await gateway();
+    const ha = await homeAssistant(gw.mqttUrl);
+    const dev = await device(gw.mqttUrl, "kitchen-1");
+    await dev.publishAsync("sensors/kitchen-1/status", '{"v":1,"state":"online","boot":1}', { qos: 1, retain: true });
+    await dev.publishAsync("sensors/kitchen-1/telemetry", telemetry(1, { temperature: 21.5, humidity: 40.25 }, 3.71), { qos: 1 });
+
+    const first = await waitUntil(() => ha.view("kitchen-1")?.temperature && ha.view("kitchen-1"), { message: "kitchen-1's entities" });
+    expect(first).toEqual({
+      temperature: { state: "21.5", available: true },
+      humidity: { state: "40.25", available: true },
+      battery: { state: "3.71", available: true },
+      status: { state: "online", available: true },
+      problem: { state: "OFF", available: true },
+    });
+
+    const entities = ha.entities("kitchen-1");
+    // unique ids are unique; every entity of the device carries the same device block, grouped under its node id
+    expect(new Set(entities.map((e) => e.config.unique_id)).size).toBe(entities.length);
+    expect(new Set(entities.map((e) => e.config.default_entity_id)).size).toBe(entities.length);
+    expect(entities.find((e) => e.objectId === "temperature")!.config.default_entity_id).toBe("sensor.sleepy_kitchen_1_temperature");
+    expect(new Set(entities.map((e) => JSON.stringify(e.config.device))).size).toBe(1);
+    expect(new Set(entities.map((e) => e.nodeId))).toEqual(new Set(["sleepy_kitchen-1"]));
+    const device0 = entities[0]!.config.device;
+    expect(device0.identifiers).toEqual(["sleepy_kitchen-1"]);
+    expect(device0.name).toBe("kitchen-1");
+    expect(device0.model).toMatch(/ESP32/);
+    const byId = Object.fromEntries(entities.map((e) => [e.objectId, e.config]));
+    expect(byId.temperature).toMatchObject({ device_class: "temperature", unit_of_measurement: "°C", state_class: "measurement" });
+    expect(byId.humidity).toMatchObject({ device_class: "humidity", unit_of_measurement: "%" });
+    expect(byId.battery).toMatchObject({ device_class: "voltage", unit_of_measurement: "V", entity_category: "diagnostic" });
+    expect(byId.status).toMatchObject({ device_class: "enum", options: ["online", "sleeping", "overdue", "offline", "unknown"] });
+    expect(entities.find((e) => e.objectId === "problem")!.component).toBe("binary_sensor");
+    // availability follows the device's own status topic, which the broker holds retained
+    for (const e of entities) expect(e.config.availability[0].topic).toBe("sensors/kitchen-1/status");
+
+    // a newer reading changes the state, not the configs; a name set in the API renames the device
+    await dev.publishAsync("sensors/kitchen-1/telemetry", telemetry(2, { temperature: 22, humidity: 41 }, 3.7), { qos: 1 });
+    await waitUntil(() => ha.view("kitchen-1")?.temperature?.state === "22", { message: "temperature 22" });
+    const res = await fetch(`${gw.url}/api/devices/kitchen-1`, { method: "PATCH", headers: { "content-type": "application/json" }, body: '{"name":"Kitchen","location":"Kitchen"}' });
+    expect(res.status).toBe(200);
+    await waitUntil(() => ha.entities("kitchen-1").every((e) => e.config.device.name === "Kitchen" && e.config.device.suggested_area === "Kitchen"), { message: "renamed device" });
+
+    // sleeping is available (a battery sensor's normal state); the Last Will makes every entity unavailable
+    await dev.publishAsync("sensors/kitchen-1/status", '{"v":1,"state":"sleeping","sleepMs":60000,"boot":1}', { qos: 1, retain: true });
+    await waitUntil(() => ha.view("kitchen-1")?.status?.state === "sleeping", { message: "sleeping" });
+    expect(Object.values(ha.view("kitchen-1")!).every((e) => e.available)).toBe(true);
+    dev.stream.destroy(); // no DISCONNECT: the broker publishes the Last Will
+    await waitUntil(() => ha.view("kitchen-1")?.status?.state === "offline", { message: "offline" });
+    expect(Object.values(ha.view("kitchen-1")!).every((e) => !e.available)).toBe(true);
+  });
+
+  test("a low battery fires an alert on sleepy/alerts/<device>/<rule> and the problem entity; HA's birth republishes", async () => {
+    const gw = await gateway();
+    const ha = await homeAssistant(gw.mqttUrl);
+    const dev = await device(gw.mqttUrl, "shed-2");
+    await dev.publishAsync("sensors/shed-2/status", '{"v":1,"state":"online"}', { qos: 1, retain: true });
+    await dev.publishAsync("sensors/shed-2/telemetry", telemetry(1, { temperature: 5 }, 3.2), { qos: 1 });
+    const alert = await waitUntil(() => ha.retained.get("sleepy/alerts/shed-2/battery-low"), { message: "battery alert on MQTT" });
+    expect(JSON.parse(alert)).toMatchObject({ type: "alert", alert: { deviceId: "shed-2", ruleId: "battery-low", kind: "battery", state: "firing", value: 3.2 } });
+    await waitUntil(() => ha.view("shed-2")?.problem?.state === "ON", { message: "problem on" });
+
+    await dev.publishAsync("sensors/shed-2/telemetry", telemetry(2, { temperature: 5 }, 3.9), { qos: 1 });
+    await waitUntil(() => ha.retained.get("sleepy/alerts/shed-2/battery-low")?.includes('"state":"resolved"'), { message: "alert resolved on MQTT" });
+    await waitUntil(() => ha.view("shed-2")?.problem?.state === "OFF", { message: "problem off" });
+
+    // Home Assistant restarted: its birth message makes the gateway publish every config again (live, not replayed)
+    const configs = ha.entities("shed-2").map((e) => `homeassistant/${e.component}/${e.nodeId}/${e.objectId}/config`);
+    const before = configs.map((t) => ha.live.get(t) ?? 0);
+    await ha.client.publishAsync("homeassistant/status", "online", { qos: 1 });
+    await waitUntil(() => configs.every((t, i) => (ha.live.get(t) ?? 0) > before[i]!), { message: "configs republished after birth" });
+    expect(ha.retained.get("sleepy/gateway/status")).toBe("online");
+  });
+
+  test("DELETE /api/devices/:id removes the device, its entities, state, alerts and retained status", async () => {
+    const gw = await gateway();
+    const ha = await homeAssistant(gw.mqttUrl);
+    const dev = await device(gw.mqttUrl, "attic-3");
+    await dev.publishAsync("sensors/attic-3/status", '{"v":1,"state":"online"}', { qos: 1, retain: true });
+    await dev.publishAsync("sensors/attic-3/telemetry", telemetry(1, { temperature: 30 }, 3.1), { qos: 1 });
+    await waitUntil(() => ha.view("attic-3")?.problem?.state === "ON", { message: "attic-3 entities with its alert" });
+    await dev.endAsync();
+
+    expect((await fetch(`${gw.url}/api/devices/nope-9`, { method: "DELETE" })).status).toBe(404);
+    expect((await fetch(`${gw.url}/api/devices/attic-3`, { method: "DELETE" })).status).toBe(204);
+    await waitUntil(() => ![...ha.retained.keys()].some((t) => t.includes("attic-3")), { message: "every attic-3 topic cleared" });
+    const list = (await (await fetch(`${gw.url}/api/devices`)).json()) as { devices: Array<{ deviceId: string }> };
+    expect(list.devices.map((d) => d.deviceId)).not.toContain("attic-3");
+    // its battery alert was resolved: nothing could end it any more
+    const alerts = (await (await fetch(`${gw.url}/api/alerts?state=all&device=attic-3`)).json()) as { alerts: Array<{ state: string }> };
+    expect(alerts.alerts.map((a) => a.state)).toEqual(["resolved"]);
+    // the cleared retained status came back to the gateway too: counted as such (not as a bad message), not a device again
+    await waitUntil(async () => (await (await fetch(`${gw.url}/metrics`)).text()).includes('gateway_mqtt_messages_rejected_total{reason="retained_cleared"} 1'), { message: "the cleared status counted" });
+    expect(await (await fetch(`${gw.url}/metrics`)).text()).not.toMatch(/gateway_mqtt_messages_rejected_total\{reason="not_json"\}/);
+    expect(await (await fetch(`${gw.url}/api/metrics/devices`)).text()).not.toContain('device="attic-3"');
+  });
+});
+
+describe("Home Assistant discovery of the real firmware", () => {
+  test("a simulated device running the compiled firmware gets entities showing its latest reading", async () => {
+    const gw = await startTestGateway({ config: { homeAssistant: { enabled: true } } });
+    cleanups.push(() => gw.close());
+    const ha = await homeAssistant(gw.mqttUrl);
+    const flashDir = tempDir("ha-flash-");
+    cleanups.push(() => rmSync(flashDir, { recursive: true, force: true }));
+    const fleet = await startFleet({ devices: 1, brokerUrl: gw.mqttUrl, seed: 11, timeScale: 20, flashDir, eraseFlash: true, settings: { INTERVAL_S: 10 } });
+    cleanups.push(() => fleet.stop());
+    const id = fleet.devices[0]!.id;
+    type Api = { devices: Array<{ deviceId: string; battery: number | null; status: string; lastReading: { seq: number; readings: Record<string, number> } | null }> };
+    // two readings in: the entities must follow the latest one, as the API reports it
+    const device = await waitUntil(
+      async () => {
+        const d = ((await (await fetch(`${gw.url}/api/devices`)).json()) as Api).devices.find((x) => x.deviceId === id);
+        const v = ha.view(id);
+        if (!d?.lastReading || d.lastReading.seq < 1 || !v) return undefined;
+        const expected = Object.entries(d.lastReading.readings).every(([k, value]) => v[k]?.state === String(value));
+        return expected && v.status?.state === d.status ? { d, v } : undefined;
+      },
+      { timeoutMs: 60_000, message: `${id}'s entities at its latest reading` },
+    );
+    expect(Object.keys(device.d.lastReading!.readings).sort()).toEqual(["humidity", "temperature"]);
+    expect(Object.keys(device.v).sort()).toEqual(
+      [...Object.keys(device.d.lastReading!.readings), ...(device.d.battery === null ? [] : ["battery"]), "problem", "status"].sort(),
+    );
+    expect(Object.values(device.v).every((e) => e.available)).toBe(true);
+  });
+});
+
+describe.skipIf(!mosquittoAvailable())("a gateway restart on Mosquitto (Home Assistant stays connected)", () => {
+  test("goes offline and online again and republishes every config, state and alert, but not a deleted device's", async () => {
+    const mosq = await startMosquitto();
+    cleanups.push(() => mosq.close());
+    const dataDir = tempDir("ha-restart-");
+    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+    const config = { homeAssistant: { enabled: true }, alerts: { mqtt: true } };
+    const gw1 = await startTestGateway({ dataDir, brokerUrl: mosq.url, config });
+    const ha = await homeAssistant(mosq.url);
+    for (const id of ["kitchen-1", "attic-3"]) {
+      const dev = await device(mosq.url, id);
+      await dev.publishAsync(`sensors/${id}/status`, '{"v":1,"state":"online"}', { qos: 1, retain: true });
+      await dev.publishAsync(`sensors/${id}/telemetry`, telemetry(1, { temperature: 20 }, 3.2), { qos: 1 });
+      await dev.endAsync();
+    }
+    await waitUntil(() => ha.view("kitchen-1")?.problem?.state === "ON" && ha.view("attic-3")?.problem?.state === "ON", { message: "both devices with their alert" });
+    expect((await fetch(`${gw1.url}/api/devices/attic-3`, { method: "DELETE" })).status).toBe(204);
+    await waitUntil(() => ![...ha.retained.keys()].some((t) => t.includes("attic-3")), { message: "attic-3 cleared" });
+    await gw1.close();
+    expect(ha.retained.get("sleepy/gateway/status")).toBe("offline");
+
+    const live = new Map(ha.live);
+    const gw2 = await startTestGateway({ dataDir, brokerUrl: mosq.url, config });
+    cleanups.push(() => gw2.close());
+    const republished = () => [...ha.live].filter(([t, n]) => n > (live.get(t) ?? 0)).map(([t]) => t);
+    // the Home Assistant part republishes last (after the gateway status and the alerts): its state topic is the barrier
+    await waitUntil(() => republished().includes("sleepy/devices/kitchen-1/state"), { message: "kitchen-1 republished" });
+    expect(ha.retained.get("sleepy/gateway/status")).toBe("online");
+    const configs = ha.entities("kitchen-1").map((e) => `homeassistant/${e.component}/${e.nodeId}/${e.objectId}/config`);
+    expect(configs.length).toBe(4); // temperature, battery, status, problem
+    expect(republished()).toEqual(expect.arrayContaining([...configs, "sleepy/alerts/kitchen-1/battery-low", "sleepy/gateway/status"]));
+    expect(republished().filter((t) => t.includes("attic-3"))).toEqual([]);
+    expect(ha.view("kitchen-1")).toMatchObject({ temperature: { state: "20", available: true }, problem: { state: "ON" } });
+  });
+});
