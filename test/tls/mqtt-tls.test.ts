@@ -2,6 +2,7 @@
 // real clients (Debian's mosquitto_sub, MQTT.js), through the whole gateway.
 import { spawn } from "node:child_process";
 import { readFileSync, rmSync } from "node:fs";
+import { connect as netConnect, type Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -179,4 +180,30 @@ describe("every listener applies the same device auth, ACL and packet size limit
       expect(seen.filter((t) => t === `sensors/${DEVICE}/debug`)).toHaveLength(1);
     });
   }
+});
+
+describe("closing with connections that never finished their handshake", () => {
+  it("the gateway closes at once although TCP clients sit silent on the HTTPS, mqtts, ws and wss ports", async () => {
+    const pki = makePki();
+    try {
+      const gw = await startTestGateway({ config: tlsConfig(pki) });
+      const ports = [gw.port, ...(["mqtts", "ws", "wss"] as const).map((k) => gw.broker!.ports[k]!)];
+      // Silent TCP connections: TLS waits 2 minutes for a ClientHello, HTTP for a request.
+      const silent = await Promise.all(
+        ports.map(
+          (port) =>
+            new Promise<Socket>((resolve, reject) => {
+              const s = netConnect({ host: "127.0.0.1", port }, () => resolve(s));
+              s.once("error", reject);
+            }),
+        ),
+      );
+      const closedByServer = silent.map((s) => new Promise<void>((resolve) => s.once("close", () => resolve())));
+      await gw.close(); // would wait for the handshake timeout without dropping them (test timeout: 60 s)
+      await Promise.all(closedByServer);
+      expect(silent.every((s) => s.destroyed)).toBe(true);
+    } finally {
+      pki.close();
+    }
+  });
 });

@@ -115,6 +115,7 @@ export class EmbeddedBroker extends EventEmitter<EmbeddedBrokerEvents> {
     this.closing ??= (async () => {
       const listenersClosed = this.sockets.close();
       await new Promise<void>((resolve) => this.aedes.close(() => resolve()));
+      this.sockets.dropRemaining();
       await listenersClosed;
       await this.persistence.destroy();
     })();

@@ -96,10 +96,11 @@ async function secureListener(app: Hono<AppEnv>, opts: HttpListenerOptions, tls:
     hostname: opts.host,
     port: opts.port,
   }) as Http2SecureServer;
-  // Http2SecureServer has no closeIdleConnections/closeAllConnections: its connections are tracked here.
+  // Http2SecureServer has no closeIdleConnections/closeAllConnections: its connections are tracked here, from
+  // the raw socket on ('connection'), so a handshake that never finishes cannot hold the shutdown either.
   const sockets = new Set<Socket>();
   const sessions = new Set<Http2Session>();
-  server.on("secureConnection", (socket: Socket) => {
+  server.on("connection", (socket: Socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
   });
