@@ -2,9 +2,10 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrBadConfig, loadConfig, parseConfig } from "./config.ts";
-import { issueCertificates } from "./tls/certs.ts";
+import { issueCertificates, type IssueResult } from "./tls/certs.ts";
+import { hasOpenssl } from "../../test/tls/pki.ts";
 
 function problemsOf(fn: () => unknown): string {
   try {
@@ -161,10 +162,14 @@ describe("config", () => {
     expect(r.stderr).toMatch(/port/);
   });
 
-  describe("tls", () => {
+  describe.skipIf(!hasOpenssl)("tls", () => {
     const dir = mkdtempSync(join(tmpdir(), "gw-config-tls-"));
-    const a = issueCertificates({ dir: join(dir, "a"), names: ["localhost"] });
-    const b = issueCertificates({ dir: join(dir, "b"), names: ["localhost"] });
+    let a: IssueResult;
+    let b: IssueResult;
+    beforeAll(() => {
+      a = issueCertificates({ dir: join(dir, "a"), names: ["localhost"] });
+      b = issueCertificates({ dir: join(dir, "b"), names: ["localhost"] });
+    });
     afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
     it("is off by default: plain HTTP and MQTT, no TLS or WebSocket listener", () => {

@@ -6,11 +6,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { launchBrowser, skipReason, type Browser } from "../browser/chromium.ts";
 import { waitForPoints } from "../browser/page.ts";
 import { startTestGateway, type TestGateway } from "../helpers/gateway.ts";
-import { makePki, spkiHash, type TestPki } from "./pki.ts";
+import { hasOpenssl, makePki, spkiHash, type TestPki } from "./pki.ts";
 
 const DEVICE = "h2-browser-dev";
 
-describe.skipIf(skipReason !== undefined)("dashboard over HTTPS and HTTP/2 in a real browser", () => {
+describe.skipIf(skipReason !== undefined || !hasOpenssl)("dashboard over HTTPS and HTTP/2 in a real browser", () => {
   let pki: TestPki;
   let gw: TestGateway;
   let browser: Browser | undefined;

@@ -6,6 +6,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { tempDir } from "../helpers/gateway.ts";
+import { hasOpenssl } from "./pki.ts";
 
 const ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 const dir = join(tempDir("certs-cli-"), "tls");
@@ -14,7 +15,7 @@ function runCerts(args: string[]) {
   return spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "gateway/src/tls/certs-cli.ts"), ...args], { cwd: ROOT, encoding: "utf8" });
 }
 
-describe("npm run certs", () => {
+describe.skipIf(!hasOpenssl)("npm run certs", () => {
   afterAll(() => rmSync(resolve(dir, ".."), { recursive: true, force: true }));
 
   it("makes a CA and a server certificate for this machine plus the names asked for, keys private", () => {

@@ -8,7 +8,7 @@ import mqtt from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestGateway, type TestGateway } from "../helpers/gateway.ts";
 import { waitUntil } from "../helpers/wait.ts";
-import { makePki, type TestPki } from "./pki.ts";
+import { hasOpenssl, makePki, type TestPki } from "./pki.ts";
 
 interface HttpsAnswer {
   status: number;
@@ -40,7 +40,7 @@ async function refusedWith(url: string, ca: Buffer): Promise<string | undefined>
   throw new Error(`${url} was accepted`);
 }
 
-describe("gateway over HTTPS with a real certificate", () => {
+describe.skipIf(!hasOpenssl)("gateway over HTTPS with a real certificate", () => {
   let pki: TestPki;
   let gw: TestGateway;
   let ca: Buffer;
@@ -121,7 +121,7 @@ describe("gateway over HTTPS with a real certificate", () => {
   });
 });
 
-describe("session cookie over HTTPS", () => {
+describe.skipIf(!hasOpenssl)("session cookie over HTTPS", () => {
   let pki: TestPki;
   let gw: TestGateway;
   beforeAll(async () => {
@@ -154,7 +154,7 @@ describe("session cookie over HTTPS", () => {
   });
 });
 
-describe("an expired certificate", () => {
+describe.skipIf(!hasOpenssl)("an expired certificate", () => {
   let pki: TestPki;
   let gw: TestGateway;
   beforeAll(async () => {

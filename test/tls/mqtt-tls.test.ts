@@ -10,7 +10,7 @@ import { defaultCredentialsFile, setDevicePassword } from "../../gateway/src/bro
 import { startTestGateway, tempDir, type TestGateway } from "../helpers/gateway.ts";
 import { waitUntil } from "../helpers/wait.ts";
 import { binaryAvailable } from "./binaries.ts";
-import { makePki, type TestPki } from "./pki.ts";
+import { hasOpenssl, makePki, type TestPki } from "./pki.ts";
 
 const MOSQUITTO_SUB = "/usr/bin/mosquitto_sub";
 const hasMosquittoSub = binaryAvailable(MOSQUITTO_SUB, "mosquitto-clients");
@@ -40,7 +40,7 @@ function tlsConfig(pki: TestPki) {
   return { tls: { cert: pki.good.cert, key: pki.good.key }, mqtt: { tlsPort: 0, wsPort: 0, wssPort: 0 } };
 }
 
-describe("embedded broker over TLS and WebSockets, with a real certificate", () => {
+describe.skipIf(!hasOpenssl)("embedded broker over TLS and WebSockets, with a real certificate", () => {
   let pki: TestPki;
   let gw: TestGateway;
   let ca: Buffer;
@@ -125,7 +125,7 @@ describe("embedded broker over TLS and WebSockets, with a real certificate", () 
   });
 });
 
-describe("every listener applies the same device auth, ACL and packet size limit", () => {
+describe.skipIf(!hasOpenssl)("every listener applies the same device auth, ACL and packet size limit", () => {
   const DEVICE = "tls-dev-a";
   const PASSWORD = "tls-dev-a-password-0123456789";
   let pki: TestPki;
@@ -182,7 +182,7 @@ describe("every listener applies the same device auth, ACL and packet size limit
   }
 });
 
-describe("closing with connections that never finished their handshake", () => {
+describe.skipIf(!hasOpenssl)("closing with connections that never finished their handshake", () => {
   it("the gateway closes at once although TCP clients sit silent on the HTTPS, mqtts, ws and wss ports", async () => {
     const pki = makePki();
     try {

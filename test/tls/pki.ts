@@ -8,6 +8,10 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { issueCertificates, type IssueResult } from "../../gateway/src/tls/certs.ts";
 import { tempDir } from "../helpers/gateway.ts";
+import { binaryAvailable } from "./binaries.ts";
+
+/** Every test here makes its certificates with openssl: skipped visibly without it (CI=true: fails). */
+export const hasOpenssl = binaryAvailable("/usr/bin/openssl", "openssl");
 
 /** Names the tests connect with: every client talks to 127.0.0.1 (or localhost). */
 export const LOOPBACK_NAMES = ["localhost", "127.0.0.1"];

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { issueCertificates } from "../../gateway/src/tls/certs.ts";
 import { startTestGateway, type TestGateway } from "../helpers/gateway.ts";
 import { waitUntil } from "../helpers/wait.ts";
-import { LOOPBACK_NAMES, makePki, serialOf, type TestPki } from "./pki.ts";
+import { hasOpenssl, LOOPBACK_NAMES, makePki, serialOf, type TestPki } from "./pki.ts";
 
 /** The serial of the certificate a new TLS handshake on `port` gets (ALPN as given). */
 function servedSerial(port: number, ca: Buffer, alpn?: string[]): Promise<string> {
@@ -27,7 +27,7 @@ async function reloads(gw: TestGateway, result: "ok" | "failed"): Promise<number
   return metric.values.find((v) => v.labels.result === result)?.value ?? 0;
 }
 
-describe("certificate reload", () => {
+describe.skipIf(!hasOpenssl)("certificate reload", () => {
   let pki: TestPki;
   let gw: TestGateway;
   let ca: Buffer;
