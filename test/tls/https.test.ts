@@ -121,6 +121,62 @@ describe.skipIf(!hasOpenssl)("gateway over HTTPS with a real certificate", () =>
   });
 });
 
+describe.skipIf(!hasOpenssl)("a stalled SSE stream over HTTP/2", () => {
+  let pki: TestPki;
+  let gw: TestGateway;
+  beforeAll(async () => {
+    pki = makePki();
+    gw = await startTestGateway({
+      config: { tls: { cert: pki.good.cert, key: pki.good.key }, sse: { maxQueueBytes: 256 * 1024, maxQueueEvents: 100_000, heartbeatMs: 1000 } },
+    });
+  });
+  afterAll(async () => {
+    await gw?.close();
+    pki?.close();
+  });
+
+  const metric = async (pattern: RegExp) => Number(pattern.exec(await gw.metrics.registry.metrics())?.[1] ?? 0);
+
+  it("is dropped by its queue limit while another stream on the same connection gets every event", async () => {
+    const session = http2Connect(gw.url, { ca: readFileSync(pki.good.caCert) });
+    try {
+      await new Promise<void>((resolve, reject) => session.once("connect", () => resolve()).once("error", reject));
+      const stalled = session.request({ ":path": "/events?topic=sensors/%2B/telemetry" });
+      stalled.pause(); // never reads: its HTTP/2 window fills, then the gateway's queue for it
+      const stalledClosed = new Promise<void>((resolve) => stalled.once("close", () => resolve()));
+      const reader = session.request({ ":path": "/events?topic=sensors/%2B/telemetry" });
+      reader.setEncoding("utf8");
+      let text = "";
+      reader.on("data", (d: string) => (text += d));
+      await waitUntil(async () => (await metric(/^gateway_sse_clients (\d+)/m)) === 2, { message: "both streams open" });
+
+      const pub = await mqtt.connectAsync(gw.mqttUrl, { clientId: "h2-slow-pub", reconnectPeriod: 0 });
+      const TOTAL = 3_000;
+      // 16 readings with 32-character keys: ~800-byte payloads, valid per docs/protocol.md.
+      const readings = Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`k${i}_`.padEnd(32, "x"), i + 0.5]));
+      try {
+        for (let seq = 1; seq <= TOTAL; seq++) {
+          pub.publish("sensors/h2-slow/telemetry", JSON.stringify({ v: 1, seq, boot: 1, t: null, readings, battery: null }), { qos: 0 });
+          if (seq % 25 === 0) await new Promise((r) => setTimeout(r, 10)); // publisher, gateway and client share a thread
+        }
+        const count = () => text.match(/^event: telemetry$/gm)?.length ?? 0;
+        await waitUntil(() => count() === TOTAL, { timeoutMs: 60_000, message: `all ${TOTAL} events on the reading stream` });
+      } finally {
+        await pub.endAsync();
+      }
+      await waitUntil(async () => (await metric(/^gateway_sse_dropped_clients_total\{[^}]*\} (\d+)/m)) >= 1, { message: "the stalled stream dropped" });
+      stalled.resume(); // reads what was buffered, then sees the end the gateway gave that stream only
+      await stalledClosed;
+      expect(session.destroyed).toBe(false);
+      expect(reader.closed).toBe(false);
+      expect(await metric(/^gateway_sse_clients (\d+)/m)).toBe(1);
+      reader.close();
+    } finally {
+      session.close();
+    }
+  });
+});
+
 describe.skipIf(!hasOpenssl)("session cookie over HTTPS", () => {
   let pki: TestPki;
   let gw: TestGateway;
