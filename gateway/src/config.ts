@@ -80,11 +80,11 @@ export const configSchema = z.strictObject({
       /** Embedded broker listener (ignored when `url` names an external broker). */
       host: z.string().min(1).default("0.0.0.0"),
       port: port.default(1883),
-      /** MQTT over TLS (mqtts), only when `tls` is set; the IANA port. */
+      /** Embedded broker: MQTT over TLS (mqtts), only when `tls` is set; the IANA port. */
       tlsPort: port.default(8883),
-      /** MQTT over WebSockets (ws://host:wsPort/mqtt); off unless set. */
+      /** Embedded broker: MQTT over WebSockets (ws://host:wsPort/mqtt); off unless set. */
       wsPort: port.optional(),
-      /** MQTT over secure WebSockets (wss://host:wssPort/mqtt); needs `tls`; off unless set. */
+      /** Embedded broker: MQTT over secure WebSockets (wss://host:wssPort/mqtt); needs `tls`; off unless set. */
       wssPort: port.optional(),
       /** External broker, e.g. mqtt://127.0.0.1:1883; unset = start the embedded broker. */
       url: z.url({ protocol: /^mqtts?$/ }).optional(),

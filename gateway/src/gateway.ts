@@ -82,6 +82,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       const certificate = describeCertificate(tls.cert);
       if (certificate.expired) log.error({ certificate }, "tls: the certificate has expired; clients will refuse it");
       else log.info({ certificate }, "tls: certificate loaded");
+      metrics.tlsCertificateExpiry.set(certificate.expiresAtMs / 1000);
     }
     if (auth.admin) {
       const { file, created, madePrivate } = auth.admin;
@@ -173,9 +174,10 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       const reloader = new CertificateReloader({
         files: config.tls,
         current: tls,
-        apply(credentials) {
+        apply(credentials, certificate) {
           http.setCertificate(credentials);
           broker?.setCertificate(credentials);
+          metrics.tlsCertificateExpiry.set(certificate.expiresAtMs / 1000);
         },
         counted: (result) => metrics.tlsReloads.inc({ result }),
         log: log.child({ part: "tls" }),

@@ -67,6 +67,8 @@ describe.skipIf(!hasOpenssl)("certificate reload", () => {
     }
     expect(await servedSerial(gw.port, ca, ["h2"])).toBe(renewed.serial);
     expect(await reloads(gw, "ok")).toBe(1); // cert and key written one after the other: one reload
+    const expiry = (await gw.metrics.registry.getSingleMetric("gateway_tls_certificate_expiry_timestamp_seconds")!.get()).values[0]!.value;
+    expect(expiry).toBe(Date.parse(renewed.validTo) / 1000);
 
     // The device's connection from before: the same socket, still on the old certificate, still working.
     expect(device.stream).toBe(deviceSocket);

@@ -109,6 +109,11 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
       help: "Webhook POSTs that failed (non-2xx, timeout, refused) and will be tried again",
       registers,
     }),
+    tlsCertificateExpiry: new Gauge({
+      name: "gateway_tls_certificate_expiry_timestamp_seconds",
+      help: "When the certificate in service expires (Unix time): alert on it to renew in time",
+      registers,
+    }),
     tlsReloads: new Counter({
       name: "gateway_tls_reloads_total",
       help: "Certificate reloads after the files changed, by result (failed: the previous certificate stays in service)",

@@ -45,13 +45,22 @@ export function loadTlsCredentials(files: TlsFiles): TlsCredentials {
 }
 
 /** What the log says about a certificate (never the key): serial, SHA-256 fingerprint, names, expiry. */
-export function describeCertificate(cert: Buffer): { serial: string; fingerprint256: string; subjectAltName: string; validTo: string; expired: boolean } {
+export function describeCertificate(cert: Buffer): {
+  serial: string;
+  fingerprint256: string;
+  subjectAltName: string;
+  validTo: string;
+  expiresAtMs: number;
+  expired: boolean;
+} {
   const x509 = new X509Certificate(cert);
+  const expiresAtMs = Date.parse(x509.validTo);
   return {
     serial: x509.serialNumber,
     fingerprint256: x509.fingerprint256,
     subjectAltName: x509.subjectAltName ?? "",
     validTo: x509.validTo,
-    expired: Date.parse(x509.validTo) < Date.now(),
+    expiresAtMs,
+    expired: expiresAtMs < Date.now(),
   };
 }

@@ -20,7 +20,7 @@ export interface CertificateReloaderOptions {
   /** The pair in service now (loaded at start). */
   current: TlsCredentials;
   /** Called with each new valid pair; applies it to every listener. */
-  apply: (credentials: TlsCredentials) => void;
+  apply: (credentials: TlsCredentials, certificate: ReturnType<typeof describeCertificate>) => void;
   /** Each reload attempt's outcome, for the metrics. */
   counted: (result: "ok" | "failed") => void;
   log: Logger;
@@ -60,10 +60,12 @@ export class CertificateReloader {
       return;
     }
     if (next.cert.equals(this.current.cert) && next.key.equals(this.current.key)) return; // touched, not changed
-    this.opts.apply(next);
+    const certificate = describeCertificate(next.cert);
+    this.opts.apply(next, certificate);
     this.current = next;
     this.opts.counted("ok");
-    this.opts.log.info({ certificate: describeCertificate(next.cert) }, "tls: certificate reloaded");
+    if (certificate.expired) this.opts.log.error({ certificate }, "tls: the reloaded certificate has expired; clients will refuse it");
+    else this.opts.log.info({ certificate }, "tls: certificate reloaded");
   }
 
   close(): void {
