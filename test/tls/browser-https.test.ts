@@ -17,6 +17,7 @@ describe.skipIf(skipReason !== undefined || !hasOpenssl)("dashboard over HTTPS a
   beforeAll(async () => {
     pki = makePki();
     gw = await startTestGateway({ config: { tls: { cert: pki.good.cert, key: pki.good.key } } });
+    browser = await launchBrowser([`--ignore-certificate-errors-spki-list=${spkiHash(pki.good.cert)}`]);
   }, 60_000);
   afterAll(async () => {
     await browser?.close();
@@ -25,12 +26,11 @@ describe.skipIf(skipReason !== undefined || !hasOpenssl)("dashboard over HTTPS a
   });
 
   it("loads the page over h2 and streams events over h2", async () => {
-    browser = await launchBrowser([`--ignore-certificate-errors-spki-list=${spkiHash(pki.good.cert)}`]);
-    const page = await browser.context.newPage();
+    const page = await browser!.context.newPage();
     page.on("pageerror", (err) => console.error("page error:", err));
     // The protocol of each response as Chromium's network stack saw it; the SSE response never ends, so it
     // has no resource-timing entry while it streams.
-    const cdp = await browser.context.newCDPSession(page);
+    const cdp = await browser!.context.newCDPSession(page);
     const protocols = new Map<string, string>();
     cdp.on("Network.responseReceived", (e: { response: { url: string; protocol?: string } }) => {
       protocols.set(new URL(e.response.url).pathname, e.response.protocol ?? "");
@@ -63,6 +63,28 @@ describe.skipIf(skipReason !== undefined || !hasOpenssl)("dashboard over HTTPS a
     );
     expect(resources.length).toBeGreaterThan(0);
     expect(resources.filter((r) => r.protocol !== "h2")).toEqual([]);
+  });
+
+  it("seven tabs (more than HTTP/1.1's six connections per host) all go live over one HTTP/2 connection", async () => {
+    const context = browser!.context;
+    const connections = new Set<string>();
+    const pages = [];
+    for (let i = 0; i < 7; i++) {
+      const page = await context.newPage();
+      const cdp = await context.newCDPSession(page);
+      type Response = { url: string; protocol?: string; connectionId: number; fromDiskCache?: boolean; fromServiceWorker?: boolean };
+      cdp.on("Network.responseReceived", ({ response: r }: { response: Response }) => {
+        // Responses from the cache (later tabs' page, script, styles) came over no connection
+        if (r.url.startsWith(gw.url) && !r.fromDiskCache && !r.fromServiceWorker) connections.add(`${r.protocol} ${r.connectionId}`);
+      });
+      await cdp.send("Network.enable");
+      await page.goto(`${gw.url}/`);
+      pages.push(page);
+    }
+    for (const page of pages) await page.waitForSelector('#conn[data-conn-state="live"]', { timeout: 15_000 });
+    expect([...connections]).toHaveLength(1);
+    expect([...connections][0]).toMatch(/^h2 \d+$/);
+    await Promise.all(pages.map((p) => p.close()));
   });
 
   it("refuses the page when it trusts another key", async () => {
