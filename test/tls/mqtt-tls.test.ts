@@ -87,6 +87,19 @@ describe.skipIf(!hasOpenssl)("embedded broker over TLS and WebSockets, with a re
     }
   });
 
+  it.skipIf(!hasMosquittoSub)("mosquitto_sub with another CA's --cafile is refused", async () => {
+    const before = gw.broker!.counters.tlsHandshakeErrors;
+    const sub = spawn(MOSQUITTO_SUB, ["--cafile", pki.otherCaCert, "-h", "127.0.0.1", "-p", String(gw.broker!.ports.mqtts), "-t", "tls/x", "-C", "1", "-i", "mosquitto-wrong-ca"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let err = "";
+    sub.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    const code = await new Promise<number | null>((resolve) => sub.once("exit", resolve));
+    expect(code).not.toBe(0);
+    expect(err).toMatch(/A TLS error occurred/);
+    await waitUntil(() => gw.broker!.counters.tlsHandshakeErrors === before + 1, { message: "the broker's side of the failed handshake" });
+  });
+
   it("MQTT.js over mqtts and wss (trusting the CA) and plain ws exchange messages, and mqtts shows the served certificate", async () => {
     const sub = await connect(gw.broker!.urls.mqtts!, { ca, clientId: "mqtts-sub" });
     const tlsSocket = sub.stream as TLSSocket;
