@@ -2,8 +2,10 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrBadConfig, loadConfig, parseConfig } from "./config.ts";
+import { issueCertificates, type IssueResult } from "./tls/certs.ts";
+import { hasOpenssl } from "../../test/tls/pki.ts";
 
 function problemsOf(fn: () => unknown): string {
   try {
@@ -171,5 +173,51 @@ describe("config", () => {
     expect(r.stderr).toMatch(/invalid gateway configuration/);
     expect(r.stderr).toMatch(/GATEWAY_CONFIG=\/nonexistent.json/);
     expect(r.stderr).toMatch(/port/);
+  });
+
+  describe.skipIf(!hasOpenssl)("tls", () => {
+    const dir = mkdtempSync(join(tmpdir(), "gw-config-tls-"));
+    let a: IssueResult;
+    let b: IssueResult;
+    beforeAll(() => {
+      a = issueCertificates({ dir: join(dir, "a"), names: ["localhost"] });
+      b = issueCertificates({ dir: join(dir, "b"), names: ["localhost"] });
+    });
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+    it("is off by default: plain HTTP and MQTT, no TLS or WebSocket listener", () => {
+      const c = loadConfig({});
+      expect(c.tls).toBeUndefined();
+      expect(c.httpRedirectPort).toBeUndefined();
+      expect(c.mqtt).toMatchObject({ port: 1883, tlsPort: 8883 });
+      expect(c.mqtt.wsPort).toBeUndefined();
+      expect(c.mqtt.wssPort).toBeUndefined();
+    });
+
+    it("reads the certificate, ports and redirect from the environment", () => {
+      const c = loadConfig({ TLS_CERT: a.cert, TLS_KEY: a.key, MQTT_TLS_PORT: "8884", MQTT_WS_PORT: "8083", MQTT_WSS_PORT: "8084", HTTP_REDIRECT_PORT: "8081" });
+      expect(c.tls).toEqual({ cert: a.cert, key: a.key });
+      expect(c.mqtt).toMatchObject({ tlsPort: 8884, wsPort: 8083, wssPort: 8084 });
+      expect(c.httpRedirectPort).toBe(8081);
+    });
+
+    it("refuses a missing file, a key of another certificate, and wss or a redirect without a certificate", () => {
+      expect(problemsOf(() => loadConfig({ TLS_CERT: join(dir, "nope.crt"), TLS_KEY: a.key }))).toMatch(/tls\.cert ".*nope\.crt": cannot read it \(ENOENT\)/);
+      expect(problemsOf(() => loadConfig({ TLS_CERT: a.cert }))).toMatch(/tls\.key/);
+      expect(problemsOf(() => loadConfig({ TLS_CERT: a.cert, TLS_KEY: b.key }))).toMatch(/not a usable pair/);
+      const problems = problemsOf(() => loadConfig({ MQTT_WSS_PORT: "8084", HTTP_REDIRECT_PORT: "80" }));
+      expect(problems).toMatch(/mqtt\.wssPort .*needs a certificate/);
+      expect(problems).toMatch(/httpRedirectPort .*needs tls\.cert/);
+    });
+
+    it("makes server.ts exit 2 when the key cannot be read", () => {
+      const r = spawnSync(process.execPath, ["--import", "tsx", join(import.meta.dirname, "server.ts")], {
+        env: { ...process.env, TLS_CERT: a.cert, TLS_KEY: join(dir, "missing.key"), DATA_DIR: dir },
+        encoding: "utf8",
+      });
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(/invalid gateway configuration/);
+      expect(r.stderr).toMatch(/tls\.key ".*missing\.key": cannot read it/);
+    });
   });
 });

@@ -7,6 +7,7 @@ import { z } from "zod";
 import { configRuleSchema, ErrInvalidRule, parseConfigRules } from "./alerts/rules.ts";
 import { webhookTargetSchema } from "./alerts/webhooks.ts";
 import { DEVICE_ID_PATTERN } from "./protocol/ids.ts";
+import { ErrBadCertificate, loadTlsCredentials } from "./tls/credentials.ts";
 import { validateTopicFilter } from "./protocol/topic-filter.ts";
 
 const port = z.number().int().min(0).max(65535);
@@ -64,12 +65,27 @@ export type AuthConfig = z.infer<typeof authSchema>;
 
 export const configSchema = z.strictObject({
   host: z.string().min(1).default("0.0.0.0"),
+  /** HTTP port; HTTPS (and HTTP/2) when `tls` is set. */
   port: port.default(8080),
+  /**
+   * Certificate and key (PEM files, e.g. from `npm run certs`): the gateway serves HTTPS and HTTP/2 on `port`,
+   * and the embedded broker adds mqtts on `mqtt.tlsPort` (and wss on `mqtt.wssPort` if set). Reloaded when the
+   * files change (tls/reloader.ts). Unset: plain HTTP and plain MQTT only, as before.
+   */
+  tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
+  /** With `tls`: a plain HTTP listener on this port that redirects every request to HTTPS. */
+  httpRedirectPort: port.optional(),
   mqtt: z
     .strictObject({
       /** Embedded broker listener (ignored when `url` names an external broker). */
       host: z.string().min(1).default("0.0.0.0"),
       port: port.default(1883),
+      /** Embedded broker: MQTT over TLS (mqtts), only when `tls` is set; the IANA port. */
+      tlsPort: port.default(8883),
+      /** Embedded broker: MQTT over WebSockets (ws://host:wsPort/mqtt); off unless set. */
+      wsPort: port.optional(),
+      /** Embedded broker: MQTT over secure WebSockets (wss://host:wssPort/mqtt); needs `tls`; off unless set. */
+      wssPort: port.optional(),
       /** External broker, e.g. mqtt://127.0.0.1:1883; unset = start the embedded broker. */
       url: z.url({ protocol: /^mqtts?$/ }).optional(),
       username: z.string().optional(),
@@ -194,6 +210,12 @@ const ENV: Array<[string, string[], "int" | "string" | "bool"]> = [
   ["PORT", ["port"], "int"],
   ["MQTT_HOST", ["mqtt", "host"], "string"],
   ["MQTT_PORT", ["mqtt", "port"], "int"],
+  ["MQTT_TLS_PORT", ["mqtt", "tlsPort"], "int"],
+  ["MQTT_WS_PORT", ["mqtt", "wsPort"], "int"],
+  ["MQTT_WSS_PORT", ["mqtt", "wssPort"], "int"],
+  ["TLS_CERT", ["tls", "cert"], "string"],
+  ["TLS_KEY", ["tls", "key"], "string"],
+  ["HTTP_REDIRECT_PORT", ["httpRedirectPort"], "int"],
   ["MQTT_URL", ["mqtt", "url"], "string"],
   ["MQTT_USERNAME", ["mqtt", "username"], "string"],
   ["MQTT_PASSWORD", ["mqtt", "password"], "string"],
@@ -254,6 +276,17 @@ function crossFieldProblems(c: GatewayConfig): string[] {
       if (other !== undefined) problems.push(`auth.tokens: "${other}" and "${t.name}" have the same token; each needs its own`);
       seen.set(t.token, t.name);
     }
+  }
+  if (c.tls) {
+    try {
+      loadTlsCredentials(c.tls);
+    } catch (e) {
+      if (!(e instanceof ErrBadCertificate)) throw e;
+      problems.push(e.message);
+    }
+  } else {
+    if (c.mqtt.wssPort !== undefined) problems.push("mqtt.wssPort (MQTT_WSS_PORT): wss needs a certificate, set tls.cert and tls.key (TLS_CERT, TLS_KEY)");
+    if (c.httpRedirectPort !== undefined) problems.push("httpRedirectPort (HTTP_REDIRECT_PORT): redirects to HTTPS, which needs tls.cert and tls.key (TLS_CERT, TLS_KEY)");
   }
   if (c.mqtt.url) {
     const u = new URL(c.mqtt.url);

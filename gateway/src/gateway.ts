@@ -5,9 +5,6 @@
  * both start here.
  */
 import { readFileSync } from "node:fs";
-import type { AddressInfo } from "node:net";
-import type { Server } from "node:http";
-import { serve } from "@hono/node-server";
 import type { Hono } from "hono";
 import { Alerts, type AlertSink } from "./alerts/alerts.ts";
 import { MqttAlerts } from "./alerts/mqtt-alerts.ts";
@@ -17,9 +14,9 @@ import { MqttBridge } from "./bridge/mqtt-client.ts";
 import { GatewayPublisher } from "./bridge/publisher.ts";
 import { startEmbeddedBroker, type EmbeddedBroker } from "./broker/index.ts";
 import { Commands } from "./commands/commands.ts";
-import type { GatewayConfig } from "./config.ts";
 import { createApp } from "./http/app.ts";
 import { resolveAuth, type AdminToken } from "./http/auth.ts";
+import { baseUrl, startHttpListener } from "./http/listener.ts";
 import type { AppEnv } from "./http/env.ts";
 import { HomeAssistant } from "./homeassistant/publisher.ts";
 import { createLogger, type Logger } from "./ops/log.ts";
@@ -28,15 +25,23 @@ import { deviceTopic } from "./protocol/topics.ts";
 import { openDatabase } from "./transport/sqlite/db.ts";
 import { SummaryPublisher } from "./summaries/publisher.ts";
 import { SqliteTransport } from "./transport/sqlite/transport.ts";
+import { ErrBadCertificate, describeCertificate, loadTlsCredentials, type TlsCredentials } from "./tls/credentials.ts";
+import { CertificateReloader } from "./tls/reloader.ts";
+import { ErrBadConfig, type GatewayConfig } from "./config.ts";
 
 /** The `origin` of Home Assistant discovery configurations: this package and its version. */
 const PACKAGE = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { name: string; version: string };
 const ORIGIN = { name: `${PACKAGE.name} gateway`, sw: PACKAGE.version };
 
 export interface Gateway {
-  /** Base URL of the HTTP server, e.g. http://127.0.0.1:8080 (loopback when bound to all interfaces). */
+  /**
+   * Base URL of the HTTP server, e.g. http://127.0.0.1:8080, https://… with `tls` (loopback when bound to
+   * all interfaces).
+   */
   readonly url: string;
   readonly port: number;
+  /** The HTTP→HTTPS redirect listener's port (config httpRedirectPort). */
+  readonly redirectPort: number | undefined;
   /** Broker URL for devices and tests: the embedded broker's, or config.mqtt.url. */
   readonly mqttUrl: string;
   /** The embedded broker, undefined with an external one. */
@@ -74,8 +79,20 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
   const metrics = createMetrics({ processMetrics: opts.processMetrics });
   const cleanups: Array<() => unknown> = [];
   try {
-    // First: a bad admin-token file is a configuration error, before any socket exists.
+    // First: a bad admin-token file or certificate is a configuration error, before any socket exists.
     const auth = resolveAuth(config.auth, config.dataDir);
+    let tls: TlsCredentials | undefined;
+    if (config.tls) {
+      try {
+        tls = loadTlsCredentials(config.tls);
+      } catch (e) {
+        throw e instanceof ErrBadCertificate ? new ErrBadConfig([e.message]) : e;
+      }
+      const certificate = describeCertificate(tls.cert);
+      if (certificate.expired) log.error({ certificate }, "tls: the certificate has expired; clients will refuse it");
+      else log.info({ certificate }, "tls: certificate loaded");
+      metrics.tlsCertificateExpiry.set(certificate.expiresAtMs / 1000);
+    }
     if (auth.admin) {
       const { file, created, madePrivate } = auth.admin;
       if (madePrivate) log.warn({ file }, "the admin token file was readable by others: its mode is now 0600");
@@ -112,6 +129,10 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       broker = await startEmbeddedBroker({
         host: config.mqtt.host,
         port: config.mqtt.port,
+        tls,
+        tlsPort: tls ? config.mqtt.tlsPort : undefined,
+        wsPort: config.mqtt.wsPort,
+        wssPort: config.mqtt.wssPort,
         dataDir: config.dataDir,
         auth: config.broker.auth,
         logger: log.child({ part: "broker" }),
@@ -187,9 +208,23 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       },
     });
 
-    const server = await listen(app, config.host, config.port);
-    const port = (server.address() as AddressInfo).port;
-    const url = `http://${loopbackFor(config.host)}:${port}`;
+    const http = await startHttpListener(app, { host: config.host, port: config.port, tls, redirectPort: config.httpRedirectPort });
+    cleanups.push(() => http.finish(0));
+    const url = baseUrl(http, config.host);
+    if (config.tls && tls) {
+      const reloader = new CertificateReloader({
+        files: config.tls,
+        current: tls,
+        apply(credentials, certificate) {
+          http.setCertificate(credentials);
+          broker?.setCertificate(credentials);
+          metrics.tlsCertificateExpiry.set(certificate.expiresAtMs / 1000);
+        },
+        counted: (result) => metrics.tlsReloads.inc({ result }),
+        log: log.child({ part: "tls" }),
+      });
+      cleanups.push(() => reloader.close());
+    }
     if (config.auth.mode === "open") {
       log.warn(
         { host: config.host },
@@ -198,41 +233,28 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
           : "HTTP auth is in OPEN mode on loopback: any local user or program may read and send commands",
       );
     }
-    log.info({ url, mqttUrl: bridgeUrl }, "gateway listening");
+    log.info({ url, redirectPort: http.redirectPort, mqtt: broker?.urls ?? bridgeUrl }, "gateway listening");
 
     let closing: Promise<void> | undefined;
     const close = (): Promise<void> =>
       (closing ??= (async () => {
         log.info("gateway shutting down");
-        const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+        http.stopAccepting();
         await stopIntake(); // the broker keeps for the next start whatever this gateway did not acknowledge
         summaryEvents.close();
         await alerts.close(); // webhooks: deliveries in flight finish (bounded), the rest are counted
         homeAssistant?.close();
         await out?.close(); // publishes sleepy/gateway/status offline
         await transport.close(); // ends every SSE stream; clients reconnect to the next instance with their last id
-        server.closeIdleConnections();
-        const force = setTimeout(() => server.closeAllConnections(), 2_000);
-        await serverClosed;
-        clearTimeout(force);
+        await http.finish(2_000);
         await runCleanups(cleanups, log);
       })());
 
-    return { url, port, mqttUrl: bridgeUrl, broker, app, metrics, log, adminToken: auth.admin, close };
+    return { url, port: http.port, redirectPort: http.redirectPort, mqttUrl: bridgeUrl, broker, app, metrics, log, adminToken: auth.admin, close };
   } catch (err) {
     await runCleanups(cleanups, log);
     throw err;
   }
-}
-
-function listen(app: Hono<AppEnv>, hostname: string, port: number): Promise<Server> {
-  return new Promise((resolve, reject) => {
-    const server = serve({ fetch: app.fetch, hostname, port }, () => {
-      server.off("error", reject);
-      resolve(server as Server);
-    });
-    server.once("error", reject);
-  });
 }
 
 /** Runs cleanups newest first (bridge before broker before DB); one failure does not stop the rest. */

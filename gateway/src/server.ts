@@ -4,7 +4,7 @@
  * and an optional JSON file named by GATEWAY_CONFIG. Bad config → one line per problem, exit 2.
  * SIGTERM/SIGINT → graceful shutdown, exit 0.
  *
- * With token auth and the admin token (the default) it prints a login URL, `http://<host>:<port>/?token=…`, for
+ * With token auth and the admin token (the default) it prints a login URL, `http(s)://<host>:<port>/?token=…`, for
  * the person at the console, as Jupyter does: a plain line on stdout, written here and only here, never
  * through the logger (the JSON log lines stay free of secrets).
  */
@@ -15,15 +15,16 @@ import type { AdminToken } from "./http/auth.ts";
 import { createLogger } from "./ops/log.ts";
 
 function dashboardUrls(config: GatewayConfig, port: number): string[] {
+  const scheme = config.tls ? "https" : "http";
   if (config.host !== "0.0.0.0" && config.host !== "::") {
     const host = config.host.includes(":") && !config.host.startsWith("[") ? `[${config.host}]` : config.host;
-    return [`http://${host}:${port}/`];
+    return [`${scheme}://${host}:${port}/`];
   }
   const lan = Object.values(networkInterfaces())
     .flat()
     .filter((a) => a && a.family === "IPv4" && !a.internal)
-    .map((a) => `http://${a!.address}:${port}/`);
-  return [`http://127.0.0.1:${port}/`, ...lan];
+    .map((a) => `${scheme}://${a!.address}:${port}/`);
+  return [`${scheme}://127.0.0.1:${port}/`, ...lan];
 }
 
 function exitOnBadConfig(e: unknown): never {
@@ -54,7 +55,7 @@ async function main(): Promise<void> {
   const gateway = await startGateway(config, { logger: log, processMetrics: true }).catch(exitOnBadConfig);
   const urls = dashboardUrls(config, gateway.port);
   process.stdout.write(
-    `Dashboard: ${urls.join("  ")}\nMQTT broker: ${gateway.mqttUrl}\n` +
+    `Dashboard: ${urls.join("  ")}\nMQTT broker: ${Object.values(gateway.broker?.urls ?? { mqtt: gateway.mqttUrl }).join("  ")}\n` +
       (gateway.adminToken ? loginLines(urls, gateway.adminToken) : ""),
   );
 

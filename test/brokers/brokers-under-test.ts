@@ -29,7 +29,7 @@ export interface BrokerUnderTest {
   gateway(): Login;
   /** Provisioned device login: username = client id = device id. */
   device(id: string): Login;
-  /** Home Assistant's login, with the rights hardware/pi/README.md "7." gives it (embedded) or the shipped ACL (Mosquitto). */
+  /** Home Assistant's login, with the rights hardware/pi/README.md "8." gives it (embedded) or the shipped ACL (Mosquitto). */
   homeAssistant(): Login;
   /** Graceful restart keeping all state on disk (same port). */
   restart(): Promise<void>;
@@ -51,7 +51,7 @@ export interface EmbeddedUnderTest extends BrokerUnderTest {
   restart(options?: EmbeddedOptions): Promise<void>;
 }
 
-/** Home Assistant's service user on the embedded broker, exactly as hardware/pi/README.md "7." configures it. */
+/** Home Assistant's service user on the embedded broker, exactly as hardware/pi/README.md "8." configures it. */
 const HOME_ASSISTANT_LOGIN = { username: "homeassistant", password: generatePassword() };
 export const HOME_ASSISTANT_DENY: DenyRule = {
   username: "homeassistant",

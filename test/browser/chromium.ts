@@ -48,14 +48,17 @@ export interface Browser {
   close(): Promise<void>;
 }
 
-/** A fresh browser with its own empty user-data-dir (persistent context = tabs share storage and locks). */
-export async function launchBrowser(): Promise<Browser> {
+/**
+ * A fresh browser with its own empty user-data-dir (persistent context = tabs share storage and locks).
+ * `extraArgs` add flags, e.g. `--ignore-certificate-errors-spki-list=<hash>` to trust one test certificate.
+ */
+export async function launchBrowser(extraArgs: string[] = []): Promise<Browser> {
   if (chromiumPath === undefined) throw new Error("Chromium not found: apt-get install chromium (CI=true requires it)");
   const userDataDir = await mkdtemp(join(tmpdir(), "sensors-chromium-"));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: chromiumPath,
     headless: true,
-    args: ARGS,
+    args: [...ARGS, ...extraArgs],
     viewport: { width: 1280, height: 900 },
   });
   return {

@@ -1,21 +1,31 @@
 import { EventEmitter } from "node:events";
-import { createServer, type Server } from "node:net";
+import type { Duplex } from "node:stream";
 import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { Aedes, type Client, type PublishPacket, type PubrelPacket } from "aedes";
 import { createAuthHooks, type AuthCounters, type DeviceAuthOptions, type ServiceCredential } from "./device-auth.ts";
 import { forwardAtGrantedQos } from "./granted-qos.ts";
 import { DEFAULT_MAX_PACKET_BYTES, limitPacketSize } from "./packet-size-limit.ts";
+import { startListeners, type ListenerKind, type Listeners } from "./listeners.ts";
 import { silentLogger, type BrokerLogger } from "./logger.ts";
+import type { TlsCredentials } from "../tls/credentials.ts";
 import { SqlitePersistence } from "./persistence/sqlite.ts";
 import { decoratedPersistence } from "./persistence/stack.ts";
 import type { BrokerStore } from "./persistence/store.ts";
 
 export interface EmbeddedBrokerOptions {
-  /** Interface to listen on, e.g. "127.0.0.1" or "0.0.0.0" for the LAN. */
+  /** Interface every listener binds, e.g. "127.0.0.1" or "0.0.0.0" for the LAN. */
   host: string;
-  /** TCP port; 0 picks a free one (read it back from `port`). */
+  /** Plain TCP port; 0 picks a free one (read it back from `port`). */
   port: number;
+  /** Certificate for `tlsPort` (mqtts) and `wssPort` (wss); swap it later with `setCertificate`. */
+  tls?: TlsCredentials;
+  /** MQTT over TLS; 0 = a free port. Needs `tls`. */
+  tlsPort?: number;
+  /** MQTT over WebSockets on path /mqtt; 0 = a free port. */
+  wsPort?: number;
+  /** MQTT over secure WebSockets on path /mqtt; 0 = a free port. Needs `tls`. */
+  wssPort?: number;
   /**
    * Directory for `broker.sqlite` (sessions, queued QoS 1/2 messages, retained messages, subscriptions, wills)
    * and, by default, `mqtt-credentials.json`. Without it everything is in memory and lost on restart.
@@ -48,6 +58,8 @@ export interface ClientEvent {
 export interface BrokerCounters extends AuthCounters {
   /** Connections closed because of a protocol or socket error (each dropped its in-flight packets). */
   clientErrors: number;
+  /** TLS handshakes that failed on mqtts or wss (client does not trust the certificate, plain MQTT on a TLS port...). */
+  tlsHandshakeErrors: number;
 }
 
 interface EmbeddedBrokerEvents {
@@ -60,20 +72,24 @@ export class ErrBrokerClosed extends Error {
   override name = "ErrBrokerClosed";
 }
 
-/** A running aedes broker on TCP. Create it with {@link startEmbeddedBroker}. */
+/** A running aedes broker on TCP (and TLS, WebSockets). Create it with {@link startEmbeddedBroker}. */
 export class EmbeddedBroker extends EventEmitter<EmbeddedBrokerEvents> {
   private closing: Promise<void> | undefined;
 
   /** @internal use startEmbeddedBroker */
   constructor(
+    /** The plain TCP listener's URL and port. */
     readonly url: string,
     readonly port: number,
+    /** Every listener that is on, by kind: `urls.mqtts`, `urls.wss`... */
+    readonly urls: Readonly<Partial<Record<ListenerKind, string>>>,
+    readonly ports: Readonly<Partial<Record<ListenerKind, number>>>,
     /** Full-rights login for the gateway's own MQTT client (also valid in open mode). */
     readonly serviceCredentials: ServiceCredential,
     readonly counters: Readonly<BrokerCounters>,
     /** The aedes instance inside, for observers (tests watch its `publish` / `subscribe` events). */
     readonly aedes: Aedes,
-    private readonly server: Server,
+    private readonly sockets: Listeners,
     private readonly persistence: { destroy(): Promise<void> },
   ) {
     super();
@@ -89,12 +105,18 @@ export class EmbeddedBroker extends EventEmitter<EmbeddedBrokerEvents> {
     return this.aedes.connectedClients;
   }
 
+  /** New TLS handshakes (mqtts, wss) present this certificate; connected clients keep their connection. */
+  setCertificate(credentials: TlsCredentials): void {
+    this.sockets.setCertificate(credentials);
+  }
+
   /** Stops listening, disconnects every client, flushes and closes the store. Safe to call twice. */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+      const listenersClosed = this.sockets.close();
       await new Promise<void>((resolve) => this.aedes.close(() => resolve()));
-      await serverClosed;
+      this.sockets.dropRemaining();
+      await listenersClosed;
       await this.persistence.destroy();
     })();
     return this.closing;
@@ -102,7 +124,7 @@ export class EmbeddedBroker extends EventEmitter<EmbeddedBrokerEvents> {
 }
 
 /**
- * Starts the embedded MQTT broker (aedes) on TCP.
+ * Starts the embedded MQTT broker (aedes) on TCP, and on TLS and WebSockets when asked (listeners.ts).
  *
  * @example
  * const broker = await startEmbeddedBroker({ host: "127.0.0.1", port: 1883, dataDir: "data" });
@@ -123,6 +145,7 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
     subscribeDenied: 0,
     forwardDenied: 0,
     clientErrors: 0,
+    tlsHandshakeErrors: 0,
   };
   // First: a bad deny rule fails the start before any file or socket exists.
   const hooks = createAuthHooks({ auth, dataDir: opts.dataDir, gateway: serviceCredentials, counters, logger });
@@ -167,37 +190,37 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
   });
 
   const maxPacketBytes = opts.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
-  const server = createServer((socket) =>
-    limitPacketSize(aedes.handle(socket), maxPacketBytes, (client, declared) => {
+  const accept = (stream: Duplex): void =>
+    limitPacketSize(aedes.handle(stream), maxPacketBytes, (client, declared) => {
       counters.clientErrors++;
       logger.warn({ clientId: client.id ?? null, declared, maxPacketBytes }, "mqtt packet over the size limit, connection closed");
-    }),
-  );
+    });
+  let listeners: Listeners;
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(opts.port, opts.host, () => {
-        server.off("error", reject);
-        resolve();
-      });
+    listeners = await startListeners(opts, {
+      accept,
+      maxPacketBytes,
+      handshakeFailed(listener, err) {
+        counters.tlsHandshakeErrors++;
+        logger.debug({ listener, err: err.message }, "tls handshake failed");
+      },
+      logger,
     });
   } catch (err) {
     await new Promise<void>((resolve) => aedes.close(() => resolve()));
     await persistence.destroy();
     throw err;
   }
-  server.on("error", (err) => logger.error({ err }, "mqtt listener error"));
-  const address = server.address();
-  if (address === null || typeof address === "string") throw new Error("mqtt listener has no TCP address");
-  const host = opts.host.includes(":") ? `[${opts.host}]` : opts.host;
 
   const broker = new EmbeddedBroker(
-    `mqtt://${host}:${address.port}`,
-    address.port,
+    listeners.urls.mqtt!,
+    listeners.ports.mqtt!,
+    listeners.urls,
+    listeners.ports,
     serviceCredentials,
     counters,
     aedes,
-    server,
+    listeners,
     persistence,
   );
 
@@ -223,6 +246,6 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
     counters.clientErrors++;
     logger.warn({ err: err.message }, "mqtt connection error before CONNECT");
   });
-  logger.info({ url: broker.url, dataDir: opts.dataDir ?? null, auth: auth.mode }, "embedded mqtt broker listening");
+  logger.info({ urls: broker.urls, dataDir: opts.dataDir ?? null, auth: auth.mode }, "embedded mqtt broker listening");
   return broker;
 }

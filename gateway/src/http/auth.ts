@@ -270,11 +270,10 @@ export function loginFromUrl(authn: Authenticator): MiddlewareHandler<AppEnv> {
 const SAFE_METHOD = /^(GET|HEAD|OPTIONS)$/;
 
 /** host[:port] of `origin` and of the Host header, default ports dropped alike; undefined when unparsable. */
-function sameHost(origin: string, hostHeader: string | undefined): boolean {
-  if (hostHeader === undefined) return false;
+function sameHost(origin: string, requestHost: string): boolean {
   try {
     const o = new URL(origin);
-    return o.host === new URL(`${o.protocol}//${hostHeader}`).host;
+    return o.host === new URL(`${o.protocol}//${requestHost}`).host;
   } catch {
     return false;
   }
@@ -286,7 +285,8 @@ function sameHost(origin: string, hostHeader: string | undefined): boolean {
  * - `Authorization: Bearer` and no cookie: a script or curl; browsers never add that header to a cross-origin
  *   request without a CORS preflight, which this gateway does not grant. Allowed.
  * - `Sec-Fetch-Site` present (every current browser): only `same-origin` passes.
- * - else `Origin` present: its host must be the request's own `Host`.
+ * - else `Origin` present: its host must be the request's own host (`Host`, or `:authority` over HTTP/2, which
+ *   has no Host header; both end up in the request URL).
  * - neither: not a browser (browsers send Origin with every cross-origin POST). Allowed.
  *
  * Not Hono's `csrf()`: it checks only form-like content types (the commands route reads any body as JSON, so a
@@ -303,7 +303,7 @@ export function sameOriginWrites(): MiddlewareHandler<AppEnv> {
       throw new ApiError(403, "cross_origin", `${c.req.method} from another origin is refused (Sec-Fetch-Site: ${site})`);
     }
     const origin = c.req.header("origin");
-    if (origin === undefined || sameHost(origin, c.req.header("host"))) return next();
+    if (origin === undefined || sameHost(origin, new URL(c.req.url).host)) return next();
     throw new ApiError(403, "cross_origin", `${c.req.method} from another origin is refused (Origin does not match Host)`);
   };
 }

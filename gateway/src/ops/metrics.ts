@@ -115,6 +115,17 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
       labelNames: ["what"] as const,
       registers,
     }),
+    tlsCertificateExpiry: new Gauge({
+      name: "gateway_tls_certificate_expiry_timestamp_seconds",
+      help: "When the certificate in service expires (Unix time): alert on it to renew in time",
+      registers,
+    }),
+    tlsReloads: new Counter({
+      name: "gateway_tls_reloads_total",
+      help: "Certificate reloads after the files changed, by result (failed: the previous certificate stays in service)",
+      labelNames: ["result"] as const,
+      registers,
+    }),
     webhookDeadLetters: new Counter({
       name: "gateway_webhook_dead_letters_total",
       help: "Webhook deliveries given up after the last attempt (or dropped because the queue was full)",
@@ -146,6 +157,15 @@ export function exportBrokerCounters(metrics: Metrics, counters: Readonly<Broker
     collect() {
       this.reset();
       this.inc(counters.clientErrors);
+    },
+  });
+  new Counter({
+    name: "gateway_broker_tls_handshake_errors_total",
+    help: "Embedded MQTT broker TLS handshakes that failed (mqtts, wss): a client that does not trust the certificate, a scanner",
+    registers,
+    collect() {
+      this.reset();
+      this.inc(counters.tlsHandshakeErrors);
     },
   });
 }
