@@ -15,7 +15,6 @@ import { startGateway } from "./gateway.ts";
 import type { AdminToken } from "./http/auth.ts";
 import { createLogger, type Logger } from "./ops/log.ts";
 import { ErrBadArgs, parseServerArgs, USAGE, type ServerArgs } from "./supervisor/args.ts";
-import { runWorkers } from "./supervisor/run-workers.ts";
 
 function dashboardUrls(config: GatewayConfig, port: number): string[] {
   if (config.host !== "0.0.0.0" && config.host !== "::") {
@@ -57,6 +56,8 @@ function onStopSignals(log: Logger, stop: (signal: NodeJS.Signals) => Promise<nu
 }
 
 async function supervise(config: GatewayConfig, args: Extract<ServerArgs, { mode: "workers" }>, log: Logger): Promise<void> {
+  // Loaded only in supervisor mode: it brings the embedded broker (aedes), which a worker does not need.
+  const { runWorkers } = await import("./supervisor/run-workers.ts");
   const running = await runWorkers(config, {
     workers: args.workers,
     basePort: args.basePort,
