@@ -11,7 +11,6 @@
  */
 import { networkInterfaces } from "node:os";
 import { ErrBadConfig, loadConfig, type GatewayConfig } from "./config.ts";
-import { startGateway } from "./gateway.ts";
 import type { AdminToken } from "./http/auth.ts";
 import { createLogger, type Logger } from "./ops/log.ts";
 import { ErrBadArgs, parseServerArgs, USAGE, type ServerArgs } from "./supervisor/args.ts";
@@ -98,6 +97,8 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel);
   if (args.mode === "workers") return supervise(config, args, log);
 
+  // Loaded here, not at the top: a supervisor (--workers) runs no gateway itself and stays small.
+  const { startGateway } = await import("./gateway.ts");
   const gateway = await startGateway(config, { logger: log, processMetrics: true }).catch(exitOnBadConfig);
   const urls = dashboardUrls(config, gateway.port);
   process.stdout.write(
