@@ -52,6 +52,14 @@ function onStopSignals(log: Logger, stop: (signal: NodeJS.Signals) => Promise<nu
   };
   process.on("SIGTERM", handle);
   process.on("SIGINT", handle);
+  // A --workers worker has an IPC channel to its supervisor, which closes when the supervisor dies (even by
+  // SIGKILL): the worker then stops instead of living on, orphaned, on its port.
+  if (process.channel) {
+    process.channel.unref();
+    process.once("disconnect", () => {
+      if (!stopping) handle("SIGTERM");
+    });
+  }
 }
 
 async function supervise(config: GatewayConfig, args: Extract<ServerArgs, { mode: "workers" }>, log: Logger): Promise<void> {

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freePort } from "../helpers/ports.ts";
+import { freeConsecutivePorts, freePort } from "../helpers/ports.ts";
 import { waitUntil } from "../helpers/wait.ts";
 import { buildGateway, COMPILED_SERVER, productionNodeFlags } from "./compiled-gateway.ts";
 
@@ -87,7 +87,7 @@ describe.skipIf(!hasRedis)("server.js --workers 2", () => {
     // The workers share state through Redis (the Redis transport); the supervisor requires its URL.
     const redisPort = await freePort();
     redis = spawn(REDIS_BIN, ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
-    basePort = await freePort();
+    basePort = await freeConsecutivePorts(2);
     mqttPort = await freePort();
     supervisor = spawn(process.execPath, [...productionNodeFlags(), COMPILED_SERVER, "--workers", "2", "--base-port", String(basePort)], {
       env: { ...baseEnv(dataDir), MQTT_PORT: String(mqttPort), REDIS_URL: `redis://127.0.0.1:${redisPort}` },
@@ -95,10 +95,11 @@ describe.skipIf(!hasRedis)("server.js --workers 2", () => {
     });
     supervisor.stdout!.on("data", (d: Buffer) => (output += d.toString()));
     supervisor.stderr!.on("data", (d: Buffer) => (output += d.toString()));
-    // --base-port may be taken by something else by now (freePort only says it was free): then this fails loudly.
     await waitUntil(async () => (await healthy(basePort)) && (await healthy(basePort + 1)), {
       timeoutMs: 30_000,
-      message: `both workers healthy on ${basePort} and ${basePort + 1}; output:\n${output}`,
+      message: `both workers healthy on ${basePort} and ${basePort + 1}`,
+    }).catch((e: Error) => {
+      throw new Error(`${e.message}; output:\n${output}`);
     });
   });
   afterAll(async () => {
@@ -156,5 +157,74 @@ describe.skipIf(!hasRedis)("server.js --workers 2", () => {
     for (const pid of [...pids, ...started().map((l) => l.pid as number)]) {
       expect(() => process.kill(pid, 0), `worker ${pid} is gone`).toThrow();
     }
+  });
+});
+
+describe.skipIf(!hasRedis)("server.js --workers 1: Ctrl-C in a terminal, and a supervisor killed with -9", () => {
+  let redis: ChildProcess;
+  let redisUrl: string;
+  const dirs: string[] = [];
+  beforeAll(async () => {
+    buildGateway();
+    const redisPort = await freePort();
+    redis = spawn(REDIS_BIN, ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+    redisUrl = `redis://127.0.0.1:${redisPort}`;
+  });
+  afterAll(() => {
+    redis?.kill("SIGTERM");
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
+  /** A supervisor in its own process group, as a shell starts it; resolves once its worker is healthy. */
+  async function startInOwnGroup() {
+    const dataDir = mkdtempSync(join(tmpdir(), "workers-signals-"));
+    dirs.push(dataDir);
+    const port = await freePort();
+    const child = spawn(process.execPath, [...productionNodeFlags(), COMPILED_SERVER, "--workers", "1", "--base-port", String(port)], {
+      env: { ...baseEnv(dataDir), MQTT_PORT: String(await freePort()), REDIS_URL: redisUrl },
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+    });
+    let output = "";
+    child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
+    child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
+    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    const lines = () =>
+      output
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+    await waitUntil(async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).status === 200, {
+      timeoutMs: 30_000,
+      message: `the worker on ${port}`,
+    });
+    const workerPid = lines().find((l) => l.msg === "worker started")!.pid as number;
+    return { child, exited, lines, workerPid };
+  }
+
+  it("Ctrl-C (SIGINT to the terminal's process group) stops the worker gracefully, once", async () => {
+    const sup = await startInOwnGroup();
+    process.kill(-sup.child.pid!, "SIGINT");
+    expect(await sup.exited).toBe(0);
+    // Exit 0: the worker got one SIGINT (from the supervisor); a second one would have made it exit 1 at once.
+    expect(sup.lines().find((l) => l.msg === "worker stopped")).toMatchObject({ code: 0 });
+    expect(() => process.kill(sup.workerPid, 0)).toThrow();
+  });
+
+  it("a worker stops by itself when its supervisor is killed with SIGKILL", async () => {
+    const sup = await startInOwnGroup();
+    sup.child.kill("SIGKILL");
+    await sup.exited;
+    await waitUntil(
+      () => {
+        try {
+          process.kill(sup.workerPid, 0);
+          return false;
+        } catch {
+          return true;
+        }
+      },
+      { timeoutMs: 30_000, message: `worker ${sup.workerPid} to exit after its supervisor died` },
+    );
   });
 });

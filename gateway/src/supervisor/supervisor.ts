@@ -97,8 +97,12 @@ export class Supervisor {
   private spawn(w: Worker): void {
     const child = spawn(this.opts.command, this.opts.args, {
       env: { ...process.env, ...w.plan.env },
-      // Workers write their JSON log lines (and the login URL) straight to the supervisor's stdout/stderr.
-      stdio: ["ignore", "inherit", "inherit"],
+      // Workers write their JSON log lines (and the login URL) straight to the supervisor's stdout/stderr. The
+      // IPC channel only tells a worker that the supervisor is gone (server.ts). Their own process group: a
+      // terminal's Ctrl-C goes to the supervisor alone, which passes it on once (a second signal would make a
+      // gateway exit at once instead of shutting down gracefully).
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+      detached: true,
     });
     w.child = child;
     w.startedAt = Date.now();
