@@ -87,6 +87,7 @@ export class Supervisor {
         if (w.child) {
           this.opts.log.warn({ worker: w.plan.index, pid: w.child.pid }, "worker did not stop in time: SIGKILL");
           w.child.kill("SIGKILL");
+          if (this.exitCode === 0) this.exitCode = 1; // its shutdown did not finish: say so to systemd
         }
       }
     }, this.policy.stopTimeoutMs);
