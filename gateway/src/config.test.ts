@@ -143,6 +143,18 @@ describe("config", () => {
     expect(problems).not.toContain(twice.token);
   });
 
+  it("reads the admin token's file from ADMIN_TOKEN_FILE (as --workers sets it), for token auth only", () => {
+    expect(loadConfig({ ADMIN_TOKEN_FILE: "/srv/gw/admin-token" }).auth).toEqual({
+      mode: "tokens",
+      tokens: [],
+      adminToken: true,
+      adminTokenFile: "/srv/gw/admin-token",
+    });
+    expect(problemsOf(() => loadConfig({ ADMIN_TOKEN_FILE: "/srv/gw/admin-token", AUTH_MODE: "open", HOST: "127.0.0.1" }))).toMatch(
+      /auth/,
+    );
+  });
+
   it("moves an MQTT login out of MQTT_URL (which is logged) into username and password", () => {
     const c = loadConfig({ MQTT_URL: "mqtt://gateway:pa%40ss-word-1@127.0.0.1:1884" });
     expect(c.mqtt).toMatchObject({ url: "mqtt://127.0.0.1:1884", username: "gateway", password: "pa@ss-word-1" });

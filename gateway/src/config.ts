@@ -59,6 +59,11 @@ const authSchema = z.discriminatedUnion("mode", [
     mode: z.literal("tokens"),
     tokens: z.array(tokenSchema).default([]),
     adminToken: z.boolean().default(true),
+    /**
+     * Where the admin token lives; default `<dataDir>/admin-token`. `--workers` points every worker at the
+     * supervisor's file (ADMIN_TOKEN_FILE) so one token logs in to all of them.
+     */
+    adminTokenFile: z.string().min(1).optional(),
   }),
 ]);
 export type AuthConfig = z.infer<typeof authSchema>;
@@ -223,6 +228,7 @@ const ENV: Array<[string, string[], "int" | "string" | "bool"]> = [
   ["MQTT_AUTH", ["broker", "auth", "mode"], "string"],
   ["AUTH_MODE", ["auth", "mode"], "string"],
   ["AUTH_ALLOW_NETWORK", ["auth", "allowNetwork"], "bool"],
+  ["ADMIN_TOKEN_FILE", ["auth", "adminTokenFile"], "string"],
   ["DATA_DIR", ["dataDir"], "string"],
   ["HISTORY_MAX_EVENTS", ["history", "maxEvents"], "int"],
   ["HISTORY_MAX_AGE_MS", ["history", "maxAgeMs"], "int"],
@@ -359,6 +365,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     }
   }
   const auth = raw.auth as Record<string, unknown> | undefined;
+  // ADMIN_TOKEN_FILE alone (as --workers sets it) refines the default token auth.
+  if (auth?.adminTokenFile !== undefined && auth.mode === undefined) auth.mode = "tokens";
   if (auth?.allowNetwork !== undefined && auth.mode !== "open") {
     problems.push(`auth.allowNetwork (AUTH_ALLOW_NETWORK) only applies with auth.mode "open" (AUTH_MODE=open)`);
     delete auth.allowNetwork;

@@ -12,7 +12,7 @@ import { Webhooks } from "./alerts/webhooks.ts";
 import { createHandlers } from "./bridge/handlers.ts";
 import { MqttBridge } from "./bridge/mqtt-client.ts";
 import { GatewayPublisher } from "./bridge/publisher.ts";
-import { startEmbeddedBroker, type EmbeddedBroker } from "./broker/index.ts";
+import type { EmbeddedBroker } from "./broker/index.ts";
 import { Commands } from "./commands/commands.ts";
 import { createApp } from "./http/app.ts";
 import { resolveAuth, type AdminToken } from "./http/auth.ts";
@@ -126,6 +126,8 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     if (config.mqtt.url) {
       bridgeUrl = config.mqtt.url;
     } else {
+      // Loaded only here: a gateway on an external broker (every --workers worker) does not pay for aedes.
+      const { startEmbeddedBroker } = await import("./broker/index.ts");
       broker = await startEmbeddedBroker({
         host: config.mqtt.host,
         port: config.mqtt.port,

@@ -1,5 +1,6 @@
 /**
- * The gateway's only Node entry point: `npm run gateway` (tsx gateway/src/server.ts).
+ * The gateway's only Node entry point: `npm run gateway` (node gateway/dist/server.js, built by
+ * `npm run build:gateway`), `npm run gateway -- --workers N` for N processes behind nginx (supervisor/).
  * Configuration: env (PORT, HOST, MQTT_PORT, MQTT_HOST, MQTT_URL, DATA_DIR, ...; see config.ts)
  * and an optional JSON file named by GATEWAY_CONFIG. Bad config → one line per problem, exit 2.
  * SIGTERM/SIGINT → graceful shutdown, exit 0.
@@ -10,9 +11,9 @@
  */
 import { networkInterfaces } from "node:os";
 import { ErrBadConfig, loadConfig, type GatewayConfig } from "./config.ts";
-import { startGateway } from "./gateway.ts";
 import type { AdminToken } from "./http/auth.ts";
-import { createLogger } from "./ops/log.ts";
+import { createLogger, type Logger } from "./ops/log.ts";
+import { ErrBadArgs, parseServerArgs, USAGE, type ServerArgs } from "./supervisor/args.ts";
 
 function dashboardUrls(config: GatewayConfig, port: number): string[] {
   const scheme = config.tls ? "https" : "http";
@@ -28,11 +29,60 @@ function dashboardUrls(config: GatewayConfig, port: number): string[] {
 }
 
 function exitOnBadConfig(e: unknown): never {
-  if (e instanceof ErrBadConfig) {
-    process.stderr.write(`${e.message}\n`);
+  if (e instanceof ErrBadConfig || e instanceof ErrBadArgs) {
+    process.stderr.write(e instanceof ErrBadArgs ? `${e.message}\n${USAGE}\n` : `${e.message}\n`);
     process.exit(2);
   }
   throw e;
+}
+
+/** SIGTERM/SIGINT → `stop`, then exit with its code; a second signal exits at once (the user wants out now). */
+function onStopSignals(log: Logger, stop: (signal: NodeJS.Signals) => Promise<number>): void {
+  let stopping = false;
+  const handle = (signal: NodeJS.Signals) => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    log.info({ signal }, "shutdown requested");
+    stop(signal).then(
+      (code) => process.exit(code),
+      (err: unknown) => {
+        log.error({ err }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", handle);
+  process.on("SIGINT", handle);
+  // A --workers worker has an IPC channel to its supervisor, which closes when the supervisor dies (even by
+  // SIGKILL): the worker then stops instead of living on, orphaned, on its port.
+  if (process.channel) {
+    process.channel.unref();
+    process.once("disconnect", () => {
+      if (!stopping) handle("SIGTERM");
+    });
+  }
+}
+
+async function supervise(config: GatewayConfig, args: Extract<ServerArgs, { mode: "workers" }>, log: Logger): Promise<void> {
+  // Loaded only in supervisor mode: it brings the embedded broker (aedes), which a worker does not need.
+  const { runWorkers } = await import("./supervisor/run-workers.ts");
+  const running = await runWorkers(config, {
+    workers: args.workers,
+    basePort: args.basePort,
+    // TODO(redis): config.redis?.url ?? … once the Redis transport's config lands (config.ts `redis: { url }`).
+    redisUrl: process.env.REDIS_URL,
+    // The same entry point without --workers; execArgv keeps a loader (tsx) when run from source.
+    command: process.execPath,
+    args: [...process.execArgv, process.argv[1]],
+    log: log.child({ part: "supervisor" }),
+  }).catch(exitOnBadConfig);
+  process.stdout.write(
+    `Supervisor: ${args.workers} gateway worker(s) on ports ${running.ports[0]}..${running.ports.at(-1)}` +
+      (running.broker ? `, embedded MQTT broker on port ${running.broker.port}` : "") +
+      `\nPut nginx in front of them: npm run -s nginx-config -- --workers ${args.workers} --base-port ${running.ports[0]}\n`,
+  );
+  onStopSignals(log, running.stop);
+  process.exit(await running.finished);
 }
 
 /** The console's login lines; the token is URL-safe (base64url) unless someone wrote their own into the file. */
@@ -45,35 +95,26 @@ function loginLines(urls: string[], admin: AdminToken): string {
 }
 
 async function main(): Promise<void> {
+  let args: ServerArgs;
   let config: GatewayConfig;
   try {
+    args = parseServerArgs(process.argv.slice(2));
     config = loadConfig();
   } catch (e) {
     exitOnBadConfig(e);
   }
   const log = createLogger(config.logLevel);
+  if (args.mode === "workers") return supervise(config, args, log);
+
+  // Loaded here, not at the top: a supervisor (--workers) runs no gateway itself and stays small.
+  const { startGateway } = await import("./gateway.ts");
   const gateway = await startGateway(config, { logger: log, processMetrics: true }).catch(exitOnBadConfig);
   const urls = dashboardUrls(config, gateway.port);
   process.stdout.write(
     `Dashboard: ${urls.join("  ")}\nMQTT broker: ${Object.values(gateway.broker?.urls ?? { mqtt: gateway.mqttUrl }).join("  ")}\n` +
       (gateway.adminToken ? loginLines(urls, gateway.adminToken) : ""),
   );
-
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) process.exit(1); // a second signal: the user wants out now
-    stopping = true;
-    log.info({ signal }, "shutdown requested");
-    gateway.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        log.error({ err }, "shutdown failed");
-        process.exit(1);
-      },
-    );
-  };
-  process.on("SIGTERM", () => stop("SIGTERM"));
-  process.on("SIGINT", () => stop("SIGINT"));
+  onStopSignals(log, () => gateway.close().then(() => 0));
 }
 
 main().catch((err: unknown) => {

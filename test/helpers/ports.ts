@@ -1,4 +1,4 @@
-import { createServer } from "node:net";
+import { createServer, type Server } from "node:net";
 
 /** A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it). */
 export async function freePort(): Promise<number> {
@@ -12,4 +12,27 @@ export async function freePort(): Promise<number> {
       server.close(() => resolve(address.port));
     });
   });
+}
+
+/** The first of `n` consecutive TCP ports on 127.0.0.1 that were all free a moment ago (e.g. `--workers n`). */
+export async function freeConsecutivePorts(n: number, attempts = 50): Promise<number> {
+  const tryListen = (port: number) =>
+    new Promise<Server | undefined>((resolve) => {
+      const server = createServer();
+      server.once("error", () => resolve(undefined));
+      server.listen(port, "127.0.0.1", () => resolve(server));
+    });
+  for (let a = 0; a < attempts; a++) {
+    const base = await freePort();
+    if (base + n - 1 > 65535) continue;
+    const held: Server[] = [];
+    for (let i = 0; i < n; i++) {
+      const s = await tryListen(base + i);
+      if (!s) break;
+      held.push(s);
+    }
+    await Promise.all(held.map((s) => new Promise((r) => s.close(r))));
+    if (held.length === n) return base;
+  }
+  throw new Error(`no ${n} consecutive free ports found in ${attempts} attempts`);
 }

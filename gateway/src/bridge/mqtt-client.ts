@@ -54,6 +54,8 @@ export class MqttBridge {
       reconnectPeriod: 1000,
       connectTimeout: 10_000,
       keepalive: 30,
+      // No mqtt-packet number cache (6 MB of heap per process), as in broker/embedded.ts.
+      writeCache: false,
     });
     this.client = client;
     client.handleMessage = (packet, done) => {

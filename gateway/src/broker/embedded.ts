@@ -3,6 +3,7 @@ import type { Duplex } from "node:stream";
 import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { Aedes, type Client, type PublishPacket, type PubrelPacket } from "aedes";
+import { writeToStream } from "mqtt-packet";
 import { createAuthHooks, type AuthCounters, type DeviceAuthOptions, type ServiceCredential } from "./device-auth.ts";
 import { forwardAtGrantedQos } from "./granted-qos.ts";
 import { DEFAULT_MAX_PACKET_BYTES, limitPacketSize } from "./packet-size-limit.ts";
@@ -133,6 +134,10 @@ export class EmbeddedBroker extends EventEmitter<EmbeddedBrokerEvents> {
  * await broker.close();
  */
 export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<EmbeddedBroker> {
+  // aedes writes through mqtt-packet, whose number cache is 65,536 pre-built Buffers (about 6 MB of heap,
+  // 10 MB of RSS) built on the first write: not worth it at sensor rates (docs/benchmarks.md "Start-up and
+  // idle memory"). A module-wide switch; the bridge's MQTT client turns it off too (writeCache: false).
+  writeToStream.cacheNumbers = false;
   const logger = opts.logger ?? silentLogger;
   const auth = opts.auth ?? { mode: "devices" };
   const serviceCredentials: ServiceCredential = {

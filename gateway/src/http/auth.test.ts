@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Hono } from "hono";
@@ -84,6 +84,18 @@ describe("admin token file", () => {
         ],
       });
       expect(resolveAuth({ mode: "open", allowNetwork: false }, dir)).toEqual({ http: { mode: "open" }, admin: undefined });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("is read from adminTokenFile when set (every --workers worker uses the supervisor's), not from the data dir", () => {
+    const dir = mkdtempSync(join(tmpdir(), "admin-token-"));
+    try {
+      const shared = loadAdminToken(dir);
+      const { admin } = resolveAuth({ mode: "tokens", adminToken: true, tokens: [], adminTokenFile: shared.file }, join(dir, "worker-0"));
+      expect(admin).toMatchObject({ token: shared.token, file: shared.file, created: false });
+      expect(existsSync(join(dir, "worker-0", "admin-token"))).toBe(false);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -18,7 +18,7 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { chmodSync, linkSync, mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { Hono, type Context, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { getCookie, setCookie } from "hono/cookie";
@@ -123,13 +123,12 @@ export interface AdminToken {
 }
 
 /**
- * The admin token (full read and write) from `<dataDir>/admin-token`, created with mode 0600 when the file does
- * not exist. Delete the file (and restart) to rotate it; write your own (one line, at least 16 characters) to
- * choose it. A file that does not hold a usable token is a configuration error.
+ * The admin token (full read and write) from `<dataDir>/admin-token` (or `file`), created with mode 0600 when the
+ * file does not exist. Delete the file (and restart) to rotate it; write your own (one line, at least 16
+ * characters) to choose it. A file that does not hold a usable token is a configuration error.
  */
-export function loadAdminToken(dataDir: string): AdminToken {
-  const file = join(dataDir, ADMIN_TOKEN_FILE);
-  mkdirSync(dataDir, { recursive: true });
+export function loadAdminToken(dataDir: string, file = join(dataDir, ADMIN_TOKEN_FILE)): AdminToken {
+  mkdirSync(dirname(file), { recursive: true });
   let created = false;
   let text: string;
   try {
@@ -169,7 +168,7 @@ export function loadAdminToken(dataDir: string): AdminToken {
 /** The configured tokens plus, unless `adminToken: false`, the admin token (created on the first start). */
 export function resolveAuth(config: AuthConfig, dataDir: string): { http: HttpAuth; admin: AdminToken | undefined } {
   if (config.mode === "open") return { http: { mode: "open" }, admin: undefined };
-  const admin = config.adminToken ? loadAdminToken(dataDir) : undefined;
+  const admin = config.adminToken ? loadAdminToken(dataDir, config.adminTokenFile) : undefined;
   const tokens: TokenConfig[] = [...config.tokens];
   if (admin) tokens.unshift({ name: "admin", token: admin.token, read: ["#"], write: true });
   return { http: { mode: "tokens", tokens }, admin };

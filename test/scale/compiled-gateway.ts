@@ -1,0 +1,98 @@
+/**
+ * The production gateway for tests: `node <flags> gateway/dist/server.js`, the command and flags of
+ * package.json's "gateway" script, as a child process on free loopback ports with token auth (the default) and
+ * the embedded broker open on 127.0.0.1 (so tests publish without provisioning). The first start in a test
+ * process compiles gateway/src (tsconfig.build.json), so the code under test is the current source.
+ *
+ * @example
+ * const gw = await startCompiledGateway();
+ * await fetch(`${gw.url}/api/devices`, { headers: { Authorization: `Bearer ${gw.adminToken}` } });
+ * await gw.stop();
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { freePort } from "../helpers/ports.ts";
+import { waitUntil } from "../helpers/wait.ts";
+
+export const ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)));
+export const COMPILED_SERVER = join(ROOT, "gateway/dist/server.js");
+
+let built = false;
+/** tsc -p tsconfig.build.json, once per test process. */
+export function buildGateway(): void {
+  if (built) return;
+  const r = spawnSync(process.execPath, [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", join(ROOT, "tsconfig.build.json")], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`npm run build:gateway failed:\n${r.stdout}${r.stderr}`);
+  built = true;
+}
+
+/** The node flags of `npm run gateway` (package.json is their one owner). */
+export function productionNodeFlags(): string[] {
+  const script: string = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).scripts.gateway;
+  return script.split(/\s+/).filter((w) => w.startsWith("--"));
+}
+
+export interface CompiledGateway {
+  url: string;
+  port: number;
+  mqttUrl: string;
+  adminToken: string;
+  dataDir: string;
+  pid: number;
+  /** stdout + stderr so far, for assertion messages. */
+  output(): string;
+  /** SIGTERM, wait for exit, remove the data dir; returns the exit code. Safe twice. */
+  stop(): Promise<number | null>;
+}
+
+export async function startCompiledGateway(env: Record<string, string> = {}): Promise<CompiledGateway> {
+  buildGateway();
+  const dataDir = mkdtempSync(join(tmpdir(), "gw-compiled-"));
+  const port = await freePort();
+  const mqttPort = await freePort();
+  const child = spawn(process.execPath, [...productionNodeFlags(), COMPILED_SERVER], {
+    cwd: tmpdir(), // nothing may depend on being started from the repository
+    env: {
+      ...process.env,
+      HOST: "127.0.0.1",
+      PORT: String(port),
+      MQTT_HOST: "127.0.0.1",
+      MQTT_PORT: String(mqttPort),
+      MQTT_AUTH: "open",
+      DATA_DIR: dataDir,
+      LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
+      ...env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  const url = `http://127.0.0.1:${port}`;
+  let stopped: Promise<number | null> | undefined;
+  const stop = () =>
+    (stopped ??= (async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      const code = await exited;
+      rmSync(dataDir, { recursive: true, force: true });
+      return code;
+    })());
+  try {
+    await waitUntil(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`the compiled gateway exited with ${child.exitCode}: ${output}`);
+        return (await fetch(`${url}/healthz`)).status === 200;
+      },
+      { timeoutMs: 30_000, message: `${url}/healthz of the compiled gateway` },
+    );
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  const adminToken = readFileSync(join(dataDir, "admin-token"), "utf8").trim();
+  return { url, port, mqttUrl: `mqtt://127.0.0.1:${mqttPort}`, adminToken, dataDir, pid: child.pid!, output: () => output, stop };
+}

@@ -1,0 +1,230 @@
+/**
+ * Issue 12: `server.js --workers N` (the compiled entry, as `npm run gateway -- --workers N` runs it): N gateways
+ * on consecutive ports with their own data dirs and MQTT client ids, one admin token, the embedded broker run
+ * once by the supervisor, a crashed worker restarted, SIGTERM passed on; bad arguments and a missing Redis
+ * URL exit 2.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freeConsecutivePorts, freePort } from "../helpers/ports.ts";
+import { waitUntil } from "../helpers/wait.ts";
+import { buildGateway, COMPILED_SERVER, productionNodeFlags } from "./compiled-gateway.ts";
+
+const REDIS_BIN = "/usr/bin/redis-server";
+const hasRedis = existsSync(REDIS_BIN);
+if (!hasRedis && process.env.CI === "true") throw new Error(`redis-server not found at ${REDIS_BIN}: required when CI=true`);
+if (!hasRedis) console.warn(`SKIP: redis-server not found at ${REDIS_BIN} (apt-get install redis-server); --workers tests are skipped`);
+
+const baseEnv = (dataDir: string): NodeJS.ProcessEnv => ({
+  ...process.env,
+  HOST: "127.0.0.1",
+  MQTT_HOST: "127.0.0.1",
+  MQTT_AUTH: "open",
+  DATA_DIR: dataDir,
+  LOG_LEVEL: "debug", // the broker logs each client connect at debug
+  REDIS_URL: "",
+});
+
+function runToExit(args: string[], env: NodeJS.ProcessEnv) {
+  return spawnSync(process.execPath, [...productionNodeFlags(), COMPILED_SERVER, ...args], { env, encoding: "utf8", timeout: 30_000 });
+}
+
+describe("server.js --workers: refusals", () => {
+  let dir: string;
+  beforeAll(() => {
+    buildGateway();
+    dir = mkdtempSync(join(tmpdir(), "workers-bad-"));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("exits 2 without a Redis URL, saying why, and starts nothing", () => {
+    const r = runToExit(["--workers", "2"], { ...baseEnv(dir), PORT: "18080" });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("--workers 2 needs Redis: set REDIS_URL");
+    expect(existsSync(join(dir, "worker-0"))).toBe(false);
+  });
+
+  it.each([
+    [["--workers", "0"], '--workers "0": expected an integer 1..64'],
+    [["--workers", "two"], '--workers "two": expected an integer 1..64'],
+    [["--base-port", "9000"], "--base-port only applies with --workers N"],
+    [["--worker", "2"], "Unknown option '--worker'"],
+  ])("exits 2 on %j", (args, message) => {
+    const r = runToExit(args, { ...baseEnv(dir), REDIS_URL: "redis://127.0.0.1:6379" });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(message);
+    expect(r.stderr).toContain("usage: server.js");
+  });
+});
+
+describe.skipIf(!hasRedis)("server.js --workers 2", () => {
+  let dataDir: string;
+  let redis: ChildProcess;
+  let supervisor: ChildProcess;
+  let output = "";
+  let basePort: number;
+  let mqttPort: number;
+  const logLines = () =>
+    output
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const started = () => logLines().filter((l) => l.msg === "worker started");
+  const healthy = async (port: number) => {
+    try {
+      return (await fetch(`http://127.0.0.1:${port}/healthz`)).status === 200;
+    } catch {
+      return false;
+    }
+  };
+
+  beforeAll(async () => {
+    buildGateway();
+    dataDir = mkdtempSync(join(tmpdir(), "workers-"));
+    // The workers share state through Redis (the Redis transport); the supervisor requires its URL.
+    const redisPort = await freePort();
+    redis = spawn(REDIS_BIN, ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+    basePort = await freeConsecutivePorts(2);
+    mqttPort = await freePort();
+    supervisor = spawn(process.execPath, [...productionNodeFlags(), COMPILED_SERVER, "--workers", "2", "--base-port", String(basePort)], {
+      env: { ...baseEnv(dataDir), MQTT_PORT: String(mqttPort), REDIS_URL: `redis://127.0.0.1:${redisPort}` },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    supervisor.stdout!.on("data", (d: Buffer) => (output += d.toString()));
+    supervisor.stderr!.on("data", (d: Buffer) => (output += d.toString()));
+    await waitUntil(async () => (await healthy(basePort)) && (await healthy(basePort + 1)), {
+      timeoutMs: 30_000,
+      message: `both workers healthy on ${basePort} and ${basePort + 1}`,
+    }).catch((e: Error) => {
+      throw new Error(`${e.message}; output:\n${output}`);
+    });
+  });
+  afterAll(async () => {
+    if (supervisor && supervisor.exitCode === null) {
+      supervisor.kill("SIGKILL");
+      await new Promise((r) => supervisor.once("exit", r));
+    }
+    redis?.kill("SIGTERM");
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it("gives each worker its own port, data dir and MQTT client id, and one broker in the supervisor", () => {
+    expect(started().map((l) => [l.worker, l.port, l.dataDir])).toEqual([
+      [0, basePort, join(dataDir, "worker-0")],
+      [1, basePort + 1, join(dataDir, "worker-1")],
+    ]);
+    for (const i of [0, 1]) expect(existsSync(join(dataDir, `worker-${i}`, "gateway.sqlite"))).toBe(true);
+    // Workers are MQTT clients of the supervisor's broker, under their own ids; the broker state is in dataDir.
+    expect(existsSync(join(dataDir, "broker.sqlite"))).toBe(true);
+    const connected = logLines().filter((l) => l.part === "broker" && typeof l.clientId === "string").map((l) => l.clientId);
+    expect(new Set(connected)).toEqual(new Set(["sensors-gateway-0", "sensors-gateway-1"]));
+    expect(output).toContain(`embedded MQTT broker on port ${mqttPort}`);
+  });
+
+  it("accepts the supervisor's admin token on every worker", async () => {
+    const token = readFileSync(join(dataDir, "admin-token"), "utf8").trim();
+    for (const port of [basePort, basePort + 1]) {
+      expect((await fetch(`http://127.0.0.1:${port}/api/devices`)).status).toBe(401);
+      const res = await fetch(`http://127.0.0.1:${port}/api/devices`, { headers: { Authorization: `Bearer ${token}` } });
+      expect(res.status).toBe(200);
+    }
+    for (const i of [0, 1]) expect(existsSync(join(dataDir, `worker-${i}`, "admin-token"))).toBe(false);
+  });
+
+  it("restarts a worker that crashed, and logs it", async () => {
+    const victim = started().find((l) => l.worker === 1)!.pid as number;
+    process.kill(victim, "SIGKILL");
+    const restart = await waitUntil(() => logLines().find((l) => l.msg === "worker exited unexpectedly: restarting"), {
+      message: "the restart log line",
+    });
+    expect(restart).toMatchObject({ worker: 1, signal: "SIGKILL", restartInMs: 500 });
+    await waitUntil(() => started().filter((l) => l.worker === 1).length === 2, { message: "worker 1 started again" });
+    const newPid = started().filter((l) => l.worker === 1)[1].pid;
+    expect(newPid).not.toBe(victim);
+    await waitUntil(() => healthy(basePort + 1), { timeoutMs: 30_000, message: "worker 1 healthy again" });
+  });
+
+  it("passes SIGTERM on, waits for every worker and exits 0", async () => {
+    const pids = started().slice(-2).map((l) => l.pid as number);
+    const exited = new Promise<number | null>((r) => supervisor.once("exit", (code) => r(code)));
+    supervisor.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    const stopped = logLines().filter((l) => l.msg === "worker stopped");
+    expect(stopped.map((l) => l.code).sort()).toEqual([0, 0]);
+    for (const pid of [...pids, ...started().map((l) => l.pid as number)]) {
+      expect(() => process.kill(pid, 0), `worker ${pid} is gone`).toThrow();
+    }
+  });
+});
+
+describe.skipIf(!hasRedis)("server.js --workers 1: Ctrl-C in a terminal, and a supervisor killed with -9", () => {
+  let redis: ChildProcess;
+  let redisUrl: string;
+  const dirs: string[] = [];
+  beforeAll(async () => {
+    buildGateway();
+    const redisPort = await freePort();
+    redis = spawn(REDIS_BIN, ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+    redisUrl = `redis://127.0.0.1:${redisPort}`;
+  });
+  afterAll(() => {
+    redis?.kill("SIGTERM");
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
+  /** A supervisor in its own process group, as a shell starts it; resolves once its worker is healthy. */
+  async function startInOwnGroup() {
+    const dataDir = mkdtempSync(join(tmpdir(), "workers-signals-"));
+    dirs.push(dataDir);
+    const port = await freePort();
+    const child = spawn(process.execPath, [...productionNodeFlags(), COMPILED_SERVER, "--workers", "1", "--base-port", String(port)], {
+      env: { ...baseEnv(dataDir), MQTT_PORT: String(await freePort()), REDIS_URL: redisUrl },
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+    });
+    let output = "";
+    child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
+    child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
+    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    const lines = () =>
+      output
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+    await waitUntil(async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).status === 200, {
+      timeoutMs: 30_000,
+      message: `the worker on ${port}`,
+    });
+    const workerPid = lines().find((l) => l.msg === "worker started")!.pid as number;
+    return { child, exited, lines, workerPid };
+  }
+
+  it("Ctrl-C (SIGINT to the terminal's process group) stops the worker gracefully, once", async () => {
+    const sup = await startInOwnGroup();
+    process.kill(-sup.child.pid!, "SIGINT");
+    expect(await sup.exited).toBe(0);
+    // Exit 0: the worker got one SIGINT (from the supervisor); a second one would have made it exit 1 at once.
+    expect(sup.lines().find((l) => l.msg === "worker stopped")).toMatchObject({ code: 0 });
+    expect(() => process.kill(sup.workerPid, 0)).toThrow();
+  });
+
+  it("a worker stops by itself when its supervisor is killed with SIGKILL", async () => {
+    const sup = await startInOwnGroup();
+    sup.child.kill("SIGKILL");
+    await sup.exited;
+    await waitUntil(
+      () => {
+        try {
+          process.kill(sup.workerPid, 0);
+          return false;
+        } catch {
+          return true;
+        }
+      },
+      { timeoutMs: 30_000, message: `worker ${sup.workerPid} to exit after its supervisor died` },
+    );
+  });
+});
