@@ -108,6 +108,41 @@ describe.skipIf(!hasMosquitto)("firmware with two brokers (MQTT_HOSTS)", () => {
     }
   }, 300_000);
 
+  test("a hung broker (SIGSTOP: TCP accepted, no CONNACK): the next broker in the same wake, or on the next wake when the budget is short", async () => {
+    const a = await startMosquitto();
+    cleanups.push(() => a.close());
+    const b = await startMosquitto();
+    cleanups.push(() => b.close());
+    process.kill(a.pid()!, "SIGSTOP");
+    cleanups.push(() => void process.kill(a.pid()!, "SIGCONT")); // before close(): a stopped process ignores SIGTERM
+    const arrivals: Arrival[] = [];
+    const watchB = await watch(b, "B", arrivals);
+    cleanups.push(() => watchB.endAsync(true));
+    // device 0: 20 s awake, room for A's 5 s CONNACK timeout and then B; device 1: 7 s, only one attempt fits
+    const run = await runFirmware({
+      brokerPorts: [a.port, b.port],
+      devices: 2,
+      seed: 13,
+      settings: (i) => ({ INTERVAL_S: 5, AWAKE_MAX_S: i === 0 ? 20 : 7 }),
+    });
+    cleanups.push(() => run.stop());
+    const [d0, d1] = run.fleet.devices.map((d) => d.id);
+    const standbys: { device: string; seqSeen: number }[] = [];
+    run.fleet.on("standby", (e) => standbys.push({ device: e.device.id, seqSeen: arrivals.filter((r) => r.device === e.device.id).length }));
+    await until("2 readings of each device on B", () => [d0, d1].every((id) => arrivals.filter((r) => r.device === id).length >= 2), 90_000);
+
+    // device 0: its first wake already delivered seq 1 on B, after the timeout on A
+    expect(arrivals.find((r) => r.device === d0)!.seq).toBe(1);
+    expect(standbys.filter((s) => s.device === d0)[0]!.seqSeen).toBeGreaterThanOrEqual(1);
+    expect(run.logs.some((l) => l.startsWith(`[${d0}]`) && l.includes(`127.0.0.1:${a.port}: mqtt: CONNACK timeout; failing over to 127.0.0.1:${b.port}`))).toBe(true);
+    // device 1: its first wake spent the budget on A and delivered nothing; the second started at B (no flash write for it)
+    expect(standbys.filter((s) => s.device === d1)[0]!.seqSeen).toBe(0);
+    expect(run.logs.some((l) => l.startsWith(`[${d1}]`) && l.includes("awake budget spent"))).toBe(true);
+    expect(arrivals.filter((r) => r.device === d1).map((r) => r.seq).slice(0, 2)).toEqual([1, 2]);
+    const d1Connects = run.logs.filter((l) => l.startsWith(`[${d1}]`) && l.includes("mqtt: connected to"));
+    expect(d1Connects[0]).toContain(`to 127.0.0.1:${b.port} (broker 2/2)`);
+  }, 180_000);
+
   test("bad MQTT_HOSTS entries are left out with their reason; the device uses the good one", async () => {
     const b = await startMosquitto();
     cleanups.push(() => b.close());
