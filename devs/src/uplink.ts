@@ -11,8 +11,9 @@ import { WakeReport } from "./protocol/messages"
 import { BrokerAddress } from "./protocol/brokers"
 
 // Everything this wake does with the broker: wait for Wi-Fi, connect (again after drops, failing over
-// between the brokers of MQTT_HOSTS, with bounded backoff), restore the subscription, flush the outbox through an in-flight window, take queued
-// commands, stay awake on request, say goodbye. Reading and flash writes belong to the caller.
+// between the brokers of MQTT_HOSTS, with bounded backoff), restore the subscription, flush the outbox
+// through an in-flight window, take queued commands, stay awake on request, say goodbye. Reading and
+// flash writes belong to the caller.
 
 /** PUBLISHes in flight at once (in-flight window). */
 const WINDOW = 8
@@ -117,17 +118,16 @@ export class Uplink {
                 this.failures++
                 failedInRound++
                 const message = (e as Error).message
+                this.brokerIndex = (this.brokerIndex + 1) % brokers.length
                 if (failedInRound < brokers.length) {
-                    this.brokerIndex = (this.brokerIndex + 1) % brokers.length
                     const next = brokers[this.brokerIndex]
                     console.warn(`mqtt: ${broker.host}:${broker.port}: ${message}; failing over to ${next.host}:${next.port}`)
                     continue
                 }
                 failedInRound = 0
-                if (brokers.length > 1) {
-                    this.brokerIndex = (this.brokerIndex + 1) % brokers.length
+                if (brokers.length > 1)
                     console.warn(`mqtt: ${broker.host}:${broker.port}: ${message}; all ${brokers.length} brokers failed, retry in ${backoff} ms`)
-                } else console.warn(`mqtt: ${message}; retry in ${backoff} ms`)
+                else console.warn(`mqtt: ${message}; retry in ${backoff} ms`)
                 await ds.sleep(Math.min(backoff, Math.max(0, deadline - ds.millis())))
                 backoff = Math.min(backoff * 2, BACKOFF_MAX_MS)
             }
