@@ -8,6 +8,7 @@ import { Commands } from "./commands"
 import { PUBCOMP_WAIT_MS, Uplink } from "./uplink"
 import { DeviceClock } from "./clock"
 import { flashWriteCount } from "./flash"
+import { firstBroker } from "./protocol/brokers"
 
 // One wake of a battery sensor: read → store in flash → connect → flush → commands → sleep.
 // Everything in RAM is lost in deep sleep; what must survive is in flash (outbox.ts, commands.ts).
@@ -54,7 +55,9 @@ async function wake(sensors: Sensors) {
     const boot = reading ? reading.boot : outbox.lastBoot()
 
     const deadline = started + budgetMs
-    const uplink = new Uplink(cfg, outbox, commands, boot, () => clock.now())
+    // several brokers: start where the last delivery went, one further per wake that delivered nothing since
+    const broker = firstBroker(cfg.brokers.length, outbox.lastBroker(), boot - outbox.lastCommitBoot() - 1)
+    const uplink = new Uplink(cfg, outbox, commands, boot, () => clock.now(), broker)
     const localMs = ds.millis() - started
     const ok = await uplink.deliver(deadline - Math.min(GOODBYE_MS, budgetMs / 4))
     if (!ok) console.warn(`wake: awake budget spent, ${outbox.pending().length} reading(s) stay in flash`)

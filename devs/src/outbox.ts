@@ -38,6 +38,12 @@ interface AckRecord {
     b: number
     /** device-clock time of the next boot that wake planned (clock.ts); absent in old records */
     nb?: number
+    /**
+     * index in the broker list (MQTT_HOSTS) of the broker this wake was connected to: where the next wake
+     * starts (protocol/brokers.ts firstBroker). Absent with a single broker. Kept here, not in a record of
+     * its own: every extra settings write is a torn-write risk (devs/README.md, "Torn writes").
+     */
+    br?: number
 }
 
 /** Where this wake's device clock comes from: the newest plan in flash. */
@@ -109,6 +115,8 @@ export class Outbox {
     private savedProgress = ""
     /** hi as last read or written */
     private savedHi = 0
+    /** br as last read or written */
+    private savedBroker: number = undefined
     private delivered: number[] = []
     private corruptKeys: string[] = []
     private maxBoot = 0
@@ -131,6 +139,7 @@ export class Outbox {
                     throw new ErrCorrupt(ACK_KEY, "bad fields")
                 box.ack = { w: a.w, rel: a.rel.filter((s: any) => isNat(s)), hi: a.hi, b: a.b }
                 if (isNat(a.nb)) box.ack.nb = a.nb
+                if (isNat(a.br)) box.ack.br = a.br
                 box.maxBoot = a.b
             }
         } catch (e) {
@@ -141,6 +150,7 @@ export class Outbox {
         }
         box.savedProgress = JSON.stringify({ w: box.ack.w, rel: box.ack.rel })
         box.savedHi = box.ack.hi
+        box.savedBroker = box.ack.br
         if (!fullScan) {
             const hi = box.ack.hi
             const first = Math.max(box.ack.w + 1, hi - OUTBOX_SLOTS + 1)
@@ -279,6 +289,21 @@ export class Outbox {
         return this.ack.rel.slice(0)
     }
 
+    /** The broker that took the last recorded delivery (index in the broker list), -1 when unknown. */
+    lastBroker(): number {
+        return isNat(this.ack.br) ? this.ack.br : -1
+    }
+
+    /** Boot number of the wake that wrote the delivery record (0: none). */
+    lastCommitBoot(): number {
+        return this.ack.b
+    }
+
+    /** This wake is connected to broker `index`: recorded by commit(), which writes when it changed. */
+    noteBroker(index: number) {
+        this.ack.br = index
+    }
+
     /** PUBACK (QoS 0: written to the socket) seen for `seq`. RAM only until commit(). */
     markDelivered(seq: number) {
         if (this.delivered.indexOf(seq) < 0) this.delivered.push(seq)
@@ -313,6 +338,7 @@ export class Outbox {
         if (
             JSON.stringify({ w: w, rel: this.ack.rel }) === this.savedProgress &&
             unrecorded < MAX_UNRECORDED &&
+            this.ack.br === this.savedBroker &&
             !force
         )
             return false
@@ -322,6 +348,7 @@ export class Outbox {
         await writeRecord(ACK_KEY, this.ack)
         this.savedProgress = JSON.stringify({ w: w, rel: this.ack.rel })
         this.savedHi = this.ack.hi
+        this.savedBroker = this.ack.br
         return true
     }
 }

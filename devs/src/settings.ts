@@ -1,6 +1,7 @@
 import * as ds from "@devicescript/core"
 import { readSetting } from "@devicescript/settings"
 import { isValidDeviceId } from "./protocol/topics"
+import { BrokerAddress, parseBrokerList } from "./protocol/brokers"
 
 // Device configuration from DeviceScript settings (docs/protocol.md, "Device settings").
 // `devs deploy`/`devs flash` write devs/.env.defaults and devs/.env.local into the settings store;
@@ -25,8 +26,8 @@ export const DEFAULTS = {
 export const SENSORS = ["sht30", "shtc3", "aht20"]
 
 export interface Config {
-    host: string
-    port: number
+    /** the brokers to fail over between, in the order given: MQTT_HOSTS, else MQTT_HOST/MQTT_PORT */
+    brokers: BrokerAddress[]
     tls: boolean
     username: string
     password: string
@@ -68,6 +69,22 @@ async function stringSetting(key: string, def: string): Promise<string> {
     return "" + v
 }
 
+/**
+ * MQTT_HOSTS (`host[:port],...`, port default MQTT_PORT) when it has a usable entry, else MQTT_HOST/MQTT_PORT
+ * as before. Bad entries are logged and left out; a list with none left falls back, never a boot loop.
+ */
+async function loadBrokers(): Promise<BrokerAddress[]> {
+    const port = await intSetting("MQTT_PORT", DEFAULTS.MQTT_PORT, 1, 65535)
+    const single = [{ host: await stringSetting("MQTT_HOST", DEFAULTS.MQTT_HOST), port: port }]
+    const hosts = await stringSetting("MQTT_HOSTS", "")
+    if (!hosts) return single
+    const list = parseBrokerList(hosts, port)
+    for (const e of list.errors) console.error(`settings: MQTT_HOSTS ${e}; left out`)
+    if (list.brokers.length) return list.brokers
+    console.error(`settings: MQTT_HOSTS has no usable entry; using MQTT_HOST ${single[0].host}:${port}`)
+    return single
+}
+
 export async function loadConfig(): Promise<Config> {
     let deviceId = await stringSetting("DEVICE_ID", "")
     if (deviceId && !isValidDeviceId(deviceId)) {
@@ -84,8 +101,7 @@ export async function loadConfig(): Promise<Config> {
     const divider = batteryPin ? await readSetting<any>("BATTERY_DIV", 2) : 2
     const lowV = batteryPin ? await readSetting<any>("LOW_BATT_V", DEFAULTS.LOW_BATT_V) : 0
     return {
-        host: await stringSetting("MQTT_HOST", DEFAULTS.MQTT_HOST),
-        port: await intSetting("MQTT_PORT", DEFAULTS.MQTT_PORT, 1, 65535),
+        brokers: await loadBrokers(),
         tls: (await intSetting("MQTT_TLS", DEFAULTS.MQTT_TLS, 0, 1)) === 1,
         username: await stringSetting("MQTT_USER", ""),
         password: await stringSetting("MQTT_PASS", ""),

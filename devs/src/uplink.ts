@@ -8,10 +8,12 @@ import { Config } from "./settings"
 import { Outbox } from "./outbox"
 import { Commands } from "./commands"
 import { WakeReport } from "./protocol/messages"
+import { BrokerAddress } from "./protocol/brokers"
 
-// Everything this wake does with the broker: wait for Wi-Fi, connect (again after drops, with bounded
-// backoff), restore the subscription, flush the outbox through an in-flight window, take queued
-// commands, stay awake on request, say goodbye. Reading and flash writes belong to the caller.
+// Everything this wake does with the broker: wait for Wi-Fi, connect (again after drops, failing over
+// between the brokers of MQTT_HOSTS, with bounded backoff), restore the subscription, flush the outbox
+// through an in-flight window, take queued commands, stay awake on request, say goodbye. Reading and
+// flash writes belong to the caller.
 
 /** PUBLISHes in flight at once (in-flight window). */
 const WINDOW = 8
@@ -67,6 +69,8 @@ export class Uplink {
     private drained = false
     /** connection attempts that failed this wake (Wi-Fi not up yet does not count) */
     failures = 0
+    /** index in cfg.brokers of the broker connected to, or tried next */
+    private brokerIndex: number
     readonly times: WakeTimes = { wifi: 0, mqtt: 0, commands: 0, stay: 0 }
 
     constructor(
@@ -75,8 +79,11 @@ export class Uplink {
         private commands: Commands,
         private boot: number,
         /** device clock now (clock.ts): readings are published with their age */
-        private clockNow: () => number
+        private clockNow: () => number,
+        /** index in cfg.brokers to try first (protocol/brokers.ts firstBroker) */
+        firstBroker: number
     ) {
+        this.brokerIndex = firstBroker
         this.session.inboundQos2 = commands.inboundQos2()
         this.queue = outbox.pending()
         const session = this.session
@@ -85,15 +92,22 @@ export class Uplink {
         })
     }
 
-    /** Connected, with the subscription in place and everything in flight sent again. */
+    /**
+     * Connected, with the subscription in place and everything in flight sent again. A failed attempt moves
+     * on to the next broker at once; only when every broker failed in a row does it back off. The outbox
+     * and the session's in-flight messages are not tied to a broker: the next one gets them all (DUP).
+     */
     private async ensureConnected(deadline: number) {
         if (this.conn && !this.conn.closed) return this.conn
+        const brokers = this.cfg.brokers
         let backoff = BACKOFF_FIRST_MS
+        let failedInRound = 0
         for (;;) {
             const left = deadline - ds.millis()
             if (left <= 0) throw new Error("awake budget spent without a connection")
+            const broker = brokers[this.brokerIndex]
             try {
-                return await this.connect(Math.min(CONNECT_TIMEOUT_MS, left))
+                return await this.connect(broker, Math.min(CONNECT_TIMEOUT_MS, left))
             } catch (e) {
                 if (isNetworkDown(e)) {
                     const t0 = ds.millis()
@@ -102,14 +116,25 @@ export class Uplink {
                     continue
                 }
                 this.failures++
-                console.warn(`mqtt: ${(e as Error).message}; retry in ${backoff} ms`)
+                failedInRound++
+                const message = (e as Error).message
+                this.brokerIndex = (this.brokerIndex + 1) % brokers.length
+                if (failedInRound < brokers.length) {
+                    const next = brokers[this.brokerIndex]
+                    console.warn(`mqtt: ${broker.host}:${broker.port}: ${message}; failing over to ${next.host}:${next.port}`)
+                    continue
+                }
+                failedInRound = 0
+                if (brokers.length > 1)
+                    console.warn(`mqtt: ${broker.host}:${broker.port}: ${message}; all ${brokers.length} brokers failed, retry in ${backoff} ms`)
+                else console.warn(`mqtt: ${message}; retry in ${backoff} ms`)
                 await ds.sleep(Math.min(backoff, Math.max(0, deadline - ds.millis())))
                 backoff = Math.min(backoff * 2, BACKOFF_MAX_MS)
             }
         }
     }
 
-    private async connect(timeoutMs: number) {
+    private async connect(broker: BrokerAddress, timeoutMs: number) {
         const cfg = this.cfg
         const self = this
         const conn = new Connection(
@@ -123,7 +148,7 @@ export class Uplink {
             cfg.keepaliveS
         )
         const sessionPresent = await conn.open(
-            { host: cfg.host, port: cfg.port, tls: cfg.tls },
+            { host: broker.host, port: broker.port, tls: cfg.tls },
             {
                 clientId: cfg.deviceId,
                 keepaliveS: cfg.keepaliveS,
@@ -138,8 +163,11 @@ export class Uplink {
         // (from the previous connection, or published while this one opened, e.g. an ack of a command
         // that arrived right after CONNACK) is taken in the same step: later publishes go out by themselves
         this.conn = conn
+        // a single broker keeps the delivery record as it was (no index in it)
+        if (cfg.brokers.length > 1) this.outbox.noteBroker(this.brokerIndex)
         const resend = this.session.resendList()
-        console.log(`mqtt: connected at ${ds.millis()} ms, sessionPresent=${sessionPresent ? 1 : 0}`)
+        const where = cfg.brokers.length > 1 ? ` to ${broker.host}:${broker.port} (broker ${this.brokerIndex + 1}/${cfg.brokers.length})` : ""
+        console.log(`mqtt: connected${where} at ${ds.millis()} ms, sessionPresent=${sessionPresent ? 1 : 0}`)
         // spec 4.4: unacknowledged PUBLISH (DUP, same id) and PUBREL go out again first, in order
         for (const o of resend) {
             const bytes = this.session.wireBytes(o)

@@ -139,6 +139,47 @@ describe("validateSettings", () => {
   });
 });
 
+describe("several brokers (MQTT_HOSTS)", () => {
+  const HOSTS = GOOD + "MQTT_HOSTS=192.168.1.20:1883,192.168.1.21\n";
+
+  it("accepts a list of brokers; it replaces MQTT_HOST, so a loopback MQTT_HOST from the defaults is no error", () => {
+    const r = validateSettings([layer("MQTT_HOST=127.0.0.1\n", "devs/.env.defaults", true), layer(HOSTS.replace("MQTT_HOST=192.168.1.20\n", ""))], "flash");
+    expect(r.errors).toEqual([]);
+    expect(r.settings.MQTT_HOSTS).toBe("192.168.1.20:1883,192.168.1.21");
+  });
+
+  it.each([
+    ["a bad host", "192.168.1.20,bad_host!", /MQTT_HOSTS entry 2 'bad_host!': not a host name or IPv4 address/],
+    ["a bad port", "192.168.1.20:99999", /MQTT_HOSTS entry 1 '192\.168\.1\.20:99999': the port must be a whole number 1\.\.65535/],
+    ["a URL", "mqtt://192.168.1.20:1883", /MQTT_HOSTS entry 1 'mqtt:\/\/192\.168\.1\.20:1883': the port must be/],
+    ["an empty entry", "192.168.1.20,,192.168.1.21", /MQTT_HOSTS entry 2 '': empty/],
+    ["a duplicate", "192.168.1.20,192.168.1.20:1883", /MQTT_HOSTS entry 2 '192\.168\.1\.20:1883': listed twice/],
+    ["five brokers", "10.0.0.1,10.0.0.2,10.0.0.3,10.0.0.4,10.0.0.5", /MQTT_HOSTS entry 5 '10\.0\.0\.5': more than 4 brokers/],
+    ["a loopback entry on a board", "192.168.1.20,127.0.0.1", /MQTT_HOSTS 127\.0\.0\.1 is the board itself, not the broker: set MQTT_HOSTS/],
+  ])("refuses %s with a clear error", (_name, hosts, message) => {
+    const r = check(GOOD + `MQTT_HOSTS=${hosts}\n`);
+    expect(r.ok).toBe(false);
+    expect(r.errorText).toMatch(message);
+  });
+
+  it("refuses a list whose record is over the runtime's read limit", () => {
+    const long = ["a", "b", "c", "d"].map((c) => `${c.repeat(50)}.example.org:8883`).join(",");
+    const r = check(GOOD + `MQTT_HOSTS=${long}\n`);
+    expect(r.errorText).toMatch(/MQTT_HOSTS setting record is \d+ bytes .* over 232/);
+  });
+
+  it("warns about QoS 2 with several brokers (not failover-safe across separate brokers)", () => {
+    expect(check(HOSTS.replace("QOS=1", "QOS=2")).warningText).toMatch(/QOS=2 with several brokers/);
+    expect(check(HOSTS).warningText).not.toMatch(/QOS=2 with several brokers/);
+  });
+
+  it("checks TLS rules per broker", () => {
+    const r = check(HOSTS.replace("MQTT_TLS=0", "MQTT_TLS=1") + "MQTT_USER=dev1\nMQTT_PASS=secret-password\n", "board");
+    expect(r.warningText).toContain("MQTT_TLS=1 with an IPv4 address (192.168.1.21)");
+    expect(r.warningText).toContain("MQTT_TLS=1 with port 1883 for 192.168.1.20");
+  });
+});
+
 describe("firmware settings for battery protection, wake overhead and the command budget", () => {
   it.each([
     ["LOW_BATT_V", [0, 3.3, 5], [-0.1, 5.5, '"3.3"']],

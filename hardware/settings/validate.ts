@@ -8,6 +8,7 @@
  */
 import { COMMAND_SECONDS } from "../../gateway/src/protocol/commands.ts";
 import { DEVICE_ID_PATTERN, DEVICE_ID_RULE } from "../../gateway/src/protocol/ids.ts";
+import { MAX_BROKERS, parseBrokerList, type BrokerAddress } from "../../devs/src/protocol/brokers.ts";
 import type { EnvEntry, SettingValue, SettingsIssue } from "./dotenv.ts";
 
 /**
@@ -88,6 +89,14 @@ function text(maxLength: number, pattern?: RegExp, patternHelp?: string): Check 
 export const SETTING_CHECKS: Record<string, Check> = {
   MQTT_HOST: text(253, HOST_PATTERN, "must be a host name or IPv4 address (no scheme, no port)"),
   MQTT_PORT: integerIn(1, 65535),
+  // Several brokers to fail over between (the firmware's parser, devs/src/protocol/brokers.ts); replaces
+  // MQTT_HOST/MQTT_PORT when set. The firmware would skip a bad entry; here it is an error.
+  MQTT_HOSTS: (v) => {
+    if (typeof v !== "string") return `must be text: host[:port],host[:port],... (up to ${MAX_BROKERS})`;
+    const list = parseBrokerList(v, 1883);
+    if (list.errors.length > 0) return `${list.errors.join("; ")} (format: host[:port],host[:port],..., up to ${MAX_BROKERS})`;
+    return undefined;
+  },
   MQTT_TLS: oneOf([0, 1]),
   MQTT_USER: text(64),
   MQTT_PASS: text(128),
@@ -219,15 +228,28 @@ export function validateSettings(layers: SettingsLayer[], target: SettingsTarget
     }
   }
 
-  const host = settings.MQTT_HOST;
-  if ((host === undefined || host === "") && target !== "simulator") {
+  const hostsKey = typeof settings.MQTT_HOSTS === "string" && settings.MQTT_HOSTS !== "" ? "MQTT_HOSTS" : "MQTT_HOST";
+  const port = typeof settings.MQTT_PORT === "number" ? settings.MQTT_PORT : 1883;
+  const brokers = effectiveBrokers(settings, port);
+  if (brokers.length === 0 && target !== "simulator") {
     errors.push({ severity: "error", key: "MQTT_HOST", message: "missing: set the broker host (the gateway's LAN address)" });
-  } else if (typeof host === "string" && LOOPBACK.test(host) && target !== "simulator") {
-    const msg = `${host} is the board itself, not the broker: set MQTT_HOST to the gateway's LAN address in devs/.env.local`;
-    (target === "flash" ? errors : warnings).push(issue(target === "flash" ? "error" : "warning", origin.MQTT_HOST, msg));
+  }
+  for (const b of brokers) {
+    if (!LOOPBACK.test(b.host) || target === "simulator") continue;
+    const msg = `${b.host} is the board itself, not the broker: set ${hostsKey} to the gateway's LAN address in devs/.env.local`;
+    (target === "flash" ? errors : warnings).push(issue(target === "flash" ? "error" : "warning", origin[hostsKey], msg));
   }
 
-  if (target !== "simulator") checkTransport(settings, origin, target, warnings);
+  if (brokers.length > 1 && settings.QOS === 2) {
+    warnings.push(
+      issue(
+        "warning",
+        origin.QOS,
+        "QOS=2 with several brokers: a QoS 2 flow acknowledged (PUBREC) by a broker that then dies is finished on the next one, which never saw it; separate brokers can lose such a reading (devs/README.md, \"Several brokers\"): use QOS=1, or brokers that share state",
+      ),
+    );
+  }
+  if (target !== "simulator") checkTransport(settings, brokers, origin[hostsKey], origin, target, warnings);
 
   if (target !== "simulator" && settings.SENSOR === undefined) {
     errors.push({ severity: "error", key: "SENSOR", message: `missing: the board's .env must name its sensor (${SUPPORTED_SENSORS.join(", ")})` });
@@ -265,19 +287,28 @@ export function validateSettings(layers: SettingsLayer[], target: SettingsTarget
  * TLS): certificates are checked against the public root bundle only (devicescript-esp32 main/sock.c:185
  * esp_crt_bundle_attach), and there is no mDNS. hardware/mosquitto/README.md "TLS and devices".
  */
-function checkTransport(settings: Record<string, SettingValue>, origin: Record<string, EnvEntry>, target: SettingsTarget, warnings: SettingsIssue[]): void {
-  const host = typeof settings.MQTT_HOST === "string" ? settings.MQTT_HOST : undefined;
+function checkTransport(
+  settings: Record<string, SettingValue>,
+  brokers: BrokerAddress[],
+  hostOrigin: EnvEntry | undefined,
+  origin: Record<string, EnvEntry>,
+  target: SettingsTarget,
+  warnings: SettingsIssue[],
+): void {
   const tls = settings.MQTT_TLS === 1;
-  const kind = host ? hostWithoutPublicCertificate(host) : undefined;
-  if (tls && host && kind) {
-    warnings.push(issue("warning", origin.MQTT_HOST, `MQTT_TLS=1 with ${kind} (${host}): ${TLS_PUBLIC_ROOTS_ONLY}`));
+  for (const { host, port } of brokers) {
+    const kind = hostWithoutPublicCertificate(host);
+    if (tls && kind) warnings.push(issue("warning", hostOrigin, `MQTT_TLS=1 with ${kind} (${host}): ${TLS_PUBLIC_ROOTS_ONLY}`));
+    if (tls && port === 1883 && hostOrigin?.key === "MQTT_HOSTS") {
+      warnings.push(issue("warning", hostOrigin, `MQTT_TLS=1 with port 1883 for ${host}, the plain MQTT port (likely wrong port: TLS listeners use 8883)`));
+    }
+    if (/\.local\.?$/i.test(host)) warnings.push(issue("warning", hostOrigin, NO_MDNS));
   }
-  if (tls && settings.MQTT_PORT === 1883) {
+  if (tls && settings.MQTT_PORT === 1883 && hostOrigin?.key !== "MQTT_HOSTS") {
     warnings.push(
       issue("warning", origin.MQTT_PORT, "MQTT_TLS=1 with MQTT_PORT 1883, the plain MQTT port (likely wrong port: TLS listeners use 8883)"),
     );
   }
-  if (host && /\.local\.?$/i.test(host)) warnings.push(issue("warning", origin.MQTT_HOST, NO_MDNS));
   const user = settings.MQTT_USER;
   const pass = settings.MQTT_PASS;
   if (target === "flash" && !tls && (typeof user !== "string" || user === "" || typeof pass !== "string" || pass === "")) {
@@ -287,6 +318,12 @@ function checkTransport(settings: Record<string, SettingValue>, origin: Record<s
       message: `${PLAIN_WITHOUT_CREDENTIALS} (MQTT_TLS=0 and no MQTT_USER/MQTT_PASS: create them with \`npm run provision -- --device <id>\`)`,
     });
   }
+}
+
+/** The brokers the firmware will use: MQTT_HOSTS when set (its valid entries), else MQTT_HOST/MQTT_PORT. */
+function effectiveBrokers(settings: Record<string, SettingValue>, port: number): BrokerAddress[] {
+  if (typeof settings.MQTT_HOSTS === "string" && settings.MQTT_HOSTS !== "") return parseBrokerList(settings.MQTT_HOSTS, port).brokers;
+  return typeof settings.MQTT_HOST === "string" && settings.MQTT_HOST !== "" ? [{ host: settings.MQTT_HOST, port }] : [];
 }
 
 function issue(severity: "error" | "warning", entry: EnvEntry | undefined, message: string): SettingsIssue {

@@ -10,6 +10,11 @@ import { type ConnectionOptions, connect as tlsConnect } from "node:tls";
 import type { DeviceFaults, FaultRecord } from "./faults.ts";
 import { type Decoded, MqttFramer, type WireCounters, decode } from "./mqtt-wire.ts";
 
+/** host and port of an mqtt:// or mqtts:// URL (default ports 1883 and 8883). */
+export function brokerAddress(url: URL): { host: string; port: number } {
+  return { host: url.hostname.replace(/^\[|\]$/g, ""), port: Number(url.port || (url.protocol === "mqtts:" ? 8883 : 1883)) };
+}
+
 /** Where a connection failed: the TCP connect (or DNS), the TLS handshake, or later reads/writes. */
 export type LinkPhase = "connect" | "tls" | "io";
 
@@ -60,8 +65,7 @@ export class BrokerLink {
     const { brokerUrl, requestedHost, requestedPort } = options;
     this.tls = brokerUrl.protocol === "mqtts:";
     this.asked = `${requestedPort < 0 ? "tls" : "tcp"}://${requestedHost}:${Math.abs(requestedPort)}`;
-    const host = brokerUrl.hostname.replace(/^\[|\]$/g, "");
-    const port = Number(brokerUrl.port || (this.tls ? 8883 : 1883));
+    const { host, port } = brokerAddress(brokerUrl);
     const socket = this.tls ? tlsConnect({ host, port, ...options.tls }) : createConnection({ host, port });
     socket.setNoDelay(true);
     this.socket = socket;

@@ -15,7 +15,8 @@ Runs the compiled firmware (devs/.devicescript/bin/bytecode.devs) on simulated d
   --devices <n>        number of devices (default 3)
   --profile <name>     runtime profile: esp32 (default; behaves like the DeviceScript ESP32 runtime: Wi-Fi
                        bring-up, socket worker, public-root TLS, boot delay) or vm (the plain WASM VM)
-  --broker <url>       broker for every device, mqtt:// or mqtts:// (default mqtt://127.0.0.1:1883)
+  --broker <url>       broker for every device, mqtt:// or mqtts:// (default mqtt://127.0.0.1:1883); given
+                       twice or more: several brokers, the devices' MQTT_HOSTS in that order (failover)
   --seed <n>           seeds device ids, sensor values and faults (default 1)
   --interval <s>       reading interval, the INTERVAL_S setting (5..86400; default: devs/.env.defaults)
   --time-scale <x>     deep sleep lasts interval/x real seconds (default 1)
@@ -63,7 +64,7 @@ async function main(): Promise<void> {
         devices: { type: "string" },
         profile: { type: "string" },
         battery: { type: "string" },
-        broker: { type: "string" },
+        broker: { type: "string", multiple: true },
         seed: { type: "string" },
         interval: { type: "string" },
         "time-scale": { type: "string" },
@@ -104,7 +105,7 @@ async function main(): Promise<void> {
   const battery = numberOption("battery", v.battery, (n) => n >= 0);
   const options: FleetOptions = {
     devices: numberOption("devices", v.devices, (n) => Number.isInteger(n) && n >= 1 && n <= 1000) ?? 3,
-    brokerUrl: v.broker ?? "mqtt://127.0.0.1:1883",
+    ...(v.broker !== undefined && v.broker.length > 1 ? { brokerUrls: v.broker } : { brokerUrl: v.broker?.[0] ?? "mqtt://127.0.0.1:1883" }),
     seed: numberOption("seed", v.seed, Number.isInteger) ?? 1,
     timeScale: numberOption("time-scale", v["time-scale"], (n) => n > 0) ?? 1,
     flashDir: v["flash-dir"],
@@ -121,7 +122,7 @@ async function main(): Promise<void> {
   const fleet = await startFleet(options);
   console.log(
     `sim: ${fleet.devices.length} device(s) running ${fleet.firmware.path} (sha256 ${fleet.firmware.sha256.slice(0, 12)}) ` +
-      `against ${options.brokerUrl}; profile ${fleet.profile.name}; flash in ${fleet.flashDir}; Ctrl-C stops`,
+      `against ${options.brokerUrl ?? options.brokerUrls!.join(" + ")}; profile ${fleet.profile.name}; flash in ${fleet.flashDir}; Ctrl-C stops`,
   );
   console.log(`sim: device ids ${fleet.devices.map((d) => d.id).join(" ")}`);
 

@@ -109,6 +109,8 @@ export interface SimDeviceOptions {
   firmware: Firmware;
   flashPath: string;
   brokerUrl: URL;
+  /** Brokers reached at their own address (several brokers: network.ts). */
+  brokerUrls?: URL[];
   seed: number;
   timeScale: number;
   /** DeviceScript settings written into the VM's settings service before the program starts. */
@@ -182,6 +184,7 @@ export class SimDevice extends EventEmitter {
     this.flash = existsSync(options.flashPath) ? new Uint8Array(readFileSync(options.flashPath)) : new Uint8Array(0);
     this.network = new DeviceNetwork({
       brokerUrl: options.brokerUrl,
+      brokerUrls: options.brokerUrls,
       faults: options.faults,
       counters: this.wire,
       log: (line) => this.emitDmesg(line),

@@ -22,7 +22,7 @@ import {
   emptyFaultCounters,
   validateFaultPlan,
 } from "./faults.ts";
-import { type WireCounters, sumWireCounters } from "./network.ts";
+import { type WireCounters, brokerAddress, sumWireCounters } from "./network.ts";
 import { type ProfileName, type RuntimeProfile, resolveProfile } from "./profile.ts";
 import { type SensorOverrides, validateSensorOverrides } from "./sensor-values.ts";
 import { DEFAULT_BYTECODE_PATH, type Firmware, readFirmware } from "./vm.ts";
@@ -36,8 +36,16 @@ export type DeviceSettings = Record<string, unknown>;
 export interface FleetOptions {
   /** How many devices (1..1000). */
   devices: number;
-  /** Every device's TCP goes here, whatever MQTT_HOST/MQTT_PORT its settings say. mqtt:// or mqtts://. */
-  brokerUrl: string;
+  /**
+   * Every device's TCP goes here, whatever MQTT_HOST/MQTT_PORT its settings say (except to an address of
+   * `brokerUrls`). mqtt:// or mqtts://. Default: the first of `brokerUrls`.
+   */
+  brokerUrl?: string;
+  /**
+   * Several brokers for failover (MQTT_HOSTS): a device socket to the host:port of one of these URLs reaches
+   * that broker. Devices whose settings have no MQTT_HOSTS get one listing these addresses in this order.
+   */
+  brokerUrls?: string[];
   /** Seeds device ids, sensor values and the fault schedule. Default 1. */
   seed?: number;
   /** Deep sleep lasts ms/timeScale real ms. Default 1. */
@@ -201,6 +209,19 @@ class FleetImpl extends EventEmitter implements Fleet {
   }
 }
 
+function parseBrokerUrl(text: string, option: string): URL {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new RangeError(`${option} is not a URL: ${text}`);
+  }
+  if (url.protocol !== "mqtt:" && url.protocol !== "mqtts:") {
+    throw new RangeError(`${option} must be mqtt:// or mqtts://, got ${text}`);
+  }
+  return url;
+}
+
 /**
  * Starts `devices` simulated devices. Resolves once every device has booted, received its settings and the
  * firmware (so `fleet.devices[i].id` is known). Throws ErrSimulatorSetup when the VM or the bytecode is missing.
@@ -210,15 +231,11 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
   if (!Number.isInteger(count) || count < 1 || count > 1000) {
     throw new RangeError(`devices must be an integer 1..1000, got ${String(count)}`);
   }
-  let brokerUrl: URL;
-  try {
-    brokerUrl = new URL(options.brokerUrl);
-  } catch {
-    throw new RangeError(`brokerUrl is not a URL: ${options.brokerUrl}`);
-  }
-  if (brokerUrl.protocol !== "mqtt:" && brokerUrl.protocol !== "mqtts:") {
-    throw new RangeError(`brokerUrl must be mqtt:// or mqtts://, got ${options.brokerUrl}`);
-  }
+  const brokerUrls = (options.brokerUrls ?? []).map((u) => parseBrokerUrl(u, "brokerUrls"));
+  const brokerUrl =
+    options.brokerUrl !== undefined ? parseBrokerUrl(options.brokerUrl, "brokerUrl") : brokerUrls[0];
+  if (brokerUrl === undefined) throw new RangeError("brokerUrl (or brokerUrls) is required");
+  const brokerHosts = brokerUrls.map((u) => `${brokerAddress(u).host}:${brokerAddress(u).port}`).join(",");
   const seed = options.seed ?? 1;
   const timeScale = options.timeScale ?? 1;
   if (!(timeScale > 0)) throw new RangeError(`timeScale must be > 0, got ${timeScale}`);
@@ -243,6 +260,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
   for (let index = 0; index < count; index++) {
     const extra = typeof options.settings === "function" ? options.settings(index) : (options.settings ?? {});
     const settings: DeviceSettings = { ...baseSettings, ...extra };
+    if (brokerHosts && settings.MQTT_HOSTS === undefined) settings.MQTT_HOSTS = brokerHosts;
     const battery = options.battery;
     if (battery !== undefined && (settings.BATTERY_PIN === undefined || settings.BATTERY_PIN === "")) {
       settings.BATTERY_PIN = SIM_BATTERY_PIN;
@@ -263,6 +281,7 @@ export async function startFleet(options: FleetOptions): Promise<Fleet> {
       firmware,
       flashPath: join(flashDir, `${hardwareId}.flash`),
       brokerUrl,
+      brokerUrls,
       seed,
       timeScale,
       settings,

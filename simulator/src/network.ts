@@ -1,7 +1,8 @@
 /**
  * The simulated network of one device. It replaces the VM's socket hooks (sockIsAvailable/sockOpen/
- * sockWrite/sockClose), so the firmware's single TCP socket always reaches the fleet's broker URL, whatever
- * host/port its settings name (TLS is done here, per the broker URL). Per boot it runs one socket model:
+ * sockWrite/sockClose), so the firmware's single TCP socket reaches the fleet's broker URL, whatever
+ * host/port its settings name — unless it names the address of one of the fleet's `brokerUrls` (several
+ * brokers, failover), which it then reaches (TLS is done here, per the broker URL). Per boot it runs one socket model:
  *
  * - profile `esp32` (the default): Wi-Fi comes up seconds after boot (wifi.ts), sockets behave like
  *   devicescript-esp32 main/sock.c (esp32-socket.ts: worker queue, close discards queued writes, 1 KB recv
@@ -11,7 +12,7 @@
  * Either way broker-link.ts splits both directions into MQTT packets to count them and to inject faults at
  * packet boundaries: before CONNACK, in the middle of a PUBLISH, before PUBACK/PUBCOMP.
  */
-import { BrokerLink, type BrokerLinkHandlers } from "./broker-link.ts";
+import { BrokerLink, type BrokerLinkHandlers, brokerAddress } from "./broker-link.ts";
 import { Esp32Socket } from "./esp32-socket.ts";
 import type { DeviceFaults } from "./faults.ts";
 import type { WireCounters } from "./mqtt-wire.ts";
@@ -24,10 +25,23 @@ import { VmGlueSocket } from "./vm-socket.ts";
 import { WifiLink } from "./wifi.ts";
 
 export { MqttFramer, emptyWireCounters, sumWireCounters } from "./mqtt-wire.ts";
+export { brokerAddress } from "./broker-link.ts";
+
+/** The broker a socket to host:port reaches: the one of `brokerUrls` at that address, else `brokerUrl`. */
+function routeFor(o: DeviceNetworkOptions, host: string, port: number): URL {
+  for (const url of o.brokerUrls ?? []) {
+    const a = brokerAddress(url);
+    if (a.host === host && a.port === port) return url;
+  }
+  return o.brokerUrl;
+}
 export type { WireCounters } from "./mqtt-wire.ts";
 
 export interface DeviceNetworkOptions {
+  /** Where a socket goes unless it asks for the address of one of `brokerUrls`. */
   brokerUrl: URL;
+  /** Brokers reached at the address they name: a socket to one's host:port goes to it (several brokers). */
+  brokerUrls?: URL[];
   faults: DeviceFaults;
   counters: WireCounters;
   /** Human-readable network events (connects, cuts, Wi-Fi, discarded writes), for the device log. */
@@ -132,7 +146,7 @@ export class DeviceNetwork {
     const o = this.options;
     return new BrokerLink(
       {
-        brokerUrl: o.brokerUrl,
+        brokerUrl: routeFor(o, host, Math.abs(port)),
         requestedHost: host,
         requestedPort: port,
         tls: brokerTlsOptions(this.profile, host, o.tlsInsecure),

@@ -7,7 +7,8 @@ import { provisionDevice, updateEnvFile } from "./provision.ts";
 const USAGE = `Create a device's MQTT credentials and print its settings (devs/.env.local lines).
 
   npm run -s provision -- --device <id> [--board <board-id>] [--data-dir data] [--mosquitto-passwd <file>]
-                          [--mqtt-host <host>] [--mqtt-port <port>] [--tls] [--env-file devs/.env.local]
+                          [--mqtt-host <host>] [--mqtt-port <port>] [--mqtt-hosts <host[:port],...>] [--tls]
+                          [--env-file devs/.env.local]
 
   --device            device id = MQTT username = client id: ${DEVICE_ID_RULE}
   --data-dir          gateway data dir; writes <dir>/mqtt-credentials.json for the embedded broker
@@ -15,6 +16,9 @@ const USAGE = `Create a device's MQTT credentials and print its settings (devs/.
   --mosquitto-passwd  also add the device to this Mosquitto password file (then: systemctl reload mosquitto)
   --board             a board from devs/boards/ (checked), named in the flashing hint
   --mqtt-host/--mqtt-port/--tls  broker address for the device; default: devs/.env.defaults
+  --mqtt-hosts        several brokers the device fails over between (MQTT_HOSTS), e.g.
+                      192.168.1.20:1883,192.168.1.21:1883 (port default --mqtt-port / MQTT_PORT; up to 4);
+                      every broker needs the device's login (give each its --mosquitto-passwd, or share data)
   --env-file          write the settings into this file instead of only printing them
 Settings go to stdout, everything else to stderr, so \`> devs/.env.local\` works.`;
 
@@ -34,6 +38,7 @@ async function main(): Promise<void> {
         "mosquitto-passwd": { type: "string" },
         "mqtt-host": { type: "string" },
         "mqtt-port": { type: "string" },
+        "mqtt-hosts": { type: "string" },
         tls: { type: "boolean" },
         "env-file": { type: "string" },
         help: { type: "boolean", short: "h" },
@@ -64,7 +69,7 @@ async function main(): Promise<void> {
       deviceId: values.device,
       dataDir,
       mosquittoPasswd: values["mosquitto-passwd"],
-      mqtt: { host: values["mqtt-host"], port, tls: values.tls },
+      mqtt: { host: values["mqtt-host"], port, tls: values.tls, hosts: values["mqtt-hosts"] },
     });
   } catch (err) {
     fail((err as Error).message);

@@ -59,6 +59,20 @@ describe("provision", () => {
     expect(readFileSync(join(dir, "passwd"), "utf8")).toMatch(/^kitchen-1:\$7\$101\$[A-Za-z0-9+/=]{16}\$[A-Za-z0-9+/=]{88}\n$/);
   });
 
+  it("--mqtt-hosts: several brokers in MQTT_HOSTS; a bad list is refused before anything is written", async () => {
+    const dir = tempDir();
+    const cli = runCli(["--device", "porch-1", "--data-dir", dir, "--mqtt-hosts", "192.168.1.20:1883,192.168.1.21:1883"]);
+    expect(cli.status, cli.stderr).toBe(0);
+    expect(cli.stdout.split("\n")[0]).toBe("MQTT_HOSTS=192.168.1.20:1883,192.168.1.21:1883");
+    const other = tempDir();
+    const bad = runCli(["--device", "porch-2", "--data-dir", other, "--mqtt-hosts", "192.168.1.20:1883,gw:0"]);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain("--mqtt-hosts entry 2 'gw:0': the port must be a whole number 1..65535");
+    expect(() => readFileSync(defaultCredentialsFile(other))).toThrow(/ENOENT/);
+    const long = ["a", "b", "c", "d"].map((c) => `${c.repeat(50)}.example.org`).join(",");
+    await expect(provisionDevice({ deviceId: "porch-3", dataDir: other, mqtt: { hosts: long } })).rejects.toThrow(/over 232/);
+  });
+
   it("a device provisioned while the embedded broker runs can connect without a restart", async () => {
     const dir = tempDir();
     broker = await startEmbeddedBroker({ host: "127.0.0.1", port: 0, dataDir: dir });

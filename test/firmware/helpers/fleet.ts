@@ -14,7 +14,10 @@ export interface FirmwareRun {
 }
 
 export async function runFirmware(options: {
-  port: number;
+  /** the broker every device socket reaches (unless `brokerPorts` names its address) */
+  port?: number;
+  /** several brokers on 127.0.0.1: devices get MQTT_HOSTS listing them (unless the settings have one) */
+  brokerPorts?: number[];
   settings?: Record<string, unknown> | ((index: number) => Record<string, unknown>);
   devices?: number;
   timeScale?: number;
@@ -32,7 +35,8 @@ export async function runFirmware(options: {
   const logs: string[] = [];
   const fleet = await startFleet({
     devices: options.devices ?? 1,
-    brokerUrl: `mqtt://127.0.0.1:${options.port}`,
+    brokerUrl: options.port === undefined ? undefined : `mqtt://127.0.0.1:${options.port}`,
+    brokerUrls: options.brokerPorts?.map((port) => `mqtt://127.0.0.1:${port}`),
     seed: options.seed ?? 7,
     timeScale: options.timeScale ?? 50,
     flashDir,
