@@ -79,6 +79,19 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   dataDir: z.string().min(1).default("./data"),
+  /**
+   * The scaled-out mode (transport/redis, docs/architecture.md): several gateways share one event log and id
+   * sequence in Redis, each with its own dataDir as a local replica and its own mqtt.clientId. Unset = the
+   * one-process SQLite mode, the zero-setup default.
+   */
+  redis: z
+    .strictObject({
+      /** redis://[user:password@]host:port[/db]; Redis reachable from the network must require a password. */
+      url: z.url({ protocol: /^rediss?$/ }),
+      /** Prefix of every key, so several fleets (or tests) can share one Redis. */
+      keyPrefix: z.string().default("sensors:"),
+    })
+    .optional(),
   history: z
     .strictObject({
       maxEvents: positiveInt.default(100_000),
@@ -182,6 +195,7 @@ const ENV: Array<[string, string[], "int" | "string" | "bool"]> = [
   ["AUTH_MODE", ["auth", "mode"], "string"],
   ["AUTH_ALLOW_NETWORK", ["auth", "allowNetwork"], "bool"],
   ["DATA_DIR", ["dataDir"], "string"],
+  ["REDIS_URL", ["redis", "url"], "string"],
   ["HISTORY_MAX_EVENTS", ["history", "maxEvents"], "int"],
   ["HISTORY_MAX_AGE_MS", ["history", "maxAgeMs"], "int"],
   ["HEARTBEAT_MS", ["sse", "heartbeatMs"], "int"],

@@ -1,5 +1,5 @@
 /**
- * Composition root: wires config → transport (SQLite, with summaries) → alerts → broker → bridge → commands →
+ * Composition root: wires config → transport (SQLite, or Redis with a SQLite replica; with summaries) → alerts → broker → bridge → commands →
  * HTTP app, listens, and
  * closes everything in the right order. It only wires: each part owns its behaviour. server.ts and the tests
  * both start here.
@@ -22,6 +22,7 @@ import { createLogger, type Logger } from "./ops/log.ts";
 import { createMetrics, exportBrokerCounters, type Metrics } from "./ops/metrics.ts";
 import { openDatabase } from "./transport/sqlite/db.ts";
 import { SummaryPublisher } from "./summaries/publisher.ts";
+import { RedisTransport } from "./transport/redis/transport.ts";
 import { SqliteTransport } from "./transport/sqlite/transport.ts";
 
 export interface Gateway {
@@ -75,12 +76,13 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     const db = openDatabase(config.dataDir, config.history.synchronous);
     cleanups.push(() => db.close());
     const { maxEvents, maxAgeMs } = config.history;
-    const transport = new SqliteTransport(
-      db,
-      { retention: { maxEvents, maxAgeMs }, summaryRetention: config.summaries.retention, summaries: config.summaries.enabled, sse: config.sse },
-      metrics,
-      log,
-    );
+    const projection = { retention: { maxEvents, maxAgeMs }, summaryRetention: config.summaries.retention, summaries: config.summaries.enabled };
+    // Redis mode: the shared log in Redis, this dataDir its local replica (docs/architecture.md); else one process.
+    const redisTransport = config.redis
+      ? await RedisTransport.open(db, { ...projection, ...config.redis, sse: config.sse }, metrics, log.child({ part: "redis" }))
+      : undefined;
+    const sqliteTransport = redisTransport ? undefined : new SqliteTransport(db, { ...projection, sse: config.sse }, metrics, log);
+    const transport = (redisTransport ?? sqliteTransport)!;
     cleanups.push(() => transport.close());
     const webhooks = new Webhooks(
       config.alerts.webhooks,
@@ -88,7 +90,20 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       log.child({ part: "webhooks" }),
     );
 
-    const summaryEvents = new SummaryPublisher(transport.summaries, (e) => transport.dispatchNow(e), config.summaries.coalesceMs, log);
+    // Every replica keeps the buckets; in Redis mode only the leader turns their changes into events (once, not
+    // once per gateway). Commands and alerts need one transaction over their table and their event, which only
+    // the one-process mode has: Redis mode does not offer them yet.
+    const summaryEvents = new SummaryPublisher(
+      transport.summaries,
+      sqliteTransport
+        ? (e) => sqliteTransport.dispatchNow(e)
+        : (e) => {
+            if (!redisTransport!.isLeader()) return;
+            redisTransport!.dispatch(e).catch((err: unknown) => log.warn({ err, deviceId: e.deviceId }, "summary event not stored"));
+          },
+      config.summaries.coalesceMs,
+      log,
+    );
     cleanups.push(() => summaryEvents.close());
 
     let broker: EmbeddedBroker | undefined;
@@ -114,13 +129,19 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       credentials = broker.serviceCredentials;
     }
 
-    const bridge = new MqttBridge({ url: bridgeUrl, clientId: config.mqtt.clientId, ...credentials }, metrics, log.child({ part: "bridge" }));
-    const alerts = new Alerts(
-      { db, transport, intakeSince: () => bridge.connectedSince, sinks: [webhooks], metrics, log: log.child({ part: "alerts" }) },
-      { configRules: config.alerts.rules, checkIntervalMs: config.alerts.checkIntervalMs },
+    const bridge = new MqttBridge(
+      { url: bridgeUrl, clientId: config.mqtt.clientId, ...credentials, storeReady: () => transport.healthy() },
+      metrics,
+      log.child({ part: "bridge" }),
     );
-    cleanups.push(() => alerts.close());
-    const commands = new Commands(db, transport, (t, p) => bridge.publishQos1(t, p), metrics, log.child({ part: "commands" }));
+    const alerts =
+      sqliteTransport &&
+      new Alerts(
+        { db, transport: sqliteTransport, intakeSince: () => bridge.connectedSince, sinks: [webhooks], metrics, log: log.child({ part: "alerts" }) },
+        { configRules: config.alerts.rules, checkIntervalMs: config.alerts.checkIntervalMs },
+      );
+    if (alerts) cleanups.push(() => alerts.close());
+    const commands = sqliteTransport && new Commands(db, sqliteTransport, (t, p) => bridge.publishQos1(t, p), metrics, log.child({ part: "commands" }));
     const handlers = createHandlers({ transport, commands, metrics, log: log.child({ part: "bridge" }) });
     broker?.on("delivered", handlers.delivered);
     // Stops the intake before the transport closes: a message that arrives later stays in the broker.
@@ -142,7 +163,8 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       log: log.child({ part: "http" }),
       health: {
         broker: () => bridge.connected && !(broker?.closed ?? false),
-        db: () => transport.healthy(),
+        db: () => (redisTransport ? redisTransport.replicaHealthy() : transport.healthy()),
+        ...(redisTransport && { redis: () => redisTransport.healthy() }),
       },
     });
 
@@ -166,7 +188,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
         const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
         await stopIntake(); // the broker keeps for the next start whatever this gateway did not acknowledge
         summaryEvents.close();
-        await alerts.close(); // webhooks: deliveries in flight finish (bounded), the rest are counted
+        await alerts?.close(); // webhooks: deliveries in flight finish (bounded), the rest are counted
         await transport.close(); // ends every SSE stream; clients reconnect to the next instance with their last id
         server.closeIdleConnections();
         const force = setTimeout(() => server.closeAllConnections(), 2_000);

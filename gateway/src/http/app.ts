@@ -14,7 +14,7 @@ import type { Coverage, SummaryQueries } from "../summaries/series.ts";
 import type { Transport } from "../transport/transport.ts";
 import { createAuthenticator, loginFromUrl, sameOriginWrites, sessionRoutes, type HttpAuth } from "./auth.ts";
 import type { AppEnv } from "./env.ts";
-import { errorHandlers } from "./errors.ts";
+import { ApiError, errorHandlers } from "./errors.ts";
 import { alertsRoutes } from "./routes/alerts.ts";
 import { devicesRoute } from "./routes/devices.ts";
 import { eventsRoute } from "./routes/events.ts";
@@ -28,11 +28,13 @@ export interface AppDeps {
   /** Open, or every accepted token (gateway.ts adds the admin token: http/auth.ts resolveAuth). */
   auth: HttpAuth;
   transport: Transport;
-  commands: Commands;
+  /** Undefined in Redis mode (not shared across gateways yet): the command routes answer 501. */
+  commands?: Commands;
   summaries: SummaryQueries & SummaryExport;
   /** How far back raw readings and each bucket width go (series step=auto). */
   coverage: Coverage;
-  alerts: Alerts;
+  /** Undefined in Redis mode (not shared across gateways yet): the alert routes answer 501. */
+  alerts?: Alerts;
   metrics: Metrics;
   health: HealthProbe;
   log: Logger;
@@ -59,7 +61,10 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.route("/events", eventsRoute(deps.transport));
   app.route("/api/devices", devicesRoute(deps));
   app.route("/api", summariesRoutes(deps));
-  app.route("/api", alertsRoutes(deps.alerts));
+  if (deps.alerts) app.route("/api", alertsRoutes(deps.alerts));
+  else app.all("/api/alert*", () => {
+    throw new ApiError(501, "not_shared", "alerts are not available in Redis mode yet (docs/architecture.md)");
+  });
 
   // The page itself is public so it can show a login form; its data needs a token. The login URL
   // (`/?token=…`) turns into the cookie here, before the static files.

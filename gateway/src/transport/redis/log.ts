@@ -82,7 +82,7 @@ export class RedisLog {
       stream: `${prefix}log`,
       seen: `${prefix}seen`,
       evicted: `${prefix}evicted`,
-      retentionLease: `${prefix}lease:retention`,
+      leaderLease: `${prefix}lease:leader`,
     };
     redis.defineCommand("appendEvent", { numberOfKeys: 3, lua: APPEND });
     redis.defineCommand("trimLog", { numberOfKeys: 3, lua: TRIM });

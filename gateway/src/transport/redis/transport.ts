@@ -31,6 +31,8 @@ import { ErrRedisBehind, RedisLog, type LogEntry } from "./log.ts";
 
 const PRUNE_EVERY_MS = 10_000;
 const LEASE_MS = 30_000;
+/** The holder stops acting as leader this long before its lease could expire in Redis. */
+const LEASE_MARGIN_MS = 5_000;
 const TAIL_BATCH = 512;
 const TAIL_BLOCK_MS = 2_000;
 const RETRY_MS = 250;
@@ -77,6 +79,8 @@ export class RedisTransport implements Transport {
   private readonly pruneTimer: NodeJS.Timeout;
   private readonly instance = randomBytes(8).toString("hex");
   private tailUp = true;
+  /** Until when this instance holds the leader lease (retention, summary events). */
+  private leaderUntil = 0;
   /** Set when this instance must not go on (ErrRedisBehind, ErrReplicaBehind): healthy() false, dispatch rejects. */
   private fatal: Error | undefined;
   private closed = false;
@@ -99,6 +103,7 @@ export class RedisTransport implements Transport {
     redis.on("close", () => this.reportHealth());
     this.reportHealth();
     this.tailDone = this.tail();
+    void this.retention();
     this.pruneTimer = setInterval(() => void this.retention(), PRUNE_EVERY_MS);
     this.pruneTimer.unref();
   }
@@ -269,11 +274,24 @@ export class RedisTransport implements Transport {
     this.waiters.clear();
   }
 
-  /** History retention: the shared log by one instance at a time (a lease), then this replica as in SQLite mode. */
+  /**
+   * The one instance at a time (a Redis lease, renewed every PRUNE_EVERY_MS) that trims the shared log and turns
+   * summary changes into events: work that must happen once, not once per gateway.
+   */
+  isLeader(): boolean {
+    return !this.fatal && Date.now() < this.leaderUntil;
+  }
+
+  /** History retention: the shared log by the leader, then this replica as in SQLite mode. */
   private async retention(now = Date.now()): Promise<void> {
+    if (this.closed) return;
     try {
-      if (await this.log.holdLease(this.log.keys.retentionLease, this.instance, LEASE_MS)) await this.trimShared(now);
+      if (await this.log.holdLease(this.log.keys.leaderLease, this.instance, LEASE_MS)) {
+        this.leaderUntil = now + LEASE_MS - LEASE_MARGIN_MS;
+        await this.trimShared(now);
+      } else this.leaderUntil = 0;
     } catch (err) {
+      this.leaderUntil = 0;
       this.logger.warn({ err: (err as Error).message }, "redis log retention failed");
     }
     try {
@@ -330,6 +348,11 @@ export class RedisTransport implements Transport {
 
   device(deviceId: string): DeviceView | undefined {
     return this.projection.deviceTable.get(deviceId);
+  }
+
+  /** The local replica answers (the `db` of /healthz; healthy() covers Redis too). */
+  replicaHealthy(): boolean {
+    return this.projection.healthy();
   }
 
   /** Redis answers, the tail is reading it, and the replica is open. */

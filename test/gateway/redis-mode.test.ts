@@ -1,0 +1,94 @@
+/**
+ * The scaled-out mode end to end: two whole gateways (startGateway) on one Redis and one Mosquitto, each with its
+ * own MQTT session and local replica. Every reading reaches both (each gateway receives every message), is
+ * stored once, and both serve the same ids on SSE and the same /api/devices; a Redis outage loses nothing.
+ */
+import mqtt, { type MqttClient } from "mqtt";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { startTestGateway, type TestGateway } from "../helpers/gateway.ts";
+import { mosquittoAvailable, startMosquitto, type RunningMosquitto } from "../helpers/mosquitto.ts";
+import { redisAvailable, startRedis, type RunningRedis } from "../helpers/redis.ts";
+import { connectSse, type SseClient } from "../helpers/sse.ts";
+import { waitUntil } from "../helpers/wait.ts";
+
+const telemetry = (seq: number) => JSON.stringify({ v: 1, seq, boot: 1, t: null, readings: { temperature: seq }, battery: 3.7 });
+const ready = redisAvailable() && mosquittoAvailable();
+let fleets = 0;
+
+describe.skipIf(!ready)("Redis mode: two gateways on one Redis and one broker", () => {
+  let redis: RunningRedis;
+  let mosq: RunningMosquitto;
+  const cleanups: Array<() => unknown> = [];
+  beforeAll(async () => {
+    redis = await startRedis();
+    mosq = await startMosquitto();
+  });
+  afterEach(async () => {
+    for (const fn of cleanups.splice(0).reverse()) await fn();
+  });
+  afterAll(async () => {
+    await mosq?.close();
+    await redis?.close();
+  });
+
+  async function fleet(): Promise<{ gateways: TestGateway[]; streams: SseClient[]; pub: MqttClient }> {
+    const keyPrefix = `fleet${++fleets}:`;
+    const gateways: TestGateway[] = [];
+    for (const name of ["a", "b"]) {
+      const gw = await startTestGateway({ brokerUrl: mosq.url, config: { redis: { url: redis.url, keyPrefix }, mqtt: { clientId: `${keyPrefix.slice(0, -1)}-gw-${name}` } } });
+      cleanups.push(() => gw.close());
+      gateways.push(gw);
+    }
+    const streams: SseClient[] = [];
+    for (const gw of gateways) {
+      const s = await connectSse(gw.url, { topics: ["sensors/+/telemetry"] });
+      cleanups.push(() => s.close());
+      streams.push(s);
+    }
+    const pub = await mqtt.connectAsync(mosq.url, { clientId: `${keyPrefix.slice(0, -1)}-dev`, clean: false, reconnectPeriod: 100 });
+    cleanups.push(() => pub.endAsync(true));
+    return { gateways, streams, pub };
+  }
+
+  const devices = async (gw: TestGateway) => ((await (await fetch(`${gw.url}/api/devices`)).json()) as { devices: unknown[] }).devices;
+
+  it("each gateway's SSE and /api/devices see every reading exactly once, with the same ids", async () => {
+    const { gateways, streams, pub } = await fleet();
+    for (let seq = 1; seq <= 20; seq++) await pub.publishAsync("sensors/rm-1/telemetry", telemetry(seq), { qos: 1 });
+    const seen = await Promise.all(streams.map((s) => s.waitForEvents(20)));
+    for (const events of seen) {
+      expect(events.map((e) => e.json.seq)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+      expect(events.map((e) => Number(e.id))).toEqual(Array.from({ length: 20 }, (_, i) => i + 1)); // no copy took an id
+    }
+    const [onA, onB] = await Promise.all(gateways.map(devices));
+    expect(onA).toEqual(onB);
+    expect(onA).toMatchObject([{ deviceId: "rm-1", lastReading: { seq: 20 } }]);
+    const health = (await (await fetch(`${gateways[1]!.url}/healthz`)).json()) as Record<string, unknown>;
+    expect(health).toMatchObject({ ok: true, redis: "up" });
+  });
+
+  it("while Redis is down the gateways say so and acknowledge nothing; after it restarts every reading arrives once", async () => {
+    const { gateways, streams, pub } = await fleet();
+    for (let seq = 1; seq <= 3; seq++) await pub.publishAsync("sensors/rm-2/telemetry", telemetry(seq), { qos: 1 });
+    await Promise.all(streams.map((s) => s.waitForEvents(3)));
+    await redis.kill();
+    for (const gw of gateways) {
+      await waitUntil(async () => (await fetch(`${gw.url}/healthz`)).status === 503, { message: "/healthz 503" });
+      expect(await (await fetch(`${gw.url}/healthz`)).json()).toMatchObject({ ok: false, redis: "down", db: "up" });
+      expect(await (await fetch(`${gw.url}/metrics`)).text()).toMatch(/^gateway_redis_up 0$/m);
+    }
+    for (let seq = 4; seq <= 8; seq++) await pub.publishAsync("sensors/rm-2/telemetry", telemetry(seq), { qos: 1 }); // the broker holds them
+    await redis.start();
+    const all = await Promise.all(streams.map((s) => s.waitForEvents(8, () => true, 20_000)));
+    for (const events of all) {
+      expect(events.map((e) => e.json.seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+      expect(events.map((e) => Number(e.id))).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    }
+    for (const gw of gateways) {
+      const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+      expect(metrics).toMatch(/^gateway_redis_up 1$/m);
+      // they were refused while Redis was down (no PUBACK), and came back as redeliveries
+      expect(Number(/^gateway_mqtt_messages_not_acked_total\{reason="store_failed"\} (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
+    }
+  });
+});
