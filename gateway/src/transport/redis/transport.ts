@@ -127,6 +127,7 @@ export class RedisTransport implements Transport {
     const redis = new Redis(opts.url, connection);
     redis.on("error", () => {}); // reported by healthy(), metrics and the tail's log line, not once per retry
     const reader = redis.duplicate();
+    reader.on("error", () => {});
     try {
       await Promise.all([redis.connect(), reader.connect()]);
     } catch (err) {
