@@ -67,7 +67,7 @@ interface Waiter {
   receivedMono?: number;
   resolve: (stored: StoredEvent | undefined) => void;
   reject: (err: Error) => void;
-  timer: NodeJS.Timeout;
+  timer: NodeJS.Timeout | undefined;
 }
 
 export class RedisTransport implements Transport {
@@ -147,7 +147,7 @@ export class RedisTransport implements Transport {
         from = shared.evictedThrough;
       } else if (local < shared.evictedThrough) throw new ErrReplicaBehind(local, shared.evictedThrough);
       const transport = new RedisTransport(projection, redis, reader, log, from, opts, metrics, logger);
-      await transport.appliedThrough(shared.latestId);
+      await transport.appliedThrough(shared.latestId, undefined, Number.POSITIVE_INFINITY); // however long the log
       if (transport.fatal) throw transport.fatal;
       logger.info({ latestId: shared.latestId, replicaFrom: from }, "redis log replica caught up");
       return transport;
@@ -173,21 +173,20 @@ export class RedisTransport implements Transport {
     return this.appliedThrough(appended.id, receivedMono);
   }
 
-  /** Resolves once the replica applied `id`, with that event (undefined when id is 0 or retention took it). */
-  private appliedThrough(id: number, receivedMono?: number): Promise<StoredEvent | undefined> {
+  /**
+   * Resolves once the replica applied `id`, with that event (undefined when id is 0 or retention took it);
+   * rejects after `timeoutMs`.
+   */
+  private appliedThrough(id: number, receivedMono?: number, timeoutMs = this.opts.applyTimeoutMs ?? 10_000): Promise<StoredEvent | undefined> {
     if (id <= this.lastApplied) return Promise.resolve(this.localEvent(id));
     return new Promise((resolve, reject) => {
-      const timeoutMs = this.opts.applyTimeoutMs ?? 10_000;
-      const waiter: Waiter = {
-        id,
-        receivedMono,
-        resolve,
-        reject,
-        timer: setTimeout(() => {
+      const waiter: Waiter = { id, receivedMono, resolve, reject, timer: undefined };
+      if (Number.isFinite(timeoutMs)) {
+        waiter.timer = setTimeout(() => {
           this.waiters.delete(waiter);
           reject(new Error(`event ${id} is in Redis but this gateway's replica did not apply it within ${timeoutMs} ms`));
-        }, timeoutMs),
-      };
+        }, timeoutMs);
+      }
       this.waiters.add(waiter);
     });
   }
