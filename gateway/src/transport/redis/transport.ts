@@ -135,9 +135,11 @@ export class RedisTransport implements Transport {
       reader.disconnect();
       throw new Error(`cannot reach Redis at ${redactUrl(opts.url)}: ${(err as Error).message}`);
     }
+    let projection: Projection | undefined;
+    let transport: RedisTransport | undefined;
     try {
       const log = new RedisLog(redis, opts.keyPrefix);
-      const projection = new Projection(db, opts, metrics, logger);
+      projection = new Projection(db, opts, metrics, logger);
       const local = projection.eventLog.bounds().latestId;
       const shared = await log.state();
       if (shared.latestId < local) throw new ErrRedisBehind(shared.latestId, local);
@@ -146,14 +148,17 @@ export class RedisTransport implements Transport {
         projection.eventLog.recordEvicted(shared.evictedThrough); // a fresh replica starts where the log does
         from = shared.evictedThrough;
       } else if (local < shared.evictedThrough) throw new ErrReplicaBehind(local, shared.evictedThrough);
-      const transport = new RedisTransport(projection, redis, reader, log, from, opts, metrics, logger);
+      transport = new RedisTransport(projection, redis, reader, log, from, opts, metrics, logger);
       await transport.appliedThrough(shared.latestId, undefined, Number.POSITIVE_INFINITY); // however long the log
-      if (transport.fatal) throw transport.fatal;
       logger.info({ latestId: shared.latestId, replicaFrom: from }, "redis log replica caught up");
       return transport;
     } catch (err) {
-      redis.disconnect();
-      reader.disconnect();
+      if (transport) await transport.close();
+      else {
+        projection?.close();
+        redis.disconnect();
+        reader.disconnect();
+      }
       throw err;
     }
   }
