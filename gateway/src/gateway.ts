@@ -91,8 +91,8 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     );
 
     // Every replica keeps the buckets; in Redis mode only the leader turns their changes into events (once, not
-    // once per gateway). Commands and alerts need one transaction over their table and their event, which only
-    // the one-process mode has: Redis mode does not offer them yet.
+    // once per gateway). Alerts need one transaction over their table and their event, which only the one-process
+    // mode has: Redis mode does not offer them yet.
     const summaryEvents = new SummaryPublisher(
       transport.summaries,
       sqliteTransport
@@ -141,7 +141,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
         { configRules: config.alerts.rules, checkIntervalMs: config.alerts.checkIntervalMs },
       );
     if (alerts) cleanups.push(() => alerts.close());
-    const commands = sqliteTransport && new Commands(db, sqliteTransport, (t, p) => bridge.publishQos1(t, p), metrics, log.child({ part: "commands" }));
+    const commands = new Commands(transport, (t, p) => bridge.publishQos1(t, p), metrics, log.child({ part: "commands" }));
     const handlers = createHandlers({ transport, commands, metrics, log: log.child({ part: "bridge" }) });
     broker?.on("delivered", handlers.delivered);
     // Stops the intake before the transport closes: a message that arrives later stays in the broker.

@@ -67,6 +67,35 @@ describe.skipIf(!ready)("Redis mode: two gateways on one Redis and one broker", 
     expect(health).toMatchObject({ ok: true, redis: "up" });
   });
 
+  it("a command created on one gateway is visible on the other and acked on both, each change stored once", async () => {
+    const { gateways } = await fleet();
+    const [a, b] = gateways as [TestGateway, TestGateway];
+    const deviceId = `rm-cmd-${fleets}`;
+    const commandStream = await connectSse(b.url, { topics: [`sensors/${deviceId}/cmd`] });
+    cleanups.push(() => commandStream.close());
+    const dev = await mqtt.connectAsync(mosq.url, { clientId: deviceId, clean: false, reconnectPeriod: 0 });
+    cleanups.push(() => dev.endAsync(true));
+    await dev.subscribeAsync(`sensors/${deviceId}/cmd`, { qos: 1 });
+    dev.on("message", (_t, p) => {
+      const cmd = JSON.parse(p.toString()) as { id: string; op: string };
+      void dev.publishAsync(`sensors/${deviceId}/cmd/ack`, JSON.stringify({ v: 1, id: cmd.id, op: cmd.op, ok: true }), { qos: 1 });
+    });
+    const res = await fetch(`${a.url}/api/devices/${deviceId}/commands`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ op: "set-interval", seconds: 120 }),
+    });
+    expect(res.status).toBe(202);
+    const { id } = (await res.json()) as { id: string };
+    const command = async (gw: TestGateway) => (await (await fetch(`${gw.url}/api/devices/${deviceId}/commands/${id}`)).json()) as Record<string, unknown>;
+    for (const gw of gateways) await waitUntil(async () => (await command(gw)).state === "acked", { message: "acked on every gateway" });
+    expect(await command(b)).toEqual(await command(a));
+    expect(await command(b)).toMatchObject({ id, deviceId, op: "set-interval", args: { seconds: 120 }, state: "acked", error: null });
+    // both gateways received the ack and tried the change: one `acked` event
+    await commandStream.waitForEvents(2);
+    expect(commandStream.events.map((e) => e.json.state)).toEqual(["queued", "acked"]);
+  });
+
   it("while Redis is down the gateways say so and acknowledge nothing; after it restarts every reading arrives once", async () => {
     const { gateways, streams, pub } = await fleet();
     for (let seq = 1; seq <= 3; seq++) await pub.publishAsync("sensors/rm-2/telemetry", telemetry(seq), { qos: 1 });

@@ -15,8 +15,7 @@ import { ErrTransportClosed, type Transport } from "../transport/transport.ts";
 
 export interface HandlerContext {
   transport: Transport;
-  /** Undefined in Redis mode (commands are not shared yet): acks are stored and streamed, not tracked. */
-  commands?: Commands;
+  commands: Commands;
   metrics: Metrics;
   log: Logger;
 }
@@ -122,7 +121,7 @@ async function handleCommandAck(ctx: HandlerContext, m: Inbound, reject: Reject)
   // one ack per command and outcome: a repeat (a redelivery, or its copy on another gateway) says nothing new
   const dedupeKey = `${ack.id}/${ack.ok}`;
   await ctx.transport.dispatch({ kind: "command-ack", topic: m.topic, deviceId: m.deviceId, receivedAt: m.receivedAt, data, dedupeKey }, m.receivedMono);
-  ctx.commands?.handleAck(m.deviceId, ack, m.receivedAt);
+  await ctx.commands.handleAck(m.deviceId, ack, m.receivedAt);
 }
 
 type Reject = (reason: RejectReason, topic: string, detail: string) => void;
@@ -168,7 +167,7 @@ export function createHandlers(ctx: HandlerContext): BridgeHandlers {
       // Only a device's own client taking its own command counts as delivery.
       if (parsed?.kind !== "cmd" || parsed.deviceId !== clientId) return;
       try {
-        ctx.commands?.markDelivered(parsed.deviceId, payload);
+        ctx.commands.markDelivered(parsed.deviceId, payload);
       } catch (e) {
         ctx.log.warn({ err: (e as Error).message, deviceId: clientId }, "cannot record command delivery");
       }

@@ -28,8 +28,7 @@ export interface AppDeps {
   /** Open, or every accepted token (gateway.ts adds the admin token: http/auth.ts resolveAuth). */
   auth: HttpAuth;
   transport: Transport;
-  /** Undefined in Redis mode (not shared across gateways yet): the command routes answer 501. */
-  commands?: Commands;
+  commands: Commands;
   summaries: SummaryQueries & SummaryExport;
   /** How far back raw readings and each bucket width go (series step=auto). */
   coverage: Coverage;

@@ -20,15 +20,9 @@ const mayRead = (p: Principal, id: string): boolean =>
 
 export interface DevicesRouteDeps {
   transport: Transport;
-  /** Undefined in Redis mode, which does not share commands across gateways yet: their routes answer 501. */
-  commands?: Commands;
+  commands: Commands;
   summaries: SummaryQueries;
   coverage: Coverage;
-}
-
-function commandsOf(deps: DevicesRouteDeps): Commands {
-  if (!deps.commands) throw new ApiError(501, "not_shared", "commands are not available in Redis mode yet (docs/architecture.md)");
-  return deps.commands;
 }
 
 const MAX_NAME = 64;
@@ -157,14 +151,14 @@ export function devicesRoute(deps: DevicesRouteDeps): Hono<AppEnv> {
       }
       const parsed = commandBodySchema.safeParse(body);
       if (!parsed.success) throw new ApiError(400, "invalid_command", describeIssues(parsed.error));
-      const command = commandsOf(deps).create(c.req.param("id"), parsed.data);
+      const command = await deps.commands.create(c.req.param("id"), parsed.data);
       return c.json({ id: command.id, state: command.state }, 202);
     },
   );
 
   app.get("/:id/commands/:cid", (c) => {
     const cid = c.req.param("cid");
-    const command = COMMAND_ID_PATTERN.test(cid) ? commandsOf(deps).get(c.req.param("id"), cid) : undefined;
+    const command = COMMAND_ID_PATTERN.test(cid) ? deps.commands.get(c.req.param("id"), cid) : undefined;
     if (!command) throw new ApiError(404, "not_found", "no such command for this device");
     return c.json(command);
   });

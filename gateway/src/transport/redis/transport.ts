@@ -9,6 +9,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
+import type { CommandView } from "../sqlite/commands.ts";
 import type { DeviceView } from "../../protocol/device-state.ts";
 import type { Logger } from "../../ops/log.ts";
 import type { Metrics } from "../../ops/metrics.ts";
@@ -345,6 +346,11 @@ export class RedisTransport implements Transport {
 
   readings(deviceId: string, query: ReadingsQuery, limit: number): StoredEvent[] {
     return this.projection.eventLog.readings(deviceId, query, limit);
+  }
+
+  /** A command as the command events made it (transport/sqlite/commands.ts). */
+  command(id: string): CommandView | undefined {
+    return this.projection.commandTable.get(id);
   }
 
   devices(): DeviceView[] {

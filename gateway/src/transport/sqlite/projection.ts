@@ -1,6 +1,6 @@
 /**
  * The apply step, owned once: an event goes into the SQLite event log with its id and changes the state derived
- * from it (device state, summaries) in the same transaction, or nothing changes. SqliteTransport lets the log
+ * from it (device state, commands, summaries) in the same transaction, or nothing changes. SqliteTransport lets the log
  * assign the id; RedisTransport applies the shared Redis log here with the ids Redis assigned (a local replica),
  * so readings, devices, series and SSE replay read the same tables in both modes.
  */
@@ -9,6 +9,7 @@ import type { Metrics } from "../../ops/metrics.ts";
 import type { SummaryRetention } from "../../summaries/series.ts";
 import type { NewEvent, StoredEvent } from "../transport.ts";
 import type { Db } from "./db.ts";
+import { CommandTable } from "./commands.ts";
 import { DeviceTable } from "./devices.ts";
 import { SqliteEventLog, type Retention } from "./event-log.ts";
 import { SqliteSummaries } from "./summaries.ts";
@@ -23,6 +24,7 @@ export interface ProjectionOptions {
 export class Projection {
   readonly eventLog: SqliteEventLog;
   readonly deviceTable: DeviceTable;
+  readonly commandTable: CommandTable;
   /** Buckets of every reading, kept in the reading's transaction. */
   readonly summaries: SqliteSummaries;
   private readonly applyOne: (event: NewEvent, id: number | undefined) => StoredEvent | undefined;
@@ -36,12 +38,14 @@ export class Projection {
   ) {
     this.eventLog = new SqliteEventLog(db, opts.retention);
     this.deviceTable = new DeviceTable(db);
+    this.commandTable = new CommandTable(db);
     this.summaries = new SqliteSummaries(db, opts.summaryRetention, () => metrics.summaryValuesSkipped.inc());
     const summarise = opts.summaries ?? true;
     const apply = (event: NewEvent, id: number | undefined): StoredEvent | undefined => {
       const stored = this.eventLog.append(event, id);
       if (stored) {
         this.deviceTable.apply(event, stored.id);
+        this.commandTable.apply(event);
         if (summarise) this.summaries.apply(event, stored.id);
       }
       return stored;

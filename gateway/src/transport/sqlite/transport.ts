@@ -3,6 +3,7 @@
  * it (device state, summaries), the in-process SSE hub for fan-out. Store and publish happen in one synchronous step, which is what makes resume gap-free
  * (hub/subscriber.ts): a live event is always already in the log a replay reads.
  */
+import type { CommandView } from "./commands.ts";
 import type { DeviceView } from "../../protocol/device-state.ts";
 import type { Logger } from "../../ops/log.ts";
 import type { Metrics } from "../../ops/metrics.ts";
@@ -138,6 +139,11 @@ export class SqliteTransport implements Transport {
 
   healthy(): boolean {
     return this.projection.healthy();
+  }
+
+  /** A command as the command events made it (transport/sqlite/commands.ts). */
+  command(id: string): CommandView | undefined {
+    return this.projection.commandTable.get(id);
   }
 
   devices(): DeviceView[] {
