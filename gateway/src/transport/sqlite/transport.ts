@@ -93,7 +93,7 @@ export class SqliteTransport implements Transport {
 
   /**
    * Runs `fn` in one transaction of this database, with the events it dispatches: they are published only
-   * after the commit, and a rollback takes them back (their ids too, which no stream has seen). commands/
+   * after the commit, and a rollback takes them back (their ids too, which no stream has seen). alerts/
    * keeps its table in this database and changes it this way.
    */
   atomically<T>(fn: () => T): T {
