@@ -79,7 +79,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     const projection = { retention: { maxEvents, maxAgeMs }, summaryRetention: config.summaries.retention, summaries: config.summaries.enabled };
     // Redis mode: the shared log in Redis, this dataDir its local replica (docs/architecture.md); else one process.
     const redisTransport = config.redis
-      ? await RedisTransport.open(db, { ...projection, ...config.redis, sse: config.sse }, metrics, log.child({ part: "redis" }))
+      ? await RedisTransport.open(db, { ...projection, ...config.redis, sse: config.sse, mqttClientId: config.mqtt.clientId }, metrics, log.child({ part: "redis" }))
       : undefined;
     const sqliteTransport = redisTransport ? undefined : new SqliteTransport(db, { ...projection, sse: config.sse }, metrics, log);
     const transport = (redisTransport ?? sqliteTransport)!;

@@ -42,7 +42,14 @@ redis.call('SET', KEYS[3], through)
 return n
 `;
 
+/** KEYS: lease. ARGV: holder. Deletes the lease only if `holder` has it. */
+const RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
 type LogRedis = Redis & {
+  releaseLease(key: string, holder: string): Promise<number>;
   appendEvent(counter: string, stream: string, seen: string, event: string, receivedAt: number, member: string, floor: number): Promise<[0 | 1, number]>;
   trimLog(stream: string, seen: string, evicted: string, through: number): Promise<number>;
 };
@@ -83,9 +90,11 @@ export class RedisLog {
       seen: `${prefix}seen`,
       evicted: `${prefix}evicted`,
       leaderLease: `${prefix}lease:leader`,
+      client: (clientId: string) => `${prefix}lease:mqtt-client:${clientId}`,
     };
     redis.defineCommand("appendEvent", { numberOfKeys: 3, lua: APPEND });
     redis.defineCommand("trimLog", { numberOfKeys: 3, lua: TRIM });
+    redis.defineCommand("releaseLease", { numberOfKeys: 1, lua: RELEASE });
     this.redis = redis as LogRedis;
   }
 
@@ -135,12 +144,17 @@ export class RedisLog {
     return this.redis.trimLog(this.keys.stream, this.keys.seen, this.keys.evicted, through);
   }
 
-  /** One instance at a time runs retention: a short lease, renewed by its holder. */
+  /** A short lease (the leader's, an MQTT client id), renewed by its holder; true when `holder` has it. */
   async holdLease(key: string, holder: string, ttlMs: number): Promise<boolean> {
     if ((await this.redis.set(key, holder, "PX", ttlMs, "NX")) === "OK") return true;
     if ((await this.redis.get(key)) !== holder) return false;
     await this.redis.pexpire(key, ttlMs);
     return true;
+  }
+
+  /** Gives a lease up (on shutdown: the next leader need not wait for it to expire). */
+  async releaseLease(key: string, holder: string): Promise<void> {
+    await this.redis.releaseLease(key, holder);
   }
 
   private async range(afterId: number, count: number): Promise<LogEntry[]> {

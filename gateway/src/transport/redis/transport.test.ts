@@ -26,14 +26,20 @@ interface Replica extends TransportHarness {
 }
 
 /** A gateway's RedisTransport with its own local replica in `dir`, on the Redis at `url`, keys under `prefix`. */
-async function openReplica(url: string, prefix: string, dir = mkdtempSync(join(tmpdir(), "transport-redis-")), replayPageSize = 4): Promise<Replica> {
+async function openReplica(
+  url: string,
+  prefix: string,
+  dir = mkdtempSync(join(tmpdir(), "transport-redis-")),
+  replayPageSize = 4,
+  mqttClientId?: string,
+): Promise<Replica> {
   const db = openDatabase(dir);
   const metrics = createMetrics();
   let transport: RedisTransport;
   try {
     transport = await RedisTransport.open(
       db,
-      { url, keyPrefix: prefix, retention: KEEP_ALL, summaryRetention: { "1m": 0, "1h": 0, "1d": 0 }, sse: { ...HUB, replayPageSize }, applyTimeoutMs: 5_000, connectTimeoutMs: 1_000 },
+      { url, keyPrefix: prefix, retention: KEEP_ALL, summaryRetention: { "1m": 0, "1h": 0, "1d": 0 }, sse: { ...HUB, replayPageSize }, applyTimeoutMs: 5_000, connectTimeoutMs: 1_000, mqttClientId },
       metrics,
       pino({ level: "silent" }),
     );
@@ -59,7 +65,7 @@ async function openReplica(url: string, prefix: string, dir = mkdtempSync(join(t
     },
     reopen: async () => {
       await close();
-      return openReplica(url, prefix, dir, replayPageSize);
+      return openReplica(url, prefix, dir, replayPageSize, mqttClientId);
     },
     dispose: async () => {
       await close();
@@ -217,6 +223,25 @@ describe.skipIf(!hasRedis)("RedisTransport", () => {
       await expect(reopened).rejects.toThrow(ErrReplicaBehind);
       await expect(reopened).rejects.toThrow(/empty dataDir/);
     });
+  });
+
+  it("refuses a second gateway with the same MQTT client id; the same replica restarting keeps its claim", async () => {
+    const prefix = `claim${++prefixes}:`;
+    const first = await openReplica(redis.url, prefix, undefined, 4, "gw-1");
+    try {
+      const other = mkdtempSync(join(tmpdir(), "transport-redis-"));
+      await expect(openReplica(redis.url, prefix, other, 4, "gw-1")).rejects.toThrow(/MQTT client id "gw-1" is in use/);
+      rmSync(other, { recursive: true, force: true });
+      const log = first.transport["log"] as RedisLog;
+      // a restart of the same replica (the claim of the crashed run has not expired yet) is the same holder
+      expect(await log.holdLease(log.keys.client("gw-1"), first.transport["projection"].replicaId(), 30_000)).toBe(true);
+      const second = await openReplica(redis.url, prefix, mkdtempSync(join(tmpdir(), "transport-redis-")), 4, "gw-2");
+      await second.dispose();
+    } finally {
+      await first.dispose();
+    }
+    const after = await openReplica(redis.url, prefix, undefined, 4, "gw-1"); // released on close
+    await after.dispose();
   });
 
   describe("Redis outages", () => {

@@ -48,6 +48,23 @@ export interface RedisTransportOptions extends ProjectionOptions {
   applyTimeoutMs?: number;
   /** How long opening waits for Redis (default 5 s). */
   connectTimeoutMs?: number;
+  /**
+   * This gateway's MQTT client id: claimed in Redis while it runs, because two gateways with one id would share
+   * one broker session (each would get part of the messages and keep taking the session from the other).
+   */
+  mqttClientId?: string;
+}
+
+/** Another running gateway of this Redis uses the same MQTT client id. */
+export class ErrClientIdInUse extends Error {
+  readonly code = "mqtt_client_id_in_use";
+  constructor(clientId: string) {
+    super(
+      `MQTT client id "${clientId}" is in use by another running gateway of this Redis: give each gateway its own ` +
+        `(mqtt.clientId, MQTT_CLIENT_ID), so that each has its own broker session and receives every message.`,
+    );
+    this.name = "ErrClientIdInUse";
+  }
 }
 
 /** This replica cannot continue from the shared log: it misses ids that retention deleted there. */
@@ -141,6 +158,9 @@ export class RedisTransport implements Transport {
     try {
       const log = new RedisLog(redis, opts.keyPrefix);
       projection = new Projection(db, opts, metrics, logger);
+      if (opts.mqttClientId !== undefined && !(await log.holdLease(log.keys.client(opts.mqttClientId), projection.replicaId(), LEASE_MS))) {
+        throw new ErrClientIdInUse(opts.mqttClientId);
+      }
       const local = projection.eventLog.bounds().latestId;
       const shared = await log.state();
       if (shared.latestId < local) throw new ErrRedisBehind(shared.latestId, local);
@@ -291,6 +311,16 @@ export class RedisTransport implements Transport {
   /** History retention: the shared log by the leader, then this replica as in SQLite mode. */
   private async retention(now = Date.now()): Promise<void> {
     if (this.closed) return;
+    const clientId = this.opts.mqttClientId;
+    if (clientId !== undefined) {
+      try {
+        if (!(await this.log.holdLease(this.log.keys.client(clientId), this.projection.replicaId(), LEASE_MS))) {
+          this.logger.error(new ErrClientIdInUse(clientId).message);
+        }
+      } catch (err) {
+        this.logger.warn({ err: (err as Error).message }, "cannot renew the MQTT client id claim");
+      }
+    }
     try {
       if (await this.log.holdLease(this.log.keys.leaderLease, this.instance, LEASE_MS)) {
         this.leaderUntil = now + LEASE_MS - LEASE_MARGIN_MS;
@@ -394,6 +424,9 @@ export class RedisTransport implements Transport {
     this.hub.close();
     this.reader.disconnect(); // ends the blocked XREAD
     await this.tailDone;
+    const releases = [this.log.releaseLease(this.log.keys.leaderLease, this.instance)];
+    if (this.opts.mqttClientId !== undefined) releases.push(this.log.releaseLease(this.log.keys.client(this.opts.mqttClientId), this.projection.replicaId()));
+    await Promise.allSettled(releases); // best effort: they expire anyway
     this.redis.disconnect();
     this.metrics.redisUp.set(0);
     this.projection.close();

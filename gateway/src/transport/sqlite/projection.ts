@@ -4,6 +4,7 @@
  * assign the id; RedisTransport applies the shared Redis log here with the ids Redis assigned (a local replica),
  * so readings, devices, series and SSE replay read the same tables in both modes.
  */
+import { randomInt } from "node:crypto";
 import type { Logger } from "../../ops/log.ts";
 import type { Metrics } from "../../ops/metrics.ts";
 import type { SummaryRetention } from "../../summaries/series.ts";
@@ -89,6 +90,12 @@ export class Projection {
     this.summaries.flush(); // what retention deletes next is in the buckets on disk first
     this.eventLog.prune(now);
     this.summaries.prune(now);
+  }
+
+  /** A random id of this database, made once: who holds a Redis claim across restarts (transport/redis). */
+  replicaId(): string {
+    this.db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('replica_id', ?)").run(randomInt(2 ** 47));
+    return String(this.db.prepare<[], { value: number }>("SELECT value FROM meta WHERE key = 'replica_id'").get()!.value);
   }
 
   healthy(): boolean {
