@@ -222,10 +222,20 @@ export function isLoopbackHost(host: string): boolean {
 
 /**
  * Checks across fields that zod's per-field rules cannot see. Secure by default: open HTTP auth only on a
- * loopback host unless `auth.allowNetwork` says so explicitly.
+ * loopback host unless `auth.allowNetwork` says so explicitly; a Redis on another host only with a password.
  */
 function crossFieldProblems(c: GatewayConfig): string[] {
   const problems: string[] = [];
+  if (c.redis) {
+    const url = new URL(c.redis.url);
+    // Redis holds every event and takes writes from anyone who reaches it: one on another host needs a password.
+    if (!url.password && !isLoopbackHost(url.hostname)) {
+      problems.push(
+        `redis.url: Redis on ${JSON.stringify(url.hostname)} without a password would let anyone who reaches it rewrite ` +
+          `the event log. Set requirepass (hardware/pi/redis/redis.conf) and put it in the URL: redis://:PASSWORD@host:6379`,
+      );
+    }
+  }
   if (c.auth.mode === "open" && !c.auth.allowNetwork && !isLoopbackHost(c.host)) {
     problems.push(
       `auth: open mode (no login) on host ${JSON.stringify(c.host)} would let anyone on the network read every sensor ` +
