@@ -258,9 +258,13 @@ export class RedisTransport implements Transport {
     for (const { id, event } of entries) {
       if (id <= next) continue;
       if (id !== next + 1) {
-        // ids are dense (log.ts): the missing ones were trimmed before this replica applied them
-        this.stop(new ErrReplicaBehind(next, id - 1));
-        return false;
+        // ids are dense (log.ts): the missing ones were trimmed before this replica applied them. A replica that
+        // has applied nothing yet only starts later (the leader trimmed since it read the boundary).
+        if (this.projection.eventLog.bounds().latestId === 0) this.projection.eventLog.recordEvicted(id - 1);
+        else {
+          this.stop(new ErrReplicaBehind(next, id - 1));
+          return false;
+        }
       }
       batch.push({ event, id });
       next = id;
@@ -278,11 +282,12 @@ export class RedisTransport implements Transport {
     for (const w of this.waiters) if (w.id <= next) mono.set(w.id, w.receivedMono);
     for (const event of stored) this.hub.publish(event, mono.get(event.id) ?? now);
     for (let i = 0; i < stored.length; i++) for (const listener of this.listeners) listener(batch[i]!.event, stored[i]!);
+    const first = batch[0]?.id ?? next + 1;
     for (const w of this.waiters) {
       if (w.id > next) continue;
       this.waiters.delete(w);
       clearTimeout(w.timer);
-      w.resolve(stored[w.id - batch[0]!.id] ?? this.localEvent(w.id));
+      w.resolve(stored[w.id - first] ?? this.localEvent(w.id));
     }
     return true;
   }
