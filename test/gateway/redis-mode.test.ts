@@ -65,6 +65,10 @@ describe.skipIf(!ready)("Redis mode: two gateways on one Redis and one broker", 
     expect(onA).toMatchObject([{ deviceId: "rm-1", lastReading: { seq: 20 } }]);
     const health = (await (await fetch(`${gateways[1]!.url}/healthz`)).json()) as Record<string, unknown>;
     expect(health).toMatchObject({ ok: true, redis: "up" });
+    // alerts are not shared yet: said so, not answered with an empty list
+    const alerts = await fetch(`${gateways[0]!.url}/api/alerts`);
+    expect(alerts.status).toBe(501);
+    expect(await alerts.json()).toMatchObject({ error: { code: "not_shared" } });
   });
 
   it("a command created on one gateway is visible on the other and acked on both, each change stored once", async () => {
