@@ -16,7 +16,7 @@ import { startEmbeddedBroker, type EmbeddedBroker } from "./broker/index.ts";
 import { Commands } from "./commands/commands.ts";
 import type { GatewayConfig } from "./config.ts";
 import { createApp } from "./http/app.ts";
-import { resolveAuth, type AdminToken } from "./http/auth.ts";
+import { replaceAdminToken, resolveAuth, type AdminToken } from "./http/auth.ts";
 import type { AppEnv } from "./http/env.ts";
 import { createLogger, type Logger } from "./ops/log.ts";
 import { createMetrics, exportBrokerCounters, type Metrics } from "./ops/metrics.ts";
@@ -67,7 +67,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
   const cleanups: Array<() => unknown> = [];
   try {
     // First: a bad admin-token file is a configuration error, before any socket exists.
-    const auth = resolveAuth(config.auth, config.dataDir);
+    let auth = resolveAuth(config.auth, config.dataDir);
     if (auth.admin) {
       const { file, created, madePrivate } = auth.admin;
       if (madePrivate) log.warn({ file }, "the admin token file was readable by others: its mode is now 0600");
@@ -84,6 +84,15 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     const sqliteTransport = redisTransport ? undefined : new SqliteTransport(db, { ...projection, sse: config.sse }, metrics, log);
     const transport = (redisTransport ?? sqliteTransport)!;
     cleanups.push(() => transport.close());
+    if (redisTransport && auth.admin) {
+      // one admin token for every gateway of this Redis (the first one's), kept in each admin-token file
+      const shared = await redisTransport.sharedAdminToken(auth.admin.token);
+      if (shared !== auth.admin.token) {
+        replaceAdminToken(config.dataDir, shared);
+        auth = resolveAuth(config.auth, config.dataDir);
+        log.info({ file: auth.admin!.file }, "admin token taken from the other gateways (Redis)");
+      }
+    }
     const webhooks = new Webhooks(
       config.alerts.webhooks,
       { delivered: metrics.webhookDeliveries, retried: metrics.webhookRetries, deadLetters: metrics.webhookDeadLetters },

@@ -4,6 +4,8 @@
  * stored once, and both serve the same ids on SSE and the same /api/devices; a Redis outage loses nothing.
  */
 import mqtt, { type MqttClient } from "mqtt";
+import { readFileSync } from "node:fs";
+import type { GatewayConfigInput } from "../../gateway/src/config.ts";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startTestGateway, type TestGateway } from "../helpers/gateway.ts";
 import { mosquittoAvailable, startMosquitto, type RunningMosquitto } from "../helpers/mosquitto.ts";
@@ -31,17 +33,18 @@ describe.skipIf(!ready)("Redis mode: two gateways on one Redis and one broker", 
     await redis?.close();
   });
 
-  async function fleet(): Promise<{ gateways: TestGateway[]; streams: SseClient[]; pub: MqttClient }> {
+  async function fleet(auth: GatewayConfigInput["auth"] = { mode: "open" }): Promise<{ gateways: TestGateway[]; streams: SseClient[]; pub: MqttClient }> {
     const keyPrefix = `fleet${++fleets}:`;
     const gateways: TestGateway[] = [];
     for (const name of ["a", "b"]) {
-      const gw = await startTestGateway({ brokerUrl: mosq.url, config: { redis: { url: redis.url, keyPrefix }, mqtt: { clientId: `${keyPrefix.slice(0, -1)}-gw-${name}` } } });
+      const config = { auth, redis: { url: redis.url, keyPrefix }, mqtt: { clientId: `${keyPrefix.slice(0, -1)}-gw-${name}` } };
+      const gw = await startTestGateway({ brokerUrl: mosq.url, config });
       cleanups.push(() => gw.close());
       gateways.push(gw);
     }
     const streams: SseClient[] = [];
     for (const gw of gateways) {
-      const s = await connectSse(gw.url, { topics: ["sensors/+/telemetry"] });
+      const s = await connectSse(gw.url, { topics: ["sensors/+/telemetry"], token: gw.adminToken?.token });
       cleanups.push(() => s.close());
       streams.push(s);
     }
@@ -69,6 +72,17 @@ describe.skipIf(!ready)("Redis mode: two gateways on one Redis and one broker", 
     const alerts = await fetch(`${gateways[0]!.url}/api/alerts`);
     expect(alerts.status).toBe(501);
     expect(await alerts.json()).toMatchObject({ error: { code: "not_shared" } });
+  });
+
+  it("with token auth, every gateway has the first one's admin token: one login works on all", async () => {
+    const { gateways } = await fleet({ mode: "tokens" });
+    const [a, b] = gateways as [TestGateway, TestGateway];
+    expect(a.adminToken!.token).toMatch(/^\S{16,}$/);
+    expect(b.adminToken!.token).toBe(a.adminToken!.token);
+    expect(readFileSync(b.adminToken!.file, "utf8").trim()).toBe(a.adminToken!.token);
+    const onB = await fetch(`${b.url}/api/devices`, { headers: { Authorization: `Bearer ${a.adminToken!.token}` } });
+    expect(onB.status).toBe(200);
+    expect((await fetch(`${b.url}/api/devices`)).status).toBe(401);
   });
 
   it("a command created on one gateway is visible on the other and acked on both, each change stored once", async () => {

@@ -91,6 +91,7 @@ export class RedisLog {
       evicted: `${prefix}evicted`,
       leaderLease: `${prefix}lease:leader`,
       client: (clientId: string) => `${prefix}lease:mqtt-client:${clientId}`,
+      adminToken: `${prefix}admin-token`,
     };
     redis.defineCommand("appendEvent", { numberOfKeys: 3, lua: APPEND });
     redis.defineCommand("trimLog", { numberOfKeys: 3, lua: TRIM });
@@ -150,6 +151,12 @@ export class RedisLog {
     if ((await this.redis.get(key)) !== holder) return false;
     await this.redis.pexpire(key, ttlMs);
     return true;
+  }
+
+  /** The value at `key`, set to `candidate` first if it has none: the first writer's value, for everyone. */
+  async shared(key: string, candidate: string): Promise<string> {
+    await this.redis.set(key, candidate, "NX");
+    return (await this.redis.get(key)) ?? candidate;
   }
 
   /** Gives a lease up (on shutdown: the next leader need not wait for it to expire). */

@@ -352,6 +352,14 @@ export class RedisTransport implements Transport {
     new SqliteEventLog(this.projection.db, retention).prune(now);
   }
 
+  /**
+   * The admin token of every gateway on this Redis: the first gateway's (its `candidate`), so one login works on
+   * all of them. A secret: Redis must require a password when reachable from the network (config.ts checks).
+   */
+  sharedAdminToken(candidate: string): Promise<string> {
+    return this.log.shared(this.log.keys.adminToken, candidate);
+  }
+
   onStored(listener: StoredListener): () => void {
     this.listeners.push(listener);
     return () => {
