@@ -72,6 +72,7 @@ describe.skipIf(!ready)("Redis mode: two gateways on one Redis and one broker", 
     const alerts = await fetch(`${gateways[0]!.url}/api/alerts`);
     expect(alerts.status).toBe(501);
     expect(await alerts.json()).toMatchObject({ error: { code: "not_shared" } });
+    expect((await fetch(`${gateways[0]!.url}/api/alert-rules/r1`, { method: "DELETE" })).status).toBe(501);
   });
 
   it("with token auth, every gateway has the first one's admin token: one login works on all", async () => {
