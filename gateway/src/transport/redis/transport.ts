@@ -97,6 +97,7 @@ export class RedisTransport implements Transport {
   private readonly pruneTimer: NodeJS.Timeout;
   private readonly instance = randomBytes(8).toString("hex");
   private tailUp = true;
+  private applyFailing = false;
   /** Until when this instance holds the leader lease (retention, summary events). */
   private leaderUntil = 0;
   /** Set when this instance must not go on (ErrRedisBehind, ErrReplicaBehind): healthy() false, dispatch rejects. */
@@ -273,9 +274,13 @@ export class RedisTransport implements Transport {
     try {
       stored = this.projection.applyAll(batch);
     } catch (err) {
-      this.logger.error({ err, from: batch[0]?.id }, "cannot apply the redis log to the local replica; retrying");
+      // once per failure, not per retry (a full disk would flood the log)
+      if (!this.applyFailing) this.logger.error({ err, from: batch[0]?.id }, "cannot apply the redis log to the local replica; retrying");
+      this.applyFailing = true;
       return false;
     }
+    if (this.applyFailing) this.logger.info({ through: next }, "the local replica applies the redis log again");
+    this.applyFailing = false;
     this.lastApplied = next;
     const now = performance.now();
     const mono = new Map<number, number | undefined>();
