@@ -414,9 +414,9 @@ export class RedisTransport implements Transport {
     return this.projection.healthy();
   }
 
-  /** Redis answers, the tail is reading it, and the replica is open. */
+  /** Redis answers, the tail is reading it, and the replica is open and applying it. */
   healthy(): boolean {
-    return !this.fatal && !this.closed && this.redis.status === "ready" && this.tailUp && this.projection.healthy();
+    return !this.fatal && !this.closed && this.redis.status === "ready" && this.tailUp && !this.applyFailing && this.projection.healthy();
   }
 
   private reportHealth(): void {
@@ -427,6 +427,7 @@ export class RedisTransport implements Transport {
   problem(): string | undefined {
     if (this.fatal) return this.fatal.message;
     if (this.redis.status !== "ready" || !this.tailUp) return "redis unreachable";
+    if (this.applyFailing) return "the local replica cannot apply the log";
     return undefined;
   }
 
