@@ -33,11 +33,14 @@ describe.skipIf(!ready)("Redis mode: two gateways on one Redis and one broker", 
     await redis?.close();
   });
 
-  async function fleet(auth: GatewayConfigInput["auth"] = { mode: "open" }): Promise<{ gateways: TestGateway[]; streams: SseClient[]; pub: MqttClient }> {
+  async function fleet(
+    auth: GatewayConfigInput["auth"] = { mode: "open" },
+    summaries: GatewayConfigInput["summaries"] = {},
+  ): Promise<{ gateways: TestGateway[]; streams: SseClient[]; pub: MqttClient }> {
     const keyPrefix = `fleet${++fleets}:`;
     const gateways: TestGateway[] = [];
     for (const name of ["a", "b"]) {
-      const config = { auth, redis: { url: redis.url, keyPrefix }, mqtt: { clientId: `${keyPrefix.slice(0, -1)}-gw-${name}` } };
+      const config = { auth, summaries, redis: { url: redis.url, keyPrefix }, mqtt: { clientId: `${keyPrefix.slice(0, -1)}-gw-${name}` } };
       const gw = await startTestGateway({ brokerUrl: mosq.url, config });
       cleanups.push(() => gw.close());
       gateways.push(gw);
@@ -73,6 +76,25 @@ describe.skipIf(!ready)("Redis mode: two gateways on one Redis and one broker", 
     expect(alerts.status).toBe(501);
     expect(await alerts.json()).toMatchObject({ error: { code: "not_shared" } });
     expect((await fetch(`${gateways[0]!.url}/api/alert-rules/r1`, { method: "DELETE" })).status).toBe(501);
+  });
+
+  it("summary events come from one gateway (the leader), not one per gateway, and both stream them", async () => {
+    const { gateways, pub } = await fleet({ mode: "open" }, { coalesceMs: 100 });
+    const summaries = await Promise.all(gateways.map((gw) => connectSse(gw.url, { topics: ["sensors/+/summary"] })));
+    for (const s of summaries) cleanups.push(() => s.close());
+    // summary events each gateway appended to the shared log (its own counter)
+    const published = async (gw: TestGateway) =>
+      Number(/^gateway_events_stored_total\{kind="summary"\} (\d+)$/m.exec(await (await fetch(`${gw.url}/metrics`)).text())?.[1] ?? 0);
+    for (let n = 1; n <= 3; n++) {
+      // a device per round: each round is one more change for every gateway's publisher to see
+      await pub.publishAsync(`sensors/rm-sum-${fleets}-${n}/telemetry`, telemetry(n), { qos: 1 });
+      for (const s of summaries) await waitUntil(() => s.events.some((e) => e.json.deviceId === `rm-sum-${fleets}-${n}`), { message: `summary ${n}` });
+    }
+    expect(summaries[0]!.events.map((e) => e.id)).toEqual(summaries[1]!.events.map((e) => e.id));
+    const counts = await Promise.all(gateways.map(published));
+    expect(counts.filter((c) => c > 0)).toHaveLength(1); // one publisher; every gateway had the changes
+    expect(counts[0]! + counts[1]!).toBe(summaries[0]!.events.length);
+    expect(new Set(summaries[0]!.events.map((e) => e.json.deviceId)).size).toBe(summaries[0]!.events.length); // one event per change
   });
 
   it("with token auth, every gateway has the first one's admin token: one login works on all", async () => {
