@@ -100,6 +100,19 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   dataDir: z.string().min(1).default("./data"),
+  /**
+   * The scaled-out mode (transport/redis, docs/architecture.md): several gateways share one event log and id
+   * sequence in Redis, each with its own dataDir as a local replica and its own mqtt.clientId. Unset = the
+   * one-process SQLite mode, the zero-setup default.
+   */
+  redis: z
+    .strictObject({
+      /** redis://[user:password@]host:port[/db]; Redis reachable from the network must require a password. */
+      url: z.url({ protocol: /^rediss?$/ }),
+      /** Prefix of every key, so several fleets (or tests) can share one Redis. */
+      keyPrefix: z.string().default("sensors:"),
+    })
+    .optional(),
   history: z
     .strictObject({
       maxEvents: positiveInt.default(100_000),
@@ -230,6 +243,7 @@ const ENV: Array<[string, string[], "int" | "string" | "bool"]> = [
   ["AUTH_ALLOW_NETWORK", ["auth", "allowNetwork"], "bool"],
   ["ADMIN_TOKEN_FILE", ["auth", "adminTokenFile"], "string"],
   ["DATA_DIR", ["dataDir"], "string"],
+  ["REDIS_URL", ["redis", "url"], "string"],
   ["HISTORY_MAX_EVENTS", ["history", "maxEvents"], "int"],
   ["HISTORY_MAX_AGE_MS", ["history", "maxAgeMs"], "int"],
   ["HEARTBEAT_MS", ["sse", "heartbeatMs"], "int"],
@@ -261,10 +275,20 @@ export function isLoopbackHost(host: string): boolean {
 
 /**
  * Checks across fields that zod's per-field rules cannot see. Secure by default: open HTTP auth only on a
- * loopback host unless `auth.allowNetwork` says so explicitly.
+ * loopback host unless `auth.allowNetwork` says so explicitly; a Redis on another host only with a password.
  */
 function crossFieldProblems(c: GatewayConfig): string[] {
   const problems: string[] = [];
+  if (c.redis) {
+    const url = new URL(c.redis.url);
+    // Redis holds every event and takes writes from anyone who reaches it: one on another host needs a password.
+    if (!url.password && !isLoopbackHost(url.hostname)) {
+      problems.push(
+        `redis.url: Redis on ${JSON.stringify(url.hostname)} without a password would let anyone who reaches it rewrite ` +
+          `the event log. Set requirepass (hardware/pi/redis/redis.conf) and put it in the URL: redis://:PASSWORD@host:6379`,
+      );
+    }
+  }
   if (c.auth.mode === "open" && !c.auth.allowNetwork && !isLoopbackHost(c.host)) {
     problems.push(
       `auth: open mode (no login) on host ${JSON.stringify(c.host)} would let anyone on the network read every sensor ` +

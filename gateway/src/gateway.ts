@@ -1,5 +1,5 @@
 /**
- * Composition root: wires config → transport (SQLite, with summaries) → alerts → broker → bridge → commands →
+ * Composition root: wires config → transport (SQLite, or Redis with a SQLite replica; with summaries) → alerts → broker → bridge → commands →
  * HTTP app, listens, and
  * closes everything in the right order. It only wires: each part owns its behaviour. server.ts and the tests
  * both start here.
@@ -15,7 +15,7 @@ import { GatewayPublisher } from "./bridge/publisher.ts";
 import type { EmbeddedBroker } from "./broker/index.ts";
 import { Commands } from "./commands/commands.ts";
 import { createApp } from "./http/app.ts";
-import { resolveAuth, type AdminToken } from "./http/auth.ts";
+import { replaceAdminToken, resolveAuth, type AdminToken } from "./http/auth.ts";
 import { baseUrl, startHttpListener } from "./http/listener.ts";
 import type { AppEnv } from "./http/env.ts";
 import { HomeAssistant } from "./homeassistant/publisher.ts";
@@ -24,6 +24,7 @@ import { createMetrics, exportBrokerCounters, type Metrics } from "./ops/metrics
 import { deviceTopic } from "./protocol/topics.ts";
 import { openDatabase } from "./transport/sqlite/db.ts";
 import { SummaryPublisher } from "./summaries/publisher.ts";
+import { RedisTransport } from "./transport/redis/transport.ts";
 import { SqliteTransport } from "./transport/sqlite/transport.ts";
 import { ErrBadCertificate, describeCertificate, loadTlsCredentials, type TlsCredentials } from "./tls/credentials.ts";
 import { CertificateReloader } from "./tls/reloader.ts";
@@ -80,7 +81,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
   const cleanups: Array<() => unknown> = [];
   try {
     // First: a bad admin-token file or certificate is a configuration error, before any socket exists.
-    const auth = resolveAuth(config.auth, config.dataDir);
+    let auth = resolveAuth(config.auth, config.dataDir);
     let tls: TlsCredentials | undefined;
     if (config.tls) {
       try {
@@ -101,20 +102,43 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     const db = openDatabase(config.dataDir, config.history.synchronous);
     cleanups.push(() => db.close());
     const { maxEvents, maxAgeMs } = config.history;
-    const transport = new SqliteTransport(
-      db,
-      { retention: { maxEvents, maxAgeMs }, summaryRetention: config.summaries.retention, summaries: config.summaries.enabled, sse: config.sse },
-      metrics,
-      log,
-    );
+    const projection = { retention: { maxEvents, maxAgeMs }, summaryRetention: config.summaries.retention, summaries: config.summaries.enabled };
+    // Redis mode: the shared log in Redis, this dataDir its local replica (docs/architecture.md); else one process.
+    const redisTransport = config.redis
+      ? await RedisTransport.open(db, { ...projection, ...config.redis, sse: config.sse, mqttClientId: config.mqtt.clientId }, metrics, log.child({ part: "redis" }))
+      : undefined;
+    const sqliteTransport = redisTransport ? undefined : new SqliteTransport(db, { ...projection, sse: config.sse }, metrics, log);
+    const transport = (redisTransport ?? sqliteTransport)!;
     cleanups.push(() => transport.close());
+    if (redisTransport && auth.admin) {
+      // one admin token for every gateway of this Redis (the first one's), kept in each admin-token file
+      const shared = await redisTransport.sharedAdminToken(auth.admin.token);
+      if (shared !== auth.admin.token) {
+        replaceAdminToken(config.dataDir, shared);
+        auth = resolveAuth(config.auth, config.dataDir);
+        log.info({ file: auth.admin!.file }, "admin token taken from the other gateways (Redis)");
+      }
+    }
     const webhooks = new Webhooks(
       config.alerts.webhooks,
       { delivered: metrics.webhookDeliveries, retried: metrics.webhookRetries, deadLetters: metrics.webhookDeadLetters },
       log.child({ part: "webhooks" }),
     );
 
-    const summaryEvents = new SummaryPublisher(transport.summaries, (e) => transport.dispatchNow(e), config.summaries.coalesceMs, log);
+    // Every replica keeps the buckets; in Redis mode only the leader turns their changes into events (once, not
+    // once per gateway). Alerts need one transaction over their table and their event, which only the one-process
+    // mode has: Redis mode does not offer them yet.
+    const summaryEvents = new SummaryPublisher(
+      transport.summaries,
+      sqliteTransport
+        ? (e) => sqliteTransport.dispatchNow(e)
+        : (e) => {
+            if (!redisTransport!.isLeader()) return;
+            redisTransport!.dispatch(e).catch((err: unknown) => log.warn({ err, deviceId: e.deviceId }, "summary event not stored"));
+          },
+      config.summaries.coalesceMs,
+      log,
+    );
     cleanups.push(() => summaryEvents.close());
 
     let broker: EmbeddedBroker | undefined;
@@ -146,24 +170,30 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       credentials = broker.serviceCredentials;
     }
 
-    const bridge = new MqttBridge({ url: bridgeUrl, clientId: config.mqtt.clientId, ...credentials }, metrics, log.child({ part: "bridge" }));
+    const bridge = new MqttBridge(
+      { url: bridgeUrl, clientId: config.mqtt.clientId, ...credentials, storeReady: () => transport.healthy() },
+      metrics,
+      log.child({ part: "bridge" }),
+    );
     // What the gateway publishes for other tools (Home Assistant, MQTT alerts) has its own client: see publisher.ts.
     const out = config.homeAssistant.enabled || config.alerts.mqtt
       ? new GatewayPublisher({ url: bridgeUrl, clientId: `${config.mqtt.clientId}-out`, ...credentials }, { failed: metrics.publishFailed }, log.child({ part: "publisher" }))
       : undefined;
     const sinks: AlertSink[] = [webhooks];
-    const mqttAlerts = out && config.alerts.mqtt
-      ? new MqttAlerts(out, (deviceId) => alerts.list({ state: "all", deviceId, limit: 10_000 }), (deviceId) => transport.device(deviceId) !== undefined)
+    const mqttAlerts = out && config.alerts.mqtt && sqliteTransport
+      ? new MqttAlerts(out, (deviceId) => alerts!.list({ state: "all", deviceId, limit: 10_000 }), (deviceId) => transport.device(deviceId) !== undefined)
       : undefined;
     if (mqttAlerts) sinks.push(mqttAlerts);
-    const alerts = new Alerts(
-      { db, transport, intakeSince: () => bridge.connectedSince, sinks, metrics, log: log.child({ part: "alerts" }) },
-      { configRules: config.alerts.rules, checkIntervalMs: config.alerts.checkIntervalMs },
-    );
-    cleanups.push(() => alerts.close());
+    const alerts =
+      sqliteTransport &&
+      new Alerts(
+        { db, transport: sqliteTransport, intakeSince: () => bridge.connectedSince, sinks, metrics, log: log.child({ part: "alerts" }) },
+        { configRules: config.alerts.rules, checkIntervalMs: config.alerts.checkIntervalMs },
+      );
+    if (alerts) cleanups.push(() => alerts.close());
     const homeAssistant = out && config.homeAssistant.enabled
       ? new HomeAssistant(
-          { out, transport, alertsFiring: (deviceId) => alerts.list({ state: "firing", deviceId, limit: 10_000 }).length, log: log.child({ part: "homeassistant" }) },
+          { out, transport, alertsFiring: (deviceId) => (alerts?.list({ state: "firing", deviceId, limit: 10_000 }).length ?? 0), log: log.child({ part: "homeassistant" }) },
           { prefix: config.homeAssistant.discoveryPrefix, origin: ORIGIN },
         )
       : undefined;
@@ -172,17 +202,20 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       cleanups.push(() => homeAssistant?.close());
       out.start(); // no wait: everything is published on connect, whenever that is
     }
-    /** DELETE /api/devices/:id: the broker's retained status first (else a resubscription would bring it back). */
-    const forgetDevice = async (deviceId: string): Promise<boolean> => {
-      const device = transport.device(deviceId);
+    /**
+     * DELETE /api/devices/:id: the broker's retained status first (else a resubscription would bring it back).
+     * One-process mode only: in Redis mode every replica would have to forget it (not shared yet, 501).
+     */
+    const forgetDevice = sqliteTransport && (async (deviceId: string): Promise<boolean> => {
+      const device = sqliteTransport.device(deviceId);
       if (!device) return false;
       await bridge.clearRetained(deviceTopic(deviceId, "status"));
-      alerts.resolveDevice(deviceId); // first: the changes it publishes are cleared just below
+      alerts?.resolveDevice(deviceId); // first: the changes it publishes are cleared just below
       homeAssistant?.forget(device);
       mqttAlerts?.forget(deviceId);
-      return transport.forgetDevice(deviceId);
-    };
-    const commands = new Commands(db, transport, (t, p) => bridge.publishQos1(t, p), metrics, log.child({ part: "commands" }));
+      return sqliteTransport.forgetDevice(deviceId);
+    });
+    const commands = new Commands(transport, (t, p) => bridge.publishQos1(t, p), metrics, log.child({ part: "commands" }));
     const handlers = createHandlers({ transport, commands, metrics, log: log.child({ part: "bridge" }) });
     broker?.on("delivered", handlers.delivered);
     // Stops the intake before the transport closes: a message that arrives later stays in the broker.
@@ -206,7 +239,8 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       log: log.child({ part: "http" }),
       health: {
         broker: () => bridge.connected && !(broker?.closed ?? false),
-        db: () => transport.healthy(),
+        db: () => (redisTransport ? redisTransport.replicaHealthy() : transport.healthy()),
+        ...(redisTransport && { redis: () => redisTransport.healthy() }),
       },
     });
 
@@ -244,7 +278,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
         http.stopAccepting();
         await stopIntake(); // the broker keeps for the next start whatever this gateway did not acknowledge
         summaryEvents.close();
-        await alerts.close(); // webhooks: deliveries in flight finish (bounded), the rest are counted
+        await alerts?.close(); // webhooks: deliveries in flight finish (bounded), the rest are counted
         homeAssistant?.close();
         await out?.close(); // publishes sleepy/gateway/status offline
         await transport.close(); // ends every SSE stream; clients reconnect to the next instance with their last id

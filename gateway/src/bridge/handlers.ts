@@ -3,6 +3,7 @@
  * delivery reports, and a router that only dispatches by topic. Handlers validate first (protocol/payloads.ts),
  * then hand the typed event to the transport; a bad message is rejected and counted, never thrown out of here.
  */
+import { createHash } from "node:crypto";
 import type { Commands } from "../commands/commands.ts";
 import type { Logger } from "../ops/log.ts";
 import type { Metrics } from "../ops/metrics.ts";
@@ -96,8 +97,17 @@ async function handleStatus(ctx: HandlerContext, m: Inbound, reject: Reject): Pr
     nextWakeAt: sleepMs === null ? null : m.receivedAt + sleepMs,
     receivedAt: m.receivedAt,
   };
-  await ctx.transport.dispatch({ kind: "status", topic: m.topic, deviceId: m.deviceId, receivedAt: m.receivedAt, data }, m.receivedMono);
+  // A status has no seq: its copies (every gateway of Redis mode receives one) are the same payload received at
+  // the same moment; the same report a wake later is a new one (STATUS_DEDUPE_WINDOW_MS).
+  const dedupeKey = `${createHash("sha256").update(m.payload).digest("base64url").slice(0, 22)}@${Math.floor(m.receivedAt / STATUS_DEDUPE_WINDOW_MS)}`;
+  await ctx.transport.dispatch({ kind: "status", topic: m.topic, deviceId: m.deviceId, receivedAt: m.receivedAt, data, dedupeKey }, m.receivedMono);
 }
+
+/**
+ * Copies of one status reach the gateways of Redis mode within milliseconds; a device reports again a wake later
+ * (seconds at least). A copy straddling a window boundary is stored twice: the same state again, harmless.
+ */
+const STATUS_DEDUPE_WINDOW_MS = 2_000;
 
 const sameStatus = (known: DeviceStatus | undefined, reported: StatusData["state"]): boolean =>
   known === reported || (known === "overdue" && reported === "sleeping");
@@ -115,8 +125,10 @@ async function handleCommandAck(ctx: HandlerContext, m: Inbound, reject: Reject)
     error: ack.error ?? null,
     receivedAt: m.receivedAt,
   };
-  await ctx.transport.dispatch({ kind: "command-ack", topic: m.topic, deviceId: m.deviceId, receivedAt: m.receivedAt, data }, m.receivedMono);
-  ctx.commands.handleAck(m.deviceId, ack, m.receivedAt);
+  // one ack per command and outcome: a repeat (a redelivery, or its copy on another gateway) says nothing new
+  const dedupeKey = `${ack.id}/${ack.ok}`;
+  await ctx.transport.dispatch({ kind: "command-ack", topic: m.topic, deviceId: m.deviceId, receivedAt: m.receivedAt, data, dedupeKey }, m.receivedMono);
+  await ctx.commands.handleAck(m.deviceId, ack, m.receivedAt);
 }
 
 type Reject = (reason: RejectReason, topic: string, detail: string) => void;

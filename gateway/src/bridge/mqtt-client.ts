@@ -4,7 +4,8 @@
  * reconnect. Incoming messages go through mqtt.js' handleMessage hook: it takes them one at a time
  * and sends the PUBACK (QoS 1; PUBCOMP for QoS 2) only when the handler's promise resolved, i.e. after
  * the event is stored: an acknowledged message is never lost by a gateway crash. When the handler
- * rejects, no acknowledgement goes out and the broker redelivers the message on the next connection.
+ * rejects, no acknowledgement goes out and the broker redelivers the message on the next connection, which the
+ * bridge makes once the store is ready again.
  */
 import mqtt, { type MqttClient } from "mqtt";
 import type { Logger } from "../ops/log.ts";
@@ -18,11 +19,19 @@ export interface BridgeOptions {
   password?: string;
   /** How long start() waits for the first connection before going on (the client keeps retrying). */
   connectWaitMs?: number;
+  /**
+   * Whether the store takes events again. After a message could not be stored, the bridge reconnects once this
+   * is true: a broker resends unacknowledged messages only on a new connection of the session (MQTT 3.1.1 §4.4).
+   */
+  storeReady?: () => boolean;
 }
+
+const REDELIVERY_CHECK_MS = 500;
 
 export class MqttBridge {
   private client?: MqttClient;
   private closed = false;
+  private redeliveryTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly opts: BridgeOptions,
@@ -62,7 +71,13 @@ export class MqttBridge {
       if (packet.dup) this.metrics.mqttDupFlag.inc();
       const payload = typeof packet.payload === "string" ? Buffer.from(packet.payload) : packet.payload;
       // retain is set only on a retained message a (re)subscription replays (MQTT 3.1.1 §3.3.1.3)
-      onMessage(packet.topic, payload, packet.retain).then(() => done(), done);
+      onMessage(packet.topic, payload, packet.retain).then(
+        () => done(),
+        (err: Error) => {
+          done(err);
+          this.redeliverWhenReady();
+        },
+      );
     };
     client.on("error", (err) => this.log.warn({ err: err.message }, "mqtt client error"));
     client.on("offline", () => this.log.warn({ url: this.opts.url }, "mqtt broker unreachable, retrying"));
@@ -90,6 +105,19 @@ export class MqttBridge {
     clearTimeout(timer);
   }
 
+  /** Once the store is ready again, drops the connection: mqtt.js reconnects and the broker resends what we did not ack. */
+  private redeliverWhenReady(): void {
+    if (this.redeliveryTimer || this.closed) return;
+    this.redeliveryTimer = setInterval(() => {
+      if (this.closed || !(this.opts.storeReady?.() ?? true)) return;
+      clearInterval(this.redeliveryTimer);
+      this.redeliveryTimer = undefined;
+      this.log.info("the store takes events again: reconnecting so the broker redelivers what was not acknowledged");
+      this.client?.stream.destroy();
+    }, REDELIVERY_CHECK_MS);
+    this.redeliveryTimer.unref();
+  }
+
   /** QoS 1 publish; resolves on the broker's PUBACK. */
   async publishQos1(topic: string, payload: string): Promise<void> {
     if (!this.client || this.closed) throw new Error("mqtt bridge is closed");
@@ -107,6 +135,7 @@ export class MqttBridge {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.redeliveryTimer);
     await this.client?.endAsync();
   }
 }

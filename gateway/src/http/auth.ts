@@ -17,7 +17,7 @@
  * app.use("/api/*", authn.middleware);
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { chmodSync, linkSync, mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, linkSync, mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { Hono, type Context, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
@@ -163,6 +163,17 @@ export function loadAdminToken(dataDir: string, file = join(dataDir, ADMIN_TOKEN
     madePrivate = true;
   }
   return { token, file, created, madePrivate };
+}
+
+/**
+ * Replaces the admin token file's content (Redis mode: every gateway takes the one the first gateway shared, so a
+ * login works on all of them). Written whole under another name, then renamed over the file, mode 0600.
+ */
+export function replaceAdminToken(dataDir: string, token: string): void {
+  const file = join(dataDir, ADMIN_TOKEN_FILE);
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
+  writeFileSync(tmp, `${token}\n`, { mode: 0o600, flag: "wx" });
+  renameSync(tmp, file);
 }
 
 /** The configured tokens plus, unless `adminToken: false`, the admin token (created on the first start). */

@@ -58,6 +58,8 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
       registers,
     }),
     clients: new Gauge({ name: "gateway_sse_clients", help: "Open SSE streams", registers }),
+    // scaled-out mode only (transport/redis): 0 while Redis is unreachable, when MQTT messages are not acknowledged
+    redisUp: new Gauge({ name: "gateway_redis_up", help: "1 while the shared Redis log is connected (Redis mode)", registers }),
     drops: new Counter({
       name: "gateway_sse_dropped_clients_total",
       help: "SSE streams closed by the gateway, by reason (queue_events, queue_bytes, stalled)",

@@ -50,6 +50,10 @@ export interface CommandData {
   op: string;
   state: CommandState;
   at: number;
+  /** `queued` only: the command's arguments (the command table is derived from these events). */
+  args?: Record<string, unknown>;
+  /** `failed` only: why. */
+  error?: string;
 }
 
 /** Bucket widths of the summaries (gateway/src/summaries). */

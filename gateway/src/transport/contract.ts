@@ -13,7 +13,7 @@ import { ErrTransportClosed, type NewEvent, type Transport } from "./transport.t
 export interface TransportHarness {
   transport: Transport;
   /** Applies retention so that only the newest `keep` events stay (the implementation's own trimming). */
-  trim(keep: number): void;
+  trim(keep: number): void | Promise<void>;
   /** Closes this instance and opens a new one on the same storage (a restart). */
   reopen(): Promise<TransportHarness>;
   /** Releases the storage; called once per test. */
@@ -162,7 +162,7 @@ export function transportContract(name: string, open: (opts: HarnessOptions) => 
     it("sends `reset` first when the Last-Event-ID was trimmed, then replays what is left", async () => {
       const h = await start();
       for (let s = 1; s <= 8; s++) await h.transport.dispatch(telemetry("d", s));
-      h.trim(3);
+      await h.trim(3);
       const resumed = stream(h.transport, { lastEventId: 2 });
       await resumed.until((e) => e.length === 4, "reset + 3 events");
       expect(resumed.events[0]).toMatchObject({ kind: "reset", data: { reason: "history_evicted", requestedId: 2, earliestId: 6 } });
@@ -220,7 +220,7 @@ export function transportContract(name: string, open: (opts: HarnessOptions) => 
     it("keeps ids, de-duplication and device state across a restart, and never reuses an id", async () => {
       const first = await start();
       for (let s = 1; s <= 5; s++) await first.transport.dispatch(telemetry("d", s));
-      first.trim(2);
+      await first.trim(2);
       const second = await first.reopen();
       live.splice(live.indexOf(first), 1, second);
       expect(await second.transport.dispatch(telemetry("d", 5))).toBeUndefined();

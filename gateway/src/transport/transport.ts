@@ -23,6 +23,12 @@ interface EventBase<K extends StoredKind> {
   deviceId: string;
   receivedAt: number;
   data: StoredEventData[K];
+  /**
+   * What identifies the MQTT message this event came from, for kinds without a seq (status, command acks):
+   * with deviceId, a second copy of it takes no id. Every gateway of the scaled-out mode receives every message
+   * (transport/redis/), so the shared log drops the copies; one process receives one copy and may ignore it.
+   */
+  dedupeKey?: string;
 }
 
 export type NewEventOf<K extends StoredKind> = K extends "telemetry"

@@ -6,6 +6,8 @@ import type { AppEnv } from "../env.ts";
 export interface HealthProbe {
   broker(): boolean;
   db(): boolean;
+  /** Redis mode only: the shared log answers and this gateway may write to it. */
+  redis?(): boolean;
 }
 
 export function opsRoutes(deps: { health: HealthProbe; metrics: Metrics }): Hono<AppEnv> {
@@ -13,8 +15,9 @@ export function opsRoutes(deps: { health: HealthProbe; metrics: Metrics }): Hono
   app.get("/healthz", (c) => {
     const broker = safe(deps.health.broker) ? "up" : "down";
     const db = safe(deps.health.db) ? "up" : "down";
-    const ok = broker === "up" && db === "up";
-    return c.json({ ok, broker, db }, ok ? 200 : 503);
+    const redis = deps.health.redis && (safe(deps.health.redis) ? "up" : "down");
+    const ok = broker === "up" && db === "up" && redis !== "down";
+    return c.json({ ok, broker, db, ...(redis && { redis }) }, ok ? 200 : 503);
   });
   app.get("/metrics", async (c) => {
     const body = await deps.metrics.registry.metrics();

@@ -66,6 +66,7 @@ export class NodeResponseSink implements SseSink {
 /** A Response body for runtimes without a Node response (app.request() in tests). */
 export class WebStreamSink implements SseSink {
   readonly body: ReadableStream<Uint8Array>;
+  private pulledBeforeOpen = false;
   private controller!: ReadableStreamDefaultController<Uint8Array>;
   private events: SinkEvents | undefined;
 
@@ -75,7 +76,11 @@ export class WebStreamSink implements SseSink {
         start: (controller) => {
           this.controller = controller;
         },
-        pull: () => this.events?.writable(),
+        // a read before open() (a stream that waits before it starts, transport/redis) is remembered for open()
+        pull: () => {
+          if (this.events) this.events.writable();
+          else this.pulledBeforeOpen = true;
+        },
         cancel: () => this.events?.gone(),
       },
       // No buffering inside the web stream: the stream's own queue is the only one, so its limits are real.
@@ -85,7 +90,7 @@ export class WebStreamSink implements SseSink {
 
   open(events: SinkEvents): boolean {
     this.events = events;
-    return false; // the first read pulls
+    return this.pulledBeforeOpen; // else the first read pulls
   }
 
   write(chunk: Uint8Array): boolean {

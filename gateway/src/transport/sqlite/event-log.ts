@@ -41,14 +41,17 @@ export class SqliteEventLog implements EventLog {
   private readonly maxTThrough;
   private readonly setEvictedMaxT;
   private readonly deleteSummariesBefore;
+  private readonly deleteId;
 
   constructor(
     private readonly db: Db,
     private readonly retention: Retention,
   ) {
-    this.insert = db.prepare<[string, string, string, number | null, number | null, number, string], { id: number }>(
-      "INSERT INTO events (kind, topic, device_id, seq, t, received_at, data) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    // id null: AUTOINCREMENT assigns the next; a given id (a replica of the Redis log) moves sqlite_sequence with it
+    this.insert = db.prepare<[number | null, string, string, string, number | null, number | null, number, string], { id: number }>(
+      "INSERT INTO events (id, kind, topic, device_id, seq, t, received_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
     );
+    this.deleteId = db.prepare<[number], void>("DELETE FROM events WHERE id = ?");
     this.selectReading = db.prepare<[string, number], { id: number }>(
       "SELECT id FROM events WHERE device_id = ? AND seq = ? AND kind = 'telemetry'",
     );
@@ -77,14 +80,24 @@ export class SqliteEventLog implements EventLog {
     this.deleteSummariesBefore = db.prepare<[number], void>("DELETE FROM events WHERE kind = 'summary' AND received_at < ?");
   }
 
-  append(event: NewEvent): StoredEvent | undefined {
+  /**
+   * Stores the event with the next id, or with `id` when the id was assigned elsewhere (the Redis log, whose
+   * de-duplication already decided): undefined for a duplicate reading.
+   */
+  append(event: NewEvent, id?: number): StoredEvent | undefined {
     // Look first instead of INSERT OR IGNORE: an ignored AUTOINCREMENT insert still burns an id, and
     // a duplicate must not get one. Single writer (this process, synchronous), so no race; the
     // UNIQUE index events_reading stays as the durable guarantee.
     const reading = event.kind === "telemetry" ? event : undefined;
-    if (reading && this.selectReading.get(reading.deviceId, reading.seq)) return undefined;
+    const existing = reading && this.selectReading.get(reading.deviceId, reading.seq);
+    if (existing) {
+      if (id === undefined) return undefined;
+      // The shared log gave it a new id: it had forgotten the reading, because its retention deleted it
+      // (transport/redis/log.ts); this replica's own retention had not yet. The log's order wins.
+      this.deleteId.run(existing.id);
+    }
     const data = JSON.stringify(event.data);
-    const row = this.insert.get(event.kind, event.topic, event.deviceId, reading?.seq ?? null, reading?.t ?? null, event.receivedAt, data);
+    const row = this.insert.get(id ?? null, event.kind, event.topic, event.deviceId, reading?.seq ?? null, reading?.t ?? null, event.receivedAt, data);
     if (!row) return undefined;
     return { id: row.id, kind: event.kind, topic: event.topic, deviceId: event.deviceId, receivedAt: event.receivedAt, data };
   }
@@ -100,6 +113,11 @@ export class SqliteEventLog implements EventLog {
       latestId: b.latest ?? 0,
       evictedThrough: this.selectEvicted.get()?.value ?? 0,
     };
+  }
+
+  /** A replica that starts from a trimmed shared log: every id ≤ `through` is gone there, so here too. */
+  recordEvicted(through: number): void {
+    this.setEvicted.run(through);
   }
 
   prune(now: number): number {

@@ -74,7 +74,7 @@ describe("SqliteSummaries", () => {
     type Row = { step: "1m" | "1h" | "1d"; start: number };
     const snapshot = () => db.prepare("SELECT * FROM summaries ORDER BY device_id, metric, step, start").all() as Row[];
     s.flush();
-    transport["eventLog"].prune(Date.now()); // keeps the newest 300 rows
+    transport["projection"].eventLog.prune(Date.now()); // keeps the newest 300 rows
     const evictedMaxT = (db.prepare("SELECT value FROM meta WHERE key = 'evicted_max_t'").get() as { value: number }).value;
     const before = snapshot();
     db.prepare("UPDATE summaries SET sum = sum + 1, count = count + 1").run(); // damage every bucket
@@ -99,7 +99,7 @@ describe("SqliteSummaries", () => {
     const coverage = { retention: { "1m": 0, "1h": 0, "1d": 0 }, summaries: true };
     const q = { deviceId: "d", metric: "temperature", from: now - 200 * MIN, to: now, step: "auto" as const };
     expect(querySeries(s, q, coverage, now).step).toBe("raw");
-    transport["eventLog"].prune(now); // the oldest 50 readings go
+    transport["projection"].eventLog.prune(now); // the oldest 50 readings go
     expect(s.rawCompleteFrom()).toBe(now - 51 * MIN + 1);
     const auto = querySeries(s, q, coverage, now);
     expect(auto.step).toBe("1m");

@@ -26,7 +26,9 @@ function openSqlite(opts: HarnessOptions, dir = mkdtempSync(join(tmpdir(), "tran
   };
   return {
     transport,
-    trim: (keep) => new SqliteEventLog(db, { maxEvents: keep, maxAgeMs: Number.MAX_SAFE_INTEGER }).prune(Date.now()),
+    trim: (keep) => {
+      new SqliteEventLog(db, { maxEvents: keep, maxAgeMs: Number.MAX_SAFE_INTEGER }).prune(Date.now());
+    },
     reopen: async () => {
       await shut();
       return openSqlite(opts, dir);

@@ -1,8 +1,9 @@
 /**
- * The one-process Transport: SQLite (db.ts) for the event log and the state derived from it (device state,
- * summaries), the in-process SSE hub for fan-out. Store and publish happen in one synchronous step, which is what makes resume gap-free
+ * The one-process Transport: SQLite (db.ts, through projection.ts) for the event log and the state derived from
+ * it (device state, summaries), the in-process SSE hub for fan-out. Store and publish happen in one synchronous step, which is what makes resume gap-free
  * (hub/subscriber.ts): a live event is always already in the log a replay reads.
  */
+import type { CommandView } from "./commands.ts";
 import type { DeviceView } from "../../protocol/device-state.ts";
 import type { Logger } from "../../ops/log.ts";
 import type { Metrics } from "../../ops/metrics.ts";
@@ -18,28 +19,20 @@ import {
   type Transport,
 } from "../transport.ts";
 import type { Db } from "./db.ts";
-import { DeviceTable } from "./devices.ts";
-import { SqliteEventLog, type Retention } from "./event-log.ts";
-import { SqliteSummaries } from "./summaries.ts";
-import type { SummaryRetention } from "../../summaries/series.ts";
+import { Projection, type ProjectionOptions } from "./projection.ts";
+import type { SqliteSummaries } from "./summaries.ts";
 
 const PRUNE_EVERY_MS = 10_000;
 
-export interface SqliteTransportOptions {
-  retention: Retention;
-  summaryRetention: SummaryRetention;
-  /** Keep summaries (default true). */
-  summaries?: boolean;
+export interface SqliteTransportOptions extends ProjectionOptions {
   sse: HubOptions;
 }
 
 export class SqliteTransport implements Transport {
-  private readonly eventLog: SqliteEventLog;
-  private readonly deviceTable: DeviceTable;
+  private readonly projection: Projection;
   /** Buckets of every reading, kept in the reading's transaction. */
   readonly summaries: SqliteSummaries;
   private readonly hub: Hub;
-  private readonly append: (event: NewEvent) => StoredEvent | undefined;
   private readonly pruneTimer: NodeJS.Timeout;
   private readonly listeners: StoredListener[] = [];
   /** Events stored inside an atomically() block, published once it committed. */
@@ -52,34 +45,13 @@ export class SqliteTransport implements Transport {
     private readonly metrics: Metrics,
     logger: Logger,
   ) {
-    this.eventLog = new SqliteEventLog(db, opts.retention);
-    this.deviceTable = new DeviceTable(db);
-    this.summaries = new SqliteSummaries(db, opts.summaryRetention, () => metrics.summaryValuesSkipped.inc());
-    this.hub = new Hub(opts.sse, this.eventLog, metrics);
-    const summarise = opts.summaries ?? true;
-    // The event and the state it changes (device, summaries) commit together, or none does.
-    this.append = db.transaction((event: NewEvent) => {
-      const stored = this.eventLog.append(event);
-      if (stored) {
-        this.deviceTable.apply(event, stored.id);
-        if (summarise) this.summaries.apply(event, stored.id);
-      }
-      return stored;
-    });
-    if (summarise) {
-      // before retention runs: the readings the buckets have not caught up with must still be in the log
-      const { readings } = this.summaries.recover();
-      if (readings > 0) logger.info({ readings }, "summaries caught up with the stored readings");
-    }
-    const prune = (now: number) => {
-      this.summaries.flush(); // what retention deletes next is in the buckets on disk first
-      this.eventLog.prune(now);
-      this.summaries.prune(now);
-    };
-    prune(Date.now());
+    this.projection = new Projection(db, opts, metrics, logger);
+    this.summaries = this.projection.summaries;
+    this.hub = new Hub(opts.sse, this.projection.eventLog, metrics);
+    this.projection.prune(Date.now());
     this.pruneTimer = setInterval(() => {
       try {
-        prune(Date.now());
+        this.projection.prune(Date.now());
       } catch (err) {
         logger.error({ err }, "history retention failed");
       }
@@ -98,13 +70,7 @@ export class SqliteTransport implements Transport {
   /** dispatch() without the promise, for state changes of this database's other tables (see atomically()). */
   dispatchNow(event: NewEvent, receivedMono = performance.now()): StoredEvent | undefined {
     if (this.closed) throw new ErrTransportClosed();
-    let stored: StoredEvent | undefined;
-    try {
-      stored = this.append(event);
-    } catch (err) {
-      this.summaries.rolledBack();
-      throw err;
-    }
+    const stored = this.projection.apply(event);
     if (!stored) return undefined;
     this.metrics.eventsStored.inc({ kind: event.kind });
     if (this.pending) this.pending.push({ event: stored, receivedMono, source: event });
@@ -127,7 +93,7 @@ export class SqliteTransport implements Transport {
 
   /**
    * Runs `fn` in one transaction of this database, with the events it dispatches: they are published only
-   * after the commit, and a rollback takes them back (their ids too, which no stream has seen). commands/
+   * after the commit, and a rollback takes them back (their ids too, which no stream has seen). alerts/
    * keeps its table in this database and changes it this way.
    */
   atomically<T>(fn: () => T): T {
@@ -168,32 +134,37 @@ export class SqliteTransport implements Transport {
   }
 
   readings(deviceId: string, query: ReadingsQuery, limit: number): StoredEvent[] {
-    return this.eventLog.readings(deviceId, query, limit);
+    return this.projection.eventLog.readings(deviceId, query, limit);
   }
 
   healthy(): boolean {
-    return this.db.open && this.db.prepare("SELECT 1").get() !== undefined;
+    return this.projection.healthy();
+  }
+
+  /** A command as the command events made it (transport/sqlite/commands.ts). */
+  command(id: string): CommandView | undefined {
+    return this.projection.commandTable.get(id);
   }
 
   devices(): DeviceView[] {
-    return this.deviceTable.list();
+    return this.projection.deviceTable.list();
   }
 
   device(deviceId: string): DeviceView | undefined {
-    return this.deviceTable.get(deviceId);
+    return this.projection.deviceTable.get(deviceId);
   }
 
   /** Forgets a device's state (transport/sqlite/devices.ts delete); false when there was none. */
   forgetDevice(deviceId: string): boolean {
     if (this.closed) throw new ErrTransportClosed();
-    return this.deviceTable.delete(deviceId);
+    return this.projection.deviceTable.delete(deviceId);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.pruneTimer);
-    this.summaries.close();
+    this.projection.close();
     this.hub.close();
   }
 }

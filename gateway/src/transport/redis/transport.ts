@@ -1,0 +1,464 @@
+/**
+ * The scaled-out Transport: Redis (log.ts) is the event log and the id sequencer shared by every gateway; each
+ * gateway is a projection of that log into its own SQLite replica (sqlite/projection.ts, the same apply step as
+ * the one-process mode), which answers readings, devices, series and SSE replay. A tail loop reads the log in id
+ * order (XREAD, not pub/sub, so no instance misses an id), applies each batch in one transaction and only then
+ * publishes it to the local SSE hub: as in SqliteTransport, a live event is always already in the log a replay
+ * reads. dispatch() appends through Redis and resolves once this instance's replica applied the event
+ * (read-your-writes on the instance asked).
+ */
+import { randomBytes } from "node:crypto";
+import { Redis } from "ioredis";
+import type { CommandView } from "../sqlite/commands.ts";
+import type { DeviceView } from "../../protocol/device-state.ts";
+import type { Logger } from "../../ops/log.ts";
+import type { Metrics } from "../../ops/metrics.ts";
+import { Hub, type HubOptions } from "../hub/hub.ts";
+import type { Db } from "../sqlite/db.ts";
+import { Projection, type ProjectionOptions } from "../sqlite/projection.ts";
+import { SqliteEventLog } from "../sqlite/event-log.ts";
+import type { SqliteSummaries } from "../sqlite/summaries.ts";
+import {
+  ErrTransportClosed,
+  type NewEvent,
+  type ReadingsQuery,
+  type SseSink,
+  type StoredEvent,
+  type StoredListener,
+  type StreamRequest,
+  type Transport,
+} from "../transport.ts";
+import { ErrRedisBehind, RedisLog, type LogEntry } from "./log.ts";
+
+const PRUNE_EVERY_MS = 10_000;
+const LEASE_MS = 30_000;
+/** The holder stops acting as leader this long before its lease could expire in Redis. */
+const LEASE_MARGIN_MS = 5_000;
+const TAIL_BATCH = 512;
+const TAIL_BLOCK_MS = 2_000;
+const RETRY_MS = 250;
+
+export interface RedisTransportOptions extends ProjectionOptions {
+  /** redis://[user:password@]host:port[/db] */
+  url: string;
+  /** Prefix of every key, so gateway fleets (or tests) can share one Redis. */
+  keyPrefix: string;
+  sse: HubOptions;
+  /** How long dispatch() waits for the local replica to apply its event before rejecting (default 10 s). */
+  applyTimeoutMs?: number;
+  /** How long opening waits for Redis (default 5 s). */
+  connectTimeoutMs?: number;
+  /**
+   * This gateway's MQTT client id: claimed in Redis while it runs, because two gateways with one id would share
+   * one broker session (each would get part of the messages and keep taking the session from the other).
+   */
+  mqttClientId?: string;
+}
+
+/** Another running gateway of this Redis uses the same MQTT client id. */
+export class ErrClientIdInUse extends Error {
+  readonly code = "mqtt_client_id_in_use";
+  constructor(clientId: string) {
+    super(
+      `MQTT client id "${clientId}" is in use by another running gateway of this Redis: give each gateway its own ` +
+        `(mqtt.clientId, MQTT_CLIENT_ID), so that each has its own broker session and receives every message.`,
+    );
+    this.name = "ErrClientIdInUse";
+  }
+}
+
+/** This replica cannot continue from the shared log: it misses ids that retention deleted there. */
+export class ErrReplicaBehind extends Error {
+  readonly code = "replica_behind";
+  constructor(localLatest: number, evictedThrough: number) {
+    super(
+      `this gateway's local replica (its dataDir) ends at event id ${localLatest}, but Redis' log was trimmed through id ` +
+        `${evictedThrough}: the gateway was away longer than history retention and cannot catch up. Start it with an ` +
+        `empty dataDir: it then copies what Redis still has (clients resuming from older ids get a reset).`,
+    );
+    this.name = "ErrReplicaBehind";
+  }
+}
+
+interface Waiter {
+  id: number;
+  receivedMono?: number;
+  resolve: (stored: StoredEvent | undefined) => void;
+  reject: (err: Error) => void;
+  timer: NodeJS.Timeout | undefined;
+}
+
+export class RedisTransport implements Transport {
+  /** Buckets of every reading, derived from the log in this replica. */
+  readonly summaries: SqliteSummaries;
+  private readonly hub: Hub;
+  private readonly listeners: StoredListener[] = [];
+  private readonly waiters = new Set<Waiter>();
+  private readonly pruneTimer: NodeJS.Timeout;
+  private readonly instance = randomBytes(8).toString("hex");
+  private tailUp = true;
+  private applyFailing = false;
+  /** Until when this instance holds the leader lease (retention, summary events). */
+  private leaderUntil = 0;
+  /** Set when this instance must not go on (ErrRedisBehind, ErrReplicaBehind): healthy() false, dispatch rejects. */
+  private fatal: Error | undefined;
+  private closed = false;
+  private readonly tailDone: Promise<void>;
+
+  private constructor(
+    private readonly projection: Projection,
+    private readonly redis: Redis,
+    private readonly reader: Redis,
+    private readonly log: RedisLog,
+    /** The newest id this replica applied. */
+    private lastApplied: number,
+    private readonly opts: RedisTransportOptions,
+    private readonly metrics: Metrics,
+    private readonly logger: Logger,
+  ) {
+    this.summaries = projection.summaries;
+    this.hub = new Hub(opts.sse, projection.eventLog, metrics);
+    redis.on("ready", () => this.reportHealth());
+    redis.on("close", () => this.reportHealth());
+    this.reportHealth();
+    this.tailDone = this.tail();
+    void this.retention();
+    this.pruneTimer = setInterval(() => void this.retention(), PRUNE_EVERY_MS);
+    this.pruneTimer.unref();
+  }
+
+  /**
+   * Connects, checks that this replica and Redis agree, and resolves once the replica caught up with the log.
+   * Rejects with ErrRedisBehind (Redis lost data) or ErrReplicaBehind (the replica is older than the log).
+   * @example
+   * const transport = await RedisTransport.open(openDatabase(dataDir), { url: "redis://127.0.0.1:6379", keyPrefix: "sensors:", ...}, metrics, log);
+   */
+  static async open(db: Db, opts: RedisTransportOptions, metrics: Metrics, logger: Logger): Promise<RedisTransport> {
+    // No offline queue and no retries: while Redis is unreachable a dispatch fails at once (the MQTT message
+    // stays unacknowledged in the broker) instead of piling up in memory.
+    const connection = {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      connectTimeout: opts.connectTimeoutMs ?? 5_000,
+      retryStrategy: (attempt: number) => Math.min(attempt * 100, 1_000),
+    };
+    const redis = new Redis(opts.url, connection);
+    redis.on("error", () => {}); // reported by healthy(), metrics and the tail's log line, not once per retry
+    const reader = redis.duplicate();
+    reader.on("error", () => {});
+    try {
+      await Promise.all([redis.connect(), reader.connect()]);
+    } catch (err) {
+      redis.disconnect();
+      reader.disconnect();
+      throw new Error(`cannot reach Redis at ${redactUrl(opts.url)}: ${(err as Error).message}`);
+    }
+    let projection: Projection | undefined;
+    let transport: RedisTransport | undefined;
+    try {
+      const log = new RedisLog(redis, opts.keyPrefix);
+      projection = new Projection(db, opts, metrics, logger);
+      if (opts.mqttClientId !== undefined && !(await log.holdLease(log.keys.client(opts.mqttClientId), projection.replicaId(), LEASE_MS))) {
+        throw new ErrClientIdInUse(opts.mqttClientId);
+      }
+      const local = projection.eventLog.bounds().latestId;
+      const shared = await log.state();
+      if (shared.latestId < local) throw new ErrRedisBehind(shared.latestId, local);
+      let from = local;
+      if (local === 0 && shared.evictedThrough > 0) {
+        projection.eventLog.recordEvicted(shared.evictedThrough); // a fresh replica starts where the log does
+        from = shared.evictedThrough;
+      } else if (local < shared.evictedThrough) throw new ErrReplicaBehind(local, shared.evictedThrough);
+      transport = new RedisTransport(projection, redis, reader, log, from, opts, metrics, logger);
+      await transport.appliedThrough(shared.latestId, undefined, Number.POSITIVE_INFINITY); // however long the log
+      logger.info({ latestId: shared.latestId, replicaFrom: from }, "redis log replica caught up");
+      return transport;
+    } catch (err) {
+      if (transport) await transport.close();
+      else {
+        projection?.close();
+        redis.disconnect();
+        reader.disconnect();
+      }
+      throw err;
+    }
+  }
+
+  async dispatch(event: NewEvent, receivedMono = performance.now()): Promise<StoredEvent | undefined> {
+    if (this.closed) throw new ErrTransportClosed();
+    if (this.fatal) throw this.fatal;
+    let appended: { id: number; isNew: boolean };
+    try {
+      appended = await this.log.append(event, this.lastApplied);
+    } catch (err) {
+      if (err instanceof ErrRedisBehind) this.stop(err);
+      throw err;
+    }
+    if (!appended.isNew) return undefined;
+    this.metrics.eventsStored.inc({ kind: event.kind });
+    return this.appliedThrough(appended.id, receivedMono);
+  }
+
+  /**
+   * Resolves once the replica applied `id`, with that event (undefined when id is 0 or retention took it);
+   * rejects after `timeoutMs`.
+   */
+  private appliedThrough(id: number, receivedMono?: number, timeoutMs = this.opts.applyTimeoutMs ?? 10_000): Promise<StoredEvent | undefined> {
+    if (id <= this.lastApplied) return Promise.resolve(this.localEvent(id));
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = { id, receivedMono, resolve, reject, timer: undefined };
+      if (Number.isFinite(timeoutMs)) {
+        waiter.timer = setTimeout(() => {
+          this.waiters.delete(waiter);
+          reject(new Error(`event ${id} is in Redis but this gateway's replica did not apply it within ${timeoutMs} ms`));
+        }, timeoutMs);
+      }
+      this.waiters.add(waiter);
+    });
+  }
+
+  private localEvent(id: number): StoredEvent | undefined {
+    const [event] = this.projection.eventLog.after(id - 1, 1);
+    return event?.id === id ? event : undefined;
+  }
+
+  /** Reads the log from the last applied id, forever: reconnects after an outage and resumes where it stopped. */
+  private async tail(): Promise<void> {
+    let checkCounter = false;
+    while (!this.closed && !this.fatal) {
+      let entries: LogEntry[];
+      try {
+        if (checkCounter) {
+          // Redis came back: it must still have every id this replica applied (AOF), or ids would be reused.
+          const { latestId } = await this.log.state(this.reader);
+          if (latestId < this.lastApplied) return this.stop(new ErrRedisBehind(latestId, this.lastApplied));
+          checkCounter = false;
+        }
+        entries = await this.log.read(this.reader, this.lastApplied, TAIL_BATCH, TAIL_BLOCK_MS);
+      } catch (err) {
+        if (this.closed) return;
+        if (this.tailUp) this.logger.error({ err: (err as Error).message }, "redis unreachable: events are not acknowledged until it is back");
+        this.tailUp = false;
+        this.reportHealth();
+        checkCounter = true;
+        await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+        continue;
+      }
+      if (!this.tailUp) this.logger.info("redis reachable again: resuming the log");
+      this.tailUp = true;
+      this.reportHealth();
+      if (entries.length > 0 && !this.applyEntries(entries)) await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+    }
+  }
+
+  /** Applies a batch in one transaction, then publishes it in id order. False when it must be tried again. */
+  private applyEntries(entries: LogEntry[]): boolean {
+    const batch: Array<{ event: NewEvent; id: number }> = [];
+    let next = this.lastApplied;
+    for (const { id, event } of entries) {
+      if (id <= next) continue;
+      if (id !== next + 1) {
+        // ids are dense (log.ts): the missing ones were trimmed before this replica applied them. A replica that
+        // has applied nothing yet only starts later (the leader trimmed since it read the boundary).
+        if (this.projection.eventLog.bounds().latestId === 0) this.projection.eventLog.recordEvicted(id - 1);
+        else {
+          this.stop(new ErrReplicaBehind(next, id - 1));
+          return false;
+        }
+      }
+      batch.push({ event, id });
+      next = id;
+    }
+    let stored: StoredEvent[];
+    try {
+      stored = this.projection.applyAll(batch);
+    } catch (err) {
+      // once per failure, not per retry (a full disk would flood the log)
+      if (!this.applyFailing) this.logger.error({ err, from: batch[0]?.id }, "cannot apply the redis log to the local replica; retrying");
+      this.applyFailing = true;
+      return false;
+    }
+    if (this.applyFailing) this.logger.info({ through: next }, "the local replica applies the redis log again");
+    this.applyFailing = false;
+    this.lastApplied = next;
+    const now = performance.now();
+    const mono = new Map<number, number | undefined>();
+    for (const w of this.waiters) if (w.id <= next) mono.set(w.id, w.receivedMono);
+    for (const event of stored) this.hub.publish(event, mono.get(event.id) ?? now);
+    for (let i = 0; i < stored.length; i++) for (const listener of this.listeners) listener(batch[i]!.event, stored[i]!);
+    const first = batch[0]?.id ?? next + 1;
+    for (const w of this.waiters) {
+      if (w.id > next) continue;
+      this.waiters.delete(w);
+      clearTimeout(w.timer);
+      w.resolve(stored[w.id - first] ?? this.localEvent(w.id));
+    }
+    return true;
+  }
+
+  /** This instance must not go on: it says why in the log, /healthz turns unhealthy, dispatches reject. */
+  private stop(err: Error): void {
+    if (this.fatal) return;
+    this.fatal = err;
+    this.reportHealth();
+    this.logger.fatal({ code: (err as { code?: string }).code }, err.message);
+    for (const w of this.waiters) {
+      clearTimeout(w.timer);
+      w.reject(err);
+    }
+    this.waiters.clear();
+  }
+
+  /**
+   * The one instance at a time (a Redis lease, renewed every PRUNE_EVERY_MS) that trims the shared log and turns
+   * summary changes into events: work that must happen once, not once per gateway.
+   */
+  isLeader(): boolean {
+    return !this.fatal && Date.now() < this.leaderUntil;
+  }
+
+  /** History retention: the shared log by the leader, then this replica as in SQLite mode. */
+  private async retention(now = Date.now()): Promise<void> {
+    if (this.closed) return;
+    const clientId = this.opts.mqttClientId;
+    if (clientId !== undefined) {
+      try {
+        if (!(await this.log.holdLease(this.log.keys.client(clientId), this.projection.replicaId(), LEASE_MS))) {
+          this.logger.error(new ErrClientIdInUse(clientId).message);
+        }
+      } catch (err) {
+        this.logger.warn({ err: (err as Error).message }, "cannot renew the MQTT client id claim");
+      }
+    }
+    try {
+      if (await this.log.holdLease(this.log.keys.leaderLease, this.instance, LEASE_MS)) {
+        this.leaderUntil = now + LEASE_MS - LEASE_MARGIN_MS;
+        await this.trimShared(now);
+      } else this.leaderUntil = 0;
+    } catch (err) {
+      this.leaderUntil = 0;
+      this.logger.warn({ err: (err as Error).message }, "redis log retention failed");
+    }
+    try {
+      this.projection.prune(now);
+    } catch (err) {
+      this.logger.error({ err }, "history retention failed");
+    }
+  }
+
+  /** Retention on the shared log now (the lease holder's step; tests call it to trim). */
+  async trimShared(now = Date.now(), retention = this.opts.retention): Promise<number> {
+    return this.log.trim(retention.maxEvents, now - retention.maxAgeMs);
+  }
+
+  /** Retention on this replica now, with `retention` instead of the configured one. */
+  pruneReplica(now = Date.now(), retention = this.opts.retention): void {
+    new SqliteEventLog(this.projection.db, retention).prune(now);
+  }
+
+  /**
+   * The admin token of every gateway on this Redis: the first gateway's (its `candidate`), so one login works on
+   * all of them. A secret: Redis must require a password when reachable from the network (config.ts checks).
+   */
+  sharedAdminToken(candidate: string): Promise<string> {
+    return this.log.shared(this.log.keys.adminToken, candidate);
+  }
+
+  onStored(listener: StoredListener): () => void {
+    this.listeners.push(listener);
+    return () => {
+      const i = this.listeners.indexOf(listener);
+      if (i >= 0) this.listeners.splice(i, 1);
+    };
+  }
+
+  /**
+   * A Last-Event-ID this replica has not applied yet but Redis has assigned (the client came from a gateway that
+   * is ahead) waits for the replica instead of a reset; an id Redis never assigned gets the hub's `unknown_id`.
+   */
+  subscribe(request: StreamRequest, sink: SseSink): void {
+    if (this.closed) throw new ErrTransportClosed();
+    const wanted = request.lastEventId;
+    if (wanted === undefined || wanted <= this.lastApplied) return void this.hub.subscribe(request, sink);
+    void this.log
+      .state()
+      .then(({ latestId }) => (wanted <= latestId ? this.appliedThrough(wanted) : undefined))
+      .catch(() => undefined) // Redis unreachable or the replica too slow: the hub decides with what it has
+      .then(() => {
+        if (!this.closed) return void this.hub.subscribe(request, sink);
+        sink.open({ writable: () => {}, gone: () => {} });
+        sink.end();
+      });
+  }
+
+  readings(deviceId: string, query: ReadingsQuery, limit: number): StoredEvent[] {
+    return this.projection.eventLog.readings(deviceId, query, limit);
+  }
+
+  /** A command as the command events made it (transport/sqlite/commands.ts). */
+  command(id: string): CommandView | undefined {
+    return this.projection.commandTable.get(id);
+  }
+
+  devices(): DeviceView[] {
+    return this.projection.deviceTable.list();
+  }
+
+  device(deviceId: string): DeviceView | undefined {
+    return this.projection.deviceTable.get(deviceId);
+  }
+
+  /** The local replica answers (the `db` of /healthz; healthy() covers Redis too). */
+  replicaHealthy(): boolean {
+    return this.projection.healthy();
+  }
+
+  /** Redis answers, the tail is reading it, and the replica is open and applying it. */
+  healthy(): boolean {
+    return !this.fatal && !this.closed && this.redis.status === "ready" && this.tailUp && !this.applyFailing && this.projection.healthy();
+  }
+
+  private reportHealth(): void {
+    this.metrics.redisUp.set(this.healthy() ? 1 : 0);
+  }
+
+  /** Why healthy() is false, for /healthz and the logs. */
+  problem(): string | undefined {
+    if (this.fatal) return this.fatal.message;
+    if (this.redis.status !== "ready" || !this.tailUp) return "redis unreachable";
+    if (this.applyFailing) return "the local replica cannot apply the log";
+    return undefined;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.pruneTimer);
+    for (const w of this.waiters) {
+      clearTimeout(w.timer);
+      w.reject(new ErrTransportClosed());
+    }
+    this.waiters.clear();
+    this.hub.close();
+    this.reader.disconnect(); // ends the blocked XREAD
+    await this.tailDone;
+    const releases = [this.log.releaseLease(this.log.keys.leaderLease, this.instance)];
+    if (this.opts.mqttClientId !== undefined) releases.push(this.log.releaseLease(this.log.keys.client(this.opts.mqttClientId), this.projection.replicaId()));
+    await Promise.allSettled(releases); // best effort: they expire anyway
+    this.redis.disconnect();
+    this.metrics.redisUp.set(0);
+    this.projection.close();
+  }
+}
+
+/** The URL without its password, for messages. */
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return "(invalid URL)";
+  }
+}
