@@ -6,7 +6,7 @@ import type { Metrics } from "../../ops/metrics.ts";
 import { ErrTransportClosed, type EventLog, type StoredEvent } from "../transport.ts";
 import { encodeEvent, encodeRetry } from "./sse-format.ts";
 import type { SseSink } from "./sink.ts";
-import { SseSubscriber, type StreamLimits, type StreamRequest, type SubscriberOwner } from "./subscriber.ts";
+import { SseSubscriber, type ChunkMemo, type StreamLimits, type StreamRequest, type SubscriberOwner } from "./subscriber.ts";
 
 export interface HubOptions {
   heartbeatMs: number;
@@ -24,6 +24,8 @@ export class Hub implements SubscriberOwner {
   private readonly wildcard = new Set<SseSubscriber>();
   private readonly dirty = new Set<SseSubscriber>();
   private flushScheduled = false;
+  /** performance.now() at MQTT receipt of the live events published since the last batch (latency histogram). */
+  private batchReceived: number[] = [];
   private readonly heartbeat: NodeJS.Timeout;
   private closed = false;
   private readonly limits: StreamLimits;
@@ -80,8 +82,12 @@ export class Hub implements SubscriberOwner {
     // they skip it, which is safe because their cursor only guards against replay duplicates.
     const levels = event.topic.split("/");
     const exact = this.byTopic.get(event.topic);
-    if (exact) for (const sub of exact) sub.offer(event, levels, bytes, receivedMono);
-    for (const sub of this.wildcard) sub.offer(event, levels, bytes, receivedMono);
+    let taken = false;
+    if (exact) for (const sub of exact) taken = sub.offer(event, levels, bytes) || taken;
+    for (const sub of this.wildcard) taken = sub.offer(event, levels, bytes) || taken;
+    // Its latency is observed once, when the batch that writes it ends: per stream it would cost a histogram
+    // observation per delivered event.
+    if (taken) this.batchReceived.push(receivedMono);
   }
 
   private index(sub: SseSubscriber, filters: string[]): void {
@@ -124,7 +130,12 @@ export class Hub implements SubscriberOwner {
       this.flushScheduled = false;
       const subs = [...this.dirty];
       this.dirty.clear();
-      for (const s of subs) s.flush();
+      const received = this.batchReceived;
+      this.batchReceived = [];
+      const memo: ChunkMemo = { parts: [], chunk: new Uint8Array(0) };
+      for (const s of subs) s.flush(memo);
+      const now = performance.now();
+      for (const t of received) this.metrics.relayLatency.observe((now - t) / 1000);
     });
   }
 }
