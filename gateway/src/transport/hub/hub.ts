@@ -1,6 +1,6 @@
 /**
- * The SSE hub: fans stored events out to subscribers, batches their writes per event-loop turn,
- * and runs one heartbeat timer for all of them (which also detects stalled streams).
+ * The SSE hub: fans stored events out to subscribers, batches their writes (per event-loop turn, at most one
+ * batch per 10 ms), and runs one heartbeat timer for all of them (which also detects stalled streams).
  */
 import type { Metrics } from "../../ops/metrics.ts";
 import { ErrTransportClosed, type EventLog, type StoredEvent } from "../transport.ts";
