@@ -73,7 +73,7 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
     }),
     relayLatency: new Histogram({
       name: "gateway_relay_latency_seconds",
-      help: "Time from MQTT receipt to the SSE write of a live event",
+      help: "Time from MQTT receipt of a live event to the end of the batch of SSE writes that sent it to the streams ready for it (once per event)",
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers,
     }),
