@@ -12,7 +12,7 @@ import { rmSync } from "node:fs";
 import mqtt from "mqtt";
 import { afterEach, describe, expect, test } from "vitest";
 import { waitUntil } from "../helpers/wait.ts";
-import { parseDiscovery, renderTemplate, type Entity } from "../helpers/home-assistant.ts";
+import { isAvailable, parseDiscovery, renderTemplate, type Entity } from "../helpers/home-assistant.ts";
 import { startFleet } from "../../simulator/src/index.ts";
 import { brokerKinds } from "./broker-kinds.ts";
 import { startTestGateway, tempDir, type TestGateway } from "../helpers/gateway.ts";
@@ -44,10 +44,11 @@ async function homeAssistant(url: string) {
     const out: Record<string, { state: string; available: boolean }> = {};
     for (const e of entities(deviceId)) {
       const state = retained.get(e.config.state_topic);
-      const a = e.config.availability[0];
-      const avail = retained.get(a.topic);
-      if (state === undefined || avail === undefined) return undefined;
-      out[e.objectId] = { state: renderTemplate(e.config.value_template, state), available: renderTemplate(a.value_template, avail) === a.payload_available };
+      const available = isAvailable(e.config, retained);
+      if (state === undefined || available === undefined) return undefined;
+      const rendered = renderTemplate(e.config.value_template, state);
+      // an MQTT sensor whose template renders None has the state unknown
+      out[e.objectId] = { state: rendered === "None" ? "unknown" : rendered, available };
     }
     return out;
   };
@@ -108,8 +109,13 @@ describe.each(brokerKinds())("Home Assistant discovery on the $name broker", (ki
     expect(byId.battery).toMatchObject({ device_class: "voltage", unit_of_measurement: "V", entity_category: "diagnostic" });
     expect(byId.status).toMatchObject({ device_class: "enum", options: ["online", "sleeping", "overdue", "offline", "unknown"] });
     expect(entities.find((e) => e.objectId === "problem")!.component).toBe("binary_sensor");
-    // availability follows the device's own status topic, which the broker holds retained
-    for (const e of entities) expect(e.config.availability[0].topic).toBe("sensors/kitchen-1/status");
+    // readings need the gateway and the device; status and problem (the gateway's knowledge) the gateway only
+    const topicsOf = (c: Record<string, any>) => (c.availability as Array<{ topic: string }>).map((a) => a.topic);
+    for (const id of ["temperature", "humidity", "battery"]) {
+      expect(topicsOf(byId[id]!)).toEqual(["sleepy/gateway/status", "sensors/kitchen-1/status"]);
+      expect(byId[id]!.availability_mode).toBe("all");
+    }
+    for (const id of ["status", "problem"]) expect(topicsOf(byId[id]!)).toEqual(["sleepy/gateway/status"]);
 
     // a newer reading changes the state, not the configs; a name set in the API renames the device
     await dev.publishAsync("sensors/kitchen-1/telemetry", telemetry(2, { temperature: 22, humidity: 41 }, 3.7), { qos: 1 });
@@ -118,13 +124,26 @@ describe.each(brokerKinds())("Home Assistant discovery on the $name broker", (ki
     expect(res.status).toBe(200);
     await waitUntil(() => ha.entities("kitchen-1").every((e) => e.config.device.name === "Kitchen" && e.config.device.suggested_area === "Kitchen"), { message: "renamed device" });
 
-    // sleeping is available (a battery sensor's normal state); the Last Will makes every entity unavailable
+    // a reading without humidity (a sensor fault) keeps the humidity entity, its state unknown until it comes back
+    await dev.publishAsync("sensors/kitchen-1/telemetry", telemetry(3, { temperature: 23 }, 3.7), { qos: 1 });
+    await waitUntil(() => ha.view("kitchen-1")?.temperature?.state === "23", { message: "temperature 23" });
+    expect(ha.view("kitchen-1")!.humidity).toEqual({ state: "unknown", available: true });
+    expect(ha.retained.has("homeassistant/sensor/sleepy_kitchen-1/humidity/config")).toBe(true);
+
+    // sleeping is available (a battery sensor's normal state)
     await dev.publishAsync("sensors/kitchen-1/status", '{"v":1,"state":"sleeping","sleepMs":60000,"boot":1}', { qos: 1, retain: true });
     await waitUntil(() => ha.view("kitchen-1")?.status?.state === "sleeping", { message: "sleeping" });
     expect(Object.values(ha.view("kitchen-1")!).every((e) => e.available)).toBe(true);
+    // the Last Will makes the readings unavailable; status says offline and problem shows the offline alert, both available
     dev.stream.destroy(); // no DISCONNECT: the broker publishes the Last Will
-    await waitUntil(() => ha.view("kitchen-1")?.status?.state === "offline", { message: "offline" });
-    expect(Object.values(ha.view("kitchen-1")!).every((e) => !e.available)).toBe(true);
+    const offline = await waitUntil(() => ha.view("kitchen-1")?.problem?.state === "ON" && ha.view("kitchen-1"), { message: "offline alert on the problem entity" });
+    expect(offline).toEqual({
+      temperature: { state: "23", available: false },
+      humidity: { state: "unknown", available: false },
+      battery: { state: "3.7", available: false },
+      status: { state: "offline", available: true },
+      problem: { state: "ON", available: true },
+    });
   });
 
   test("a low battery fires an alert on sleepy/alerts/<device>/<rule> and the problem entity; HA's birth republishes", async () => {
@@ -222,7 +241,9 @@ describe.skipIf(!mosquittoAvailable())("a gateway restart on Mosquitto (Home Ass
     expect((await fetch(`${gw1.url}/api/devices/attic-3`, { method: "DELETE" })).status).toBe(204);
     await waitUntil(() => ![...ha.retained.keys()].some((t) => t.includes("attic-3")), { message: "attic-3 cleared" });
     await gw1.close();
-    expect(ha.retained.get("sleepy/gateway/status")).toBe("offline");
+    // the gateway is gone: every entity is unavailable (its values are stale), not only the readings
+    await waitUntil(() => ha.retained.get("sleepy/gateway/status") === "offline", { message: "gateway offline" });
+    expect(Object.values(ha.view("kitchen-1")!).map((e) => e.available)).toEqual([false, false, false, false]);
 
     const live = new Map(ha.live);
     const gw2 = await startTestGateway({ dataDir, brokerUrl: mosq.url, config });

@@ -10,6 +10,7 @@ import mqtt, { type MqttClient } from "mqtt";
 import type { Logger } from "../ops/log.ts";
 import type { Metrics } from "../ops/metrics.ts";
 import { GATEWAY_SUBSCRIPTIONS } from "../protocol/topics.ts";
+import { ackWithin } from "../outbound/ack-timeout.ts";
 
 export interface BridgeOptions {
   url: string;
@@ -18,6 +19,8 @@ export interface BridgeOptions {
   password?: string;
   /** How long start() waits for the first connection before going on (the client keeps retrying). */
   connectWaitMs?: number;
+  /** How long clearRetained() waits for the broker's PUBACK (default 5 s). */
+  ackTimeoutMs?: number;
 }
 
 export class MqttBridge {
@@ -94,11 +97,11 @@ export class MqttBridge {
     await this.client.publishAsync(topic, payload, { qos: 1 });
   }
 
-  /** Deletes a retained message (an empty retained payload); resolves on the broker's PUBACK. */
+  /** Deletes a retained message (an empty retained payload); resolves on the broker's PUBACK, throws after ackTimeoutMs. */
   async clearRetained(topic: string): Promise<void> {
     if (!this.client || this.closed) throw new Error("mqtt bridge is closed");
     if (!this.client.connected) throw new Error("mqtt broker not connected");
-    await this.client.publishAsync(topic, "", { qos: 1, retain: true });
+    await ackWithin(this.client.publishAsync(topic, "", { qos: 1, retain: true }), this.opts.ackTimeoutMs ?? 5_000, `clear ${topic}`);
   }
 
   /** Disconnects cleanly (the broker keeps our session); idempotent. */
