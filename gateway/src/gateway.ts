@@ -195,6 +195,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       health: {
         broker: () => bridge.connected && !(broker?.closed ?? false),
         db: () => transport.healthy(),
+        ...(out ? { publisher: () => out.connected } : {}),
       },
     });
 

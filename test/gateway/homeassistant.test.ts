@@ -3,10 +3,14 @@
  * a device client publishes status and telemetry; a subscriber acting as Home Assistant keeps the retained
  * messages under homeassistant/#, sleepy/# and sensors/+/status, validates every discovery config against the
  * documented schema (test/helpers/home-assistant.ts), builds the entity list and renders each entity's state and
- * availability from the retained payloads. Then: sleeping stays available, the Last Will makes it unavailable,
- * a low battery fires an alert on sleepy/alerts/… and the problem entity, Home Assistant's birth message brings
- * everything again, DELETE /api/devices/:id clears it all, a restarted gateway publishes everything again (but
- * not what was deleted). Last, the compiled firmware in the simulator: its own payloads become the same entities.
+ * availability from the retained payloads. Then: a reading missing a key keeps its entity, sleeping stays
+ * available, the Last Will makes the readings unavailable while status and problem (the offline alert) stay
+ * available, a low battery fires an alert on sleepy/alerts/… and the problem entity, Home Assistant's birth
+ * message brings everything again, DELETE /api/devices/:id clears it all (and an ack afterwards brings nothing
+ * back; a reading sent while it runs does not break it), a stopped gateway makes every entity unavailable and a
+ * restarted one publishes everything again (but not what was deleted). Behind a TCP proxy (test/helpers/mqtt-proxy.ts):
+ * DELETE answers 503 and deletes nothing when the publisher is kicked off or the link stalls. Last, the compiled
+ * firmware in the simulator: its own payloads become the same entities.
  */
 import { rmSync } from "node:fs";
 import mqtt from "mqtt";
@@ -17,6 +21,7 @@ import { startFleet } from "../../simulator/src/index.ts";
 import { brokerKinds } from "./broker-kinds.ts";
 import { startTestGateway, tempDir, type TestGateway } from "../helpers/gateway.ts";
 import { mosquittoAvailable, startMosquitto } from "../helpers/mosquitto.ts";
+import { startMqttProxy } from "../helpers/mqtt-proxy.ts";
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -189,6 +194,57 @@ describe.each(brokerKinds())("Home Assistant discovery on the $name broker", (ki
     await waitUntil(async () => (await (await fetch(`${gw.url}/metrics`)).text()).includes('gateway_mqtt_messages_rejected_total{reason="retained_cleared"} 1'), { message: "the cleared status counted" });
     expect(await (await fetch(`${gw.url}/metrics`)).text()).not.toMatch(/gateway_mqtt_messages_rejected_total\{reason="not_json"\}/);
     expect(await (await fetch(`${gw.url}/api/metrics/devices`)).text()).not.toContain('device="attic-3"');
+
+    // acknowledging its alert afterwards neither brings the device back nor publishes anything about it; another
+    // device's state, published after the ack on the same connection, is the barrier
+    const [old] = alerts.alerts as unknown as Array<{ alertId: number }>;
+    expect((await fetch(`${gw.url}/api/alerts/${old!.alertId}/ack`, { method: "POST" })).status).toBe(200);
+    const other = await device(gw.mqttUrl, "cellar-4");
+    await other.publishAsync("sensors/cellar-4/status", '{"v":1,"state":"online"}', { qos: 1, retain: true });
+    await other.publishAsync("sensors/cellar-4/telemetry", telemetry(1, { temperature: 9 }, 3.9), { qos: 1 });
+    await waitUntil(() => ha.view("cellar-4")?.temperature?.state === "9", { message: "cellar-4 (the barrier)" });
+    expect([...ha.retained.keys()].filter((t) => t.includes("attic-3"))).toEqual([]);
+    const after = (await (await fetch(`${gw.url}/api/devices`)).json()) as { devices: Array<{ deviceId: string }> };
+    expect(after.devices.map((d) => d.deviceId)).toEqual(["cellar-4"]);
+
+    // the device comes back re-flashed (seq from 0): a new device, whose first low reading alerts again although
+    // its seq is below the last one the alert engine saw before the DELETE
+    const again = await device(gw.mqttUrl, "attic-3");
+    await again.publishAsync("sensors/attic-3/status", '{"v":1,"state":"online"}', { qos: 1, retain: true });
+    await again.publishAsync("sensors/attic-3/telemetry", telemetry(0, { temperature: 31 }, 3.1), { qos: 1 });
+    await waitUntil(() => ha.view("attic-3")?.problem?.state === "ON", { message: "attic-3 back, alerting again" });
+    const firing = (await (await fetch(`${gw.url}/api/alerts?state=firing&device=attic-3`)).json()) as { alerts: Array<{ ruleId: string }> };
+    expect(firing.alerts.map((a) => a.ruleId)).toEqual(["battery-low"]);
+  });
+
+  test("a reading sent while DELETE runs does not break it; the next reading makes a complete new device", async () => {
+    const gw = await gateway();
+    const ha = await homeAssistant(gw.mqttUrl);
+    const dev = await device(gw.mqttUrl, "hall-6");
+    await dev.publishAsync("sensors/hall-6/status", '{"v":1,"state":"online"}', { qos: 1, retain: true });
+    await dev.publishAsync("sensors/hall-6/telemetry", telemetry(1, { temperature: 18 }, 3.9), { qos: 1 });
+    await waitUntil(() => ha.view("hall-6")?.temperature, { message: "hall-6 entities" });
+    // a reading with a new key (a new entity) goes out while the DELETE runs
+    const [, res] = await Promise.all([
+      dev.publishAsync("sensors/hall-6/telemetry", telemetry(2, { temperature: 18, co2: 600 }, 3.9), { qos: 1 }),
+      fetch(`${gw.url}/api/devices/hall-6`, { method: "DELETE" }),
+    ]);
+    expect(res.status).toBe(204);
+    // barrier: a reading after both is stored after the racing one; another device's state is published after it
+    // (the DELETE cleared its retained status: it reports again, as on its next wake)
+    const other = await device(gw.mqttUrl, "cellar-4");
+    await dev.publishAsync("sensors/hall-6/status", '{"v":1,"state":"online"}', { qos: 1, retain: true });
+    await dev.publishAsync("sensors/hall-6/telemetry", telemetry(3, { temperature: 19, co2: 610 }, 3.9), { qos: 1 });
+    await other.publishAsync("sensors/cellar-4/status", '{"v":1,"state":"online"}', { qos: 1, retain: true });
+    await other.publishAsync("sensors/cellar-4/telemetry", telemetry(1, { temperature: 9 }, 3.9), { qos: 1 });
+    await waitUntil(() => ha.view("cellar-4")?.temperature, { message: "cellar-4 (the barrier)" });
+    // seq 3 arrived after the DELETE: hall-6 is a device again, and Home Assistant has exactly what the API has
+    const api = (await (await fetch(`${gw.url}/api/devices`)).json()) as { devices: Array<{ deviceId: string; lastReading: { readings: Record<string, number> } | null }> };
+    const hall = api.devices.find((d) => d.deviceId === "hall-6")!;
+    expect(hall.lastReading!.readings).toEqual({ temperature: 19, co2: 610 });
+    const view = await waitUntil(() => (ha.view("hall-6")?.co2?.state === "610" ? ha.view("hall-6") : undefined), { message: "hall-6 complete" });
+    expect(Object.keys(view).sort()).toEqual(["battery", "co2", "problem", "status", "temperature"]);
+    expect(view.temperature).toEqual({ state: "19", available: true });
   });
 });
 
@@ -258,4 +314,65 @@ describe.skipIf(!mosquittoAvailable())("a gateway restart on Mosquitto (Home Ass
     expect(republished().filter((t) => t.includes("attic-3"))).toEqual([]);
     expect(ha.view("kitchen-1")).toMatchObject({ temperature: { state: "20", available: true }, problem: { state: "ON" } });
   });
+});
+
+describe.skipIf(!mosquittoAvailable())("DELETE /api/devices/:id when the broker does not acknowledge (Mosquitto behind a proxy)", () => {
+  async function setup() {
+    const mosq = await startMosquitto();
+    cleanups.push(() => mosq.close());
+    const proxy = await startMqttProxy(Number(new URL(mosq.url).port));
+    cleanups.push(() => proxy.close());
+    const gw = await startTestGateway({ brokerUrl: proxy.url, config: { homeAssistant: { enabled: true }, alerts: { mqtt: true } } });
+    cleanups.push(() => gw.close());
+    const ha = await homeAssistant(mosq.url);
+    const dev = await device(mosq.url, "porch-5");
+    await dev.publishAsync("sensors/porch-5/status", '{"v":1,"state":"online"}', { qos: 1, retain: true });
+    await dev.publishAsync("sensors/porch-5/telemetry", telemetry(1, { temperature: 12 }, 3.2), { qos: 1 });
+    await waitUntil(() => ha.view("porch-5")?.problem?.state === "ON" && ha.retained.has("sleepy/alerts/porch-5/battery-low"), { message: "porch-5 with its alert" });
+    const health = async () => (await (await fetch(`${gw.url}/healthz`)).json()) as { ok: boolean; broker: string; publisher?: string };
+    const listed = async () => ((await (await fetch(`${gw.url}/api/devices`)).json()) as { devices: Array<{ deviceId: string }> }).devices.map((d) => d.deviceId);
+    return { mosq, proxy, gw, ha, dev, health, listed };
+  }
+
+  test("with the publisher kicked off (its client id taken) it answers 503 and keeps everything; once back, DELETE clears it all", async () => {
+    const { proxy, gw, ha, health, listed } = await setup();
+    const entities = ha.entities("porch-5").length;
+    proxy.block((id) => id.endsWith("-out"));
+    await waitUntil(async () => (await health()).publisher === "down", { message: "publisher down" });
+    expect(await health()).toMatchObject({ ok: true, broker: "up", publisher: "down" });
+
+    const res = await fetch(`${gw.url}/api/devices/porch-5`, { method: "DELETE" });
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("broker_unavailable");
+    expect(await listed()).toContain("porch-5");
+
+    proxy.unblock();
+    await waitUntil(async () => (await health()).publisher === "up", { message: "publisher up again" });
+    // nothing was removed: the entities, state and alert are all still retained
+    expect(ha.entities("porch-5").length).toBe(entities);
+    expect(ha.retained.has("sleepy/devices/porch-5/state")).toBe(true);
+    expect((await fetch(`${gw.url}/api/devices/porch-5`, { method: "DELETE" })).status).toBe(204);
+    // the broker acknowledged every removal before the 204: nothing is left, no wait needed beyond delivery to HA
+    await waitUntil(() => ![...ha.retained.keys()].some((t) => t.includes("porch-5")), { message: "every porch-5 topic cleared" });
+    expect(await listed()).not.toContain("porch-5");
+  });
+
+  test("on a stalled link (no PUBACK, no close) it answers 503 within the acknowledgement timeout, and the entities come back", async () => {
+    const { proxy, gw, ha, listed } = await setup();
+    proxy.freeze();
+    cleanups.push(() => proxy.thaw()); // before the gateway closes (cleanups run newest first)
+    const started = Date.now();
+    const res = await fetch(`${gw.url}/api/devices/porch-5`, { method: "DELETE" });
+    expect(res.status).toBe(503);
+    expect(Date.now() - started).toBeLessThan(8_000); // the 5 s timeout, not a hang
+    expect(await listed()).toContain("porch-5");
+
+    // the link recovers: the delayed removals arrive, then the configs published again after the failure
+    const configs = ha.entities("porch-5").map((e) => `homeassistant/${e.component}/${e.nodeId}/${e.objectId}/config`);
+    const before = configs.map((t) => ha.live.get(t) ?? 0);
+    proxy.thaw();
+    await waitUntil(() => configs.every((t, i) => (ha.live.get(t) ?? 0) > before[i]!), { message: "configs published again" });
+    await waitUntil(() => ha.view("porch-5")?.problem?.state === "ON" && ha.view("porch-5"), { message: "porch-5 entities back" });
+    expect(ha.view("porch-5")).toMatchObject({ temperature: { state: "12" }, battery: { state: "3.2" } });
+  }, 20_000);
 });

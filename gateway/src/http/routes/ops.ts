@@ -6,6 +6,11 @@ import type { AppEnv } from "../env.ts";
 export interface HealthProbe {
   broker(): boolean;
   db(): boolean;
+  /**
+   * The outbound publisher's connection (Home Assistant, MQTT alerts), when one runs. Reported, but not part of
+   * `ok`: without it the gateway still stores and streams everything, and DELETE /api/devices answers 503.
+   */
+  publisher?(): boolean;
 }
 
 export function opsRoutes(deps: { health: HealthProbe; metrics: Metrics }): Hono<AppEnv> {
@@ -14,7 +19,8 @@ export function opsRoutes(deps: { health: HealthProbe; metrics: Metrics }): Hono
     const broker = safe(deps.health.broker) ? "up" : "down";
     const db = safe(deps.health.db) ? "up" : "down";
     const ok = broker === "up" && db === "up";
-    return c.json({ ok, broker, db }, ok ? 200 : 503);
+    const publisher = deps.health.publisher ? { publisher: safe(deps.health.publisher) ? "up" : "down" } : {};
+    return c.json({ ok, broker, db, ...publisher }, ok ? 200 : 503);
   });
   app.get("/metrics", async (c) => {
     const body = await deps.metrics.registry.metrics();
