@@ -111,7 +111,7 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
     }),
     publishFailed: new Counter({
       name: "gateway_mqtt_publish_failed_total",
-      help: "Retained messages the gateway's publisher could not publish (not connected, or refused), by what (ha_discovery, ha_state, alert, gateway_status); each (re)connection republishes them",
+      help: "Retained messages the gateway's publisher could not publish (not connected, no PUBACK in time, a client error), by what (ha_discovery, ha_state, alert, gateway_status); each (re)connection republishes them. An ACL denial is not seen: MQTT 3.1.1 brokers acknowledge a denied PUBLISH",
       labelNames: ["what"] as const,
       registers,
     }),

@@ -33,7 +33,10 @@ export class ErrPublisherDisconnected extends Error {
 }
 
 export interface PublisherCounters {
-  /** A publish the broker did not acknowledge (not connected, refused by its ACL, closed). */
+  /**
+   * A publish the broker did not acknowledge (not connected, no PUBACK in time, closed). Not an ACL denial: MQTT
+   * 3.1.1 brokers acknowledge a PUBLISH they drop (Mosquitto), or close the connection (the embedded broker).
+   */
   failed: { inc(labels: { what: string }): void };
 }
 
