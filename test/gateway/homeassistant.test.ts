@@ -32,11 +32,15 @@ afterEach(async () => {
 async function homeAssistant(url: string) {
   const retained = new Map<string, string>();
   const live = new Map<string, number>();
+  /** Topics in the order their removal (an empty payload) arrived. */
+  const removed: string[] = [];
   const client = await mqtt.connectAsync(url, { clientId: `ha-${Math.random().toString(16).slice(2)}`, reconnectPeriod: 0 });
   cleanups.push(() => client.endAsync(true));
   client.on("message", (topic, payload, packet) => {
-    if (payload.length === 0) retained.delete(topic);
-    else retained.set(topic, payload.toString());
+    if (payload.length === 0) {
+      retained.delete(topic);
+      removed.push(topic);
+    } else retained.set(topic, payload.toString());
     if (!packet.retain) live.set(topic, (live.get(topic) ?? 0) + 1);
   });
   await client.subscribeAsync(["homeassistant/#", "sleepy/#", "sensors/+/status"], { qos: 1 });
@@ -57,7 +61,7 @@ async function homeAssistant(url: string) {
     }
     return out;
   };
-  return { client, retained, live, entities, view };
+  return { client, retained, live, removed, entities, view };
 }
 
 async function device(url: string, deviceId: string) {
@@ -185,6 +189,10 @@ describe.each(brokerKinds())("Home Assistant discovery on the $name broker", (ki
     expect((await fetch(`${gw.url}/api/devices/nope-9`, { method: "DELETE" })).status).toBe(404);
     expect((await fetch(`${gw.url}/api/devices/attic-3`, { method: "DELETE" })).status).toBe(204);
     await waitUntil(() => ![...ha.retained.keys()].some((t) => t.includes("attic-3")), { message: "every attic-3 topic cleared" });
+    // the entities go first (no live entity sees its availability or state vanish), the device's status last
+    const order = ha.removed.filter((t) => t.includes("attic-3"));
+    expect(order.slice(0, 4).every((t) => t.endsWith("/config"))).toBe(true);
+    expect(order.slice(4)).toEqual(["sleepy/devices/attic-3/state", "sleepy/alerts/attic-3/battery-low", "sensors/attic-3/status"]);
     const list = (await (await fetch(`${gw.url}/api/devices`)).json()) as { devices: Array<{ deviceId: string }> };
     expect(list.devices.map((d) => d.deviceId)).not.toContain("attic-3");
     // its battery alert was resolved: nothing could end it any more
