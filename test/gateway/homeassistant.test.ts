@@ -9,7 +9,8 @@
  * message brings everything again, DELETE /api/devices/:id clears it all (and an ack afterwards brings nothing
  * back; a reading sent while it runs does not break it), a stopped gateway makes every entity unavailable and a
  * restarted one publishes everything again (but not what was deleted). Behind a TCP proxy (test/helpers/mqtt-proxy.ts):
- * DELETE answers 503 and deletes nothing when the publisher is kicked off or the link stalls. Last, the compiled
+ * DELETE answers 503 and deletes nothing when the publisher is kicked off or the link stalls, and a reading that
+ * arrives while it waits for the broker leaves no entity behind. Last, the compiled
  * firmware in the simulator: its own payloads become the same entities.
  */
 import { rmSync } from "node:fs";
@@ -363,6 +364,25 @@ describe.skipIf(!mosquittoAvailable())("DELETE /api/devices/:id when the broker 
     // the broker acknowledged every removal before the 204: nothing is left, no wait needed beyond delivery to HA
     await waitUntil(() => ![...ha.retained.keys()].some((t) => t.includes("porch-5")), { message: "every porch-5 topic cleared" });
     expect(await listed()).not.toContain("porch-5");
+  });
+
+  test("a reading that arrives while DELETE waits for the broker is forgotten with the device: no entity is left behind", async () => {
+    const { proxy, gw, ha, dev, listed } = await setup();
+    proxy.freeze((id) => id.endsWith("-out")); // the removals wait; the intake (the bridge) goes on
+    cleanups.push(() => proxy.thaw());
+    const deleted = fetch(`${gw.url}/api/devices/porch-5`, { method: "DELETE" });
+    // the DELETE is under way once the first removals are held (4 configs, sent together)
+    await waitUntil(() => proxy.heldPublishes() >= 4, { message: "the removals sent" });
+    // while it waits, a reading with a new key (a new entity) is stored
+    await dev.publishAsync("sensors/porch-5/telemetry", telemetry(2, { temperature: 12, humidity: 70 }, 3.2), { qos: 1 });
+    type Api = { devices: Array<{ deviceId: string; lastReading: { readings: Record<string, number> } | null }> };
+    await waitUntil(async () => ((await (await fetch(`${gw.url}/api/devices`)).json()) as Api).devices[0]?.lastReading?.readings.humidity === 70, { message: "the racing reading stored" });
+    proxy.thaw();
+    expect((await deleted).status).toBe(204);
+    await waitUntil(() => ![...ha.retained.keys()].some((t) => t.includes("porch-5")), { message: "every porch-5 topic cleared" });
+    expect(await listed()).toEqual([]);
+    // nothing was published for it since the DELETE began: no humidity entity ever appeared
+    expect(ha.live.get("homeassistant/sensor/sleepy_porch-5/humidity/config")).toBeUndefined();
   });
 
   test("on a stalled link (no PUBACK, no close) it answers 503 within the acknowledgement timeout, and the entities come back", async () => {

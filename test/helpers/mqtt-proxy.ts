@@ -1,13 +1,14 @@
 /**
  * A loopback TCP proxy in front of a real MQTT broker, for network faults a test needs on one client only: it
- * reads each connection's CONNECT packet (mqtt-packet) to learn its client id, then can cut the clients whose
- * id matches and refuse them until unblocked (a kicked client), or stall every connection in both directions
- * (a half-open link: nothing arrives, nothing is acknowledged, no socket closes).
+ * parses what each client sends (mqtt-packet) to learn its client id, then can cut the clients whose id matches
+ * and refuse them until unblocked (a kicked client), or hold their traffic in both directions (a stalled link:
+ * nothing arrives, nothing is acknowledged, no socket closes) and count the PUBLISH packets held, until thawed.
  *
  * @example
  *   const proxy = await startMqttProxy(mosq.port);
  *   const gw = await startTestGateway({ brokerUrl: proxy.url, ... });
  *   proxy.block((id) => id.endsWith("-out")); ... proxy.unblock();
+ *   proxy.freeze((id) => id.endsWith("-out")); await waitUntil(() => proxy.heldPublishes() >= 4); proxy.thaw();
  */
 import { createServer, connect, type Socket } from "node:net";
 import type { AddressInfo } from "node:net";
@@ -17,6 +18,10 @@ interface Link {
   client: Socket;
   broker: Socket;
   clientId: string | undefined;
+  /** Traffic held while frozen, each way, forwarded on thaw. */
+  up: Buffer[] | undefined;
+  down: Buffer[] | undefined;
+  heldPublishes: number;
 }
 
 export interface MqttProxy {
@@ -24,8 +29,11 @@ export interface MqttProxy {
   /** Cuts the connections whose client id matches and refuses new ones, until unblock(). */
   block(match: (clientId: string) => boolean): void;
   unblock(): void;
-  /** Stops forwarding in both directions on every connection (kept open), until thaw(). */
-  freeze(): void;
+  /** Holds the traffic of the connections whose client id matches (default: all; kept open), until thaw(). */
+  freeze(match?: (clientId: string) => boolean): void;
+  /** How many PUBLISH packets from clients are held now. */
+  heldPublishes(): number;
+  /** Forwards what was held, in order, and goes on forwarding. */
   thaw(): void;
   close(): Promise<void>;
 }
@@ -33,7 +41,11 @@ export interface MqttProxy {
 export async function startMqttProxy(brokerPort: number): Promise<MqttProxy> {
   const links = new Set<Link>();
   let blocked: ((clientId: string) => boolean) | undefined;
-  let frozen = false;
+  let frozen: ((clientId: string) => boolean) | undefined;
+  const hold = (l: Link) => {
+    l.up ??= [];
+    l.down ??= [];
+  };
   const cut = (l: Link) => {
     l.client.destroy();
     l.broker.destroy();
@@ -41,26 +53,26 @@ export async function startMqttProxy(brokerPort: number): Promise<MqttProxy> {
   };
   const server = createServer((client) => {
     const broker = connect(brokerPort, "127.0.0.1");
-    const link: Link = { client, broker, clientId: undefined };
+    const link: Link = { client, broker, clientId: undefined, up: undefined, down: undefined, heldPublishes: 0 };
     links.add(link);
     const parser = mqttPacket.parser({ protocolVersion: 4 });
     parser.on("packet", (p) => {
+      if (p.cmd === "publish" && link.up) link.heldPublishes++;
       if (p.cmd !== "connect" || link.clientId !== undefined) return;
       link.clientId = p.clientId;
       if (blocked?.(p.clientId)) cut(link);
+      else if (frozen?.(p.clientId)) hold(link);
     });
     client.on("data", (chunk: Buffer) => {
-      if (link.clientId === undefined) parser.parse(chunk);
-      if (links.has(link)) broker.write(chunk);
+      parser.parse(chunk); // may cut or freeze the link (its CONNECT), counts the PUBLISH packets held
+      if (!links.has(link)) return;
+      if (link.up) link.up.push(chunk);
+      else broker.write(chunk);
     });
-    broker.on("data", (chunk: Buffer) => client.write(chunk));
+    broker.on("data", (chunk: Buffer) => (link.down ? link.down.push(chunk) : client.write(chunk)));
     for (const s of [client, broker]) {
       s.on("error", () => cut(link));
       s.on("close", () => cut(link));
-    }
-    if (frozen) {
-      client.pause();
-      broker.pause();
     }
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
@@ -73,18 +85,19 @@ export async function startMqttProxy(brokerPort: number): Promise<MqttProxy> {
     unblock() {
       blocked = undefined;
     },
-    freeze() {
-      frozen = true;
-      for (const l of links) {
-        l.client.pause();
-        l.broker.pause();
-      }
+    freeze(match = () => true) {
+      frozen = match;
+      for (const l of links) if (l.clientId !== undefined && match(l.clientId)) hold(l);
     },
+    heldPublishes: () => [...links].reduce((n, l) => n + l.heldPublishes, 0),
     thaw() {
-      frozen = false;
+      frozen = undefined;
       for (const l of links) {
-        l.client.resume();
-        l.broker.resume();
+        const { up, down } = l;
+        l.up = l.down = undefined;
+        l.heldPublishes = 0;
+        for (const c of up ?? []) l.broker.write(c);
+        for (const c of down ?? []) l.client.write(c);
       }
     },
     async close() {
