@@ -1,6 +1,6 @@
 /**
  * Home Assistant MQTT discovery configurations for one device, built from its state (protocol/device-state.ts).
- * Pure: publisher.ts decides when to publish them. The schema is Home Assistant's documented one:
+ * Pure: home-assistant.ts decides when to publish them. The schema is Home Assistant's documented one:
  * https://www.home-assistant.io/integrations/mqtt/#mqtt-discovery (topic `<prefix>/<component>/<node_id>/
  * <object_id>/config`, retained; an empty payload removes the entity),
  * https://www.home-assistant.io/integrations/sensor.mqtt/ and /integrations/binary_sensor.mqtt/ (keys),
@@ -34,7 +34,7 @@ export interface DiscoveryOptions {
 
 export interface DiscoveryConfig {
   topic: string;
-  /** The JSON payload; publisher.ts serializes it. */
+  /** The JSON payload; home-assistant.ts serializes it. */
   payload: Record<string, unknown>;
 }
 

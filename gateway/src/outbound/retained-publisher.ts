@@ -1,8 +1,8 @@
 /**
  * The gateway's outbound MQTT client, for what it publishes to other tools (Home Assistant discovery, device
  * states, alerts): retained, QoS 1, clean session (nothing to keep: everything is republished on connect).
- * Separate from the bridge (bridge/mqtt-client.ts, the intake) so its persistent session and acknowledge-after-store intake stay
- * exactly as they are. Its Last Will marks `sleepy/gateway/status` offline; it publishes `online` on connect.
+ * Separate from the bridge (bridge/mqtt-client.ts, the intake) so its persistent session and
+ * acknowledge-after-store intake stay exactly as they are. Its Last Will marks `sleepy/gateway/status` offline; it publishes `online` on connect.
  *
  * @example
  *   const out = new RetainedPublisher({ url, clientId: "sensors-gateway-out" }, counters, log);
