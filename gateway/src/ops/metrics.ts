@@ -21,7 +21,7 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
     }),
     rejected: new Counter({
       name: "gateway_mqtt_messages_rejected_total",
-      help: "MQTT messages acknowledged but not stored, by reason: bad ones (too_large, not_json, bad_shape, bad_topic) and empty status payloads (retained_cleared: a retained status deleted, e.g. by DELETE /api/devices/:id)",
+      help: "Bad MQTT messages, acknowledged but not stored, by reason (too_large, not_json, bad_shape, bad_topic)",
       labelNames: ["reason"] as const,
       registers,
     }),
@@ -34,6 +34,11 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
     duplicates: new Counter({
       name: "gateway_duplicate_readings_total",
       help: "Telemetry dropped because (deviceId, seq) was already stored (MQTT-level redelivery)",
+      registers,
+    }),
+    retainedCleared: new Counter({
+      name: "gateway_mqtt_retained_cleared_total",
+      help: "Empty status payloads (a retained status deleted, e.g. by DELETE /api/devices/:id): no report, not stored",
       registers,
     }),
     retainedReplays: new Counter({
