@@ -6,22 +6,22 @@
  */
 import { readFileSync } from "node:fs";
 import type { Hono } from "hono";
-import { Alerts, type AlertSink } from "./alerts/alerts.ts";
+import { Alerts } from "./alerts/alerts.ts";
 import { MqttAlerts } from "./alerts/mqtt-alerts.ts";
 import { Webhooks } from "./alerts/webhooks.ts";
 import { createHandlers } from "./bridge/handlers.ts";
 import { MqttBridge } from "./bridge/mqtt-client.ts";
-import { GatewayPublisher } from "./bridge/publisher.ts";
 import type { EmbeddedBroker } from "./broker/index.ts";
 import { Commands } from "./commands/commands.ts";
+import { deviceForgetter } from "./devices/forget-device.ts";
 import { createApp } from "./http/app.ts";
 import { replaceAdminToken, resolveAuth, type AdminToken } from "./http/auth.ts";
 import { baseUrl, startHttpListener } from "./http/listener.ts";
 import type { AppEnv } from "./http/env.ts";
-import { HomeAssistant } from "./homeassistant/publisher.ts";
+import { HomeAssistant } from "./homeassistant/home-assistant.ts";
 import { createLogger, type Logger } from "./ops/log.ts";
 import { createMetrics, exportBrokerCounters, type Metrics } from "./ops/metrics.ts";
-import { deviceTopic } from "./protocol/topics.ts";
+import { RetainedPublisher } from "./outbound/retained-publisher.ts";
 import { openDatabase } from "./transport/sqlite/db.ts";
 import { SummaryPublisher } from "./summaries/publisher.ts";
 import { RedisTransport } from "./transport/redis/transport.ts";
@@ -175,25 +175,25 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       metrics,
       log.child({ part: "bridge" }),
     );
-    // What the gateway publishes for other tools (Home Assistant, MQTT alerts) has its own client: see publisher.ts.
+    // What the gateway publishes for other tools (Home Assistant, MQTT alerts) has its own client: see retained-publisher.ts.
     const out = config.homeAssistant.enabled || config.alerts.mqtt
-      ? new GatewayPublisher({ url: bridgeUrl, clientId: `${config.mqtt.clientId}-out`, ...credentials }, { failed: metrics.publishFailed }, log.child({ part: "publisher" }))
+      ? new RetainedPublisher({ url: bridgeUrl, clientId: `${config.mqtt.clientId}-out`, ...credentials }, { failed: metrics.publishFailed }, log.child({ part: "publisher" }))
       : undefined;
-    const sinks: AlertSink[] = [webhooks];
-    const mqttAlerts = out && config.alerts.mqtt && sqliteTransport
-      ? new MqttAlerts(out, (deviceId) => alerts!.list({ state: "all", deviceId, limit: 10_000 }), (deviceId) => transport.device(deviceId) !== undefined)
-      : undefined;
-    if (mqttAlerts) sinks.push(mqttAlerts);
+    // Alerts need one transaction over their table and their event: the one-process mode only, for now.
     const alerts =
       sqliteTransport &&
       new Alerts(
-        { db, transport: sqliteTransport, intakeSince: () => bridge.connectedSince, sinks, metrics, log: log.child({ part: "alerts" }) },
+        { db, transport: sqliteTransport, intakeSince: () => bridge.connectedSince, sinks: [webhooks], metrics, log: log.child({ part: "alerts" }) },
         { configRules: config.alerts.rules, checkIntervalMs: config.alerts.checkIntervalMs },
       );
     if (alerts) cleanups.push(() => alerts.close());
+    const mqttAlerts = out && config.alerts.mqtt && alerts
+      ? new MqttAlerts(out, (deviceId) => alerts.latestPerRule(deviceId), (deviceId) => transport.device(deviceId) !== undefined)
+      : undefined;
+    if (mqttAlerts) alerts!.addSink(mqttAlerts);
     const homeAssistant = out && config.homeAssistant.enabled
       ? new HomeAssistant(
-          { out, transport, alertsFiring: (deviceId) => (alerts?.list({ state: "firing", deviceId, limit: 10_000 }).length ?? 0), log: log.child({ part: "homeassistant" }) },
+          { out, transport, db, alertsFiring: (deviceId) => alerts?.firingCount(deviceId) ?? 0, log: log.child({ part: "homeassistant" }) },
           { prefix: config.homeAssistant.discoveryPrefix, origin: ORIGIN },
         )
       : undefined;
@@ -202,19 +202,8 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       cleanups.push(() => homeAssistant?.close());
       out.start(); // no wait: everything is published on connect, whenever that is
     }
-    /**
-     * DELETE /api/devices/:id: the broker's retained status first (else a resubscription would bring it back).
-     * One-process mode only: in Redis mode every replica would have to forget it (not shared yet, 501).
-     */
-    const forgetDevice = sqliteTransport && (async (deviceId: string): Promise<boolean> => {
-      const device = sqliteTransport.device(deviceId);
-      if (!device) return false;
-      await bridge.clearRetained(deviceTopic(deviceId, "status"));
-      alerts?.resolveDevice(deviceId); // first: the changes it publishes are cleared just below
-      homeAssistant?.forget(device);
-      mqttAlerts?.forget(deviceId);
-      return sqliteTransport.forgetDevice(deviceId);
-    });
+    // One-process mode only: in Redis mode every replica would have to forget the device (not shared yet, 501).
+    const forgetDevice = sqliteTransport && alerts && deviceForgetter({ transport: sqliteTransport, bridge, alerts, out, homeAssistant, mqttAlerts });
     const commands = new Commands(transport, (t, p) => bridge.publishQos1(t, p), metrics, log.child({ part: "commands" }));
     const handlers = createHandlers({ transport, commands, metrics, log: log.child({ part: "bridge" }) });
     broker?.on("delivered", handlers.delivered);
@@ -241,6 +230,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
         broker: () => bridge.connected && !(broker?.closed ?? false),
         db: () => (redisTransport ? redisTransport.replicaHealthy() : transport.healthy()),
         ...(redisTransport && { redis: () => redisTransport.healthy() }),
+        ...(out ? { publisher: () => out.connected } : {}),
       },
     });
 

@@ -45,12 +45,14 @@ export class Alerts {
   private readonly engine: AlertEngine;
   private readonly timer: NodeJS.Timeout;
   private readonly stopListening: () => void;
+  private readonly sinks: AlertSink[];
   private closed = false;
 
   constructor(
     private readonly deps: AlertsDeps,
     private readonly opts: AlertsOptions,
   ) {
+    this.sinks = [...deps.sinks];
     this.store = new AlertStore(deps.db);
     this.engine = new AlertEngine(this.rules());
     this.apply(this.engine.load(this.store.firing()));
@@ -58,6 +60,11 @@ export class Alerts {
     this.stopListening = deps.transport.onStored((event) => this.observe(event));
     this.timer = setInterval(() => this.check(), opts.checkIntervalMs);
     this.timer.unref();
+  }
+
+  /** Adds a sink that reads these alerts itself (MQTT alerts republish the latest ones), so exists after them. */
+  addSink(sink: AlertSink): void {
+    this.sinks.push(sink);
   }
 
   /** The effective rules, with where each comes from. */
@@ -87,6 +94,16 @@ export class Alerts {
     return this.store.list(q);
   }
 
+  /** The newest alert of every (device, rule), of one device or of all (what MQTT alerts republish). */
+  latestPerRule(deviceId?: string): AlertData[] {
+    return this.store.latestPerRule(deviceId);
+  }
+
+  /** How many alerts of the device fire now (from memory: called for every stored reading). */
+  firingCount(deviceId: string): number {
+    return this.engine.firingCount(deviceId);
+  }
+
   get(id: number): AlertData | undefined {
     return this.store.get(id);
   }
@@ -101,7 +118,10 @@ export class Alerts {
     return acked;
   }
 
-  /** Resolves every firing alert of a device that is being deleted (DELETE /api/devices/:id): nothing is left to end them. */
+  /**
+   * A device is being deleted (DELETE /api/devices/:id): resolves its firing alerts (nothing is left to end them)
+   * and drops what the engine kept about it.
+   */
   resolveDevice(deviceId: string, now = Date.now()): void {
     for (const alert of this.store.firing()) {
       if (alert.deviceId !== deviceId) continue;
@@ -109,6 +129,7 @@ export class Alerts {
       this.record(resolved, now);
       this.changed(resolved, "resolved");
     }
+    this.engine.forgetDevice(deviceId);
   }
 
   /** Runs the overdue clock now (the timer does it every checkIntervalMs). */
@@ -123,7 +144,7 @@ export class Alerts {
     this.closed = true;
     clearInterval(this.timer);
     this.stopListening();
-    await Promise.all(this.deps.sinks.map((s) => s.close()));
+    await Promise.all(this.sinks.map((s) => s.close()));
   }
 
   private observe(event: NewEvent): void {
@@ -146,6 +167,7 @@ export class Alerts {
       if (t.type === "fire") {
         const alert = this.deps.transport.atomically(() => {
           const stored = this.store.add(t.alert);
+          this.engine.update(stored); // before the event's listeners run (firingCount for Home Assistant)
           this.dispatch(stored, t.alert.firedAt);
           return stored;
         });
@@ -160,21 +182,21 @@ export class Alerts {
     }
   }
 
-  /** Stores a changed alert with its event, then tells the engine and the sinks. */
+  /**
+   * Stores a changed alert with its event and tells the engine, before the event's listeners run (they read
+   * firingCount), then the sinks.
+   */
   private record(alert: AlertData, at: number): void {
     this.deps.transport.atomically(() => {
       this.store.put(alert);
+      this.engine.update(alert);
       this.dispatch(alert, at);
     });
-    this.engine.update(alert);
-    for (const sink of this.deps.sinks) sink.send(alert);
+    for (const sink of this.sinks) sink.send(alert);
   }
 
   private changed(alert: AlertData, change: "firing" | "resolved"): void {
-    if (change === "firing") {
-      this.engine.update(alert);
-      for (const sink of this.deps.sinks) sink.send(alert);
-    }
+    if (change === "firing") for (const sink of this.sinks) sink.send(alert);
     this.deps.metrics.alertTransitions.inc({ kind: alert.kind, change });
     this.deps.log.info({ alertId: alert.alertId, rule: alert.ruleId, deviceId: alert.deviceId, state: alert.state }, alert.message);
     this.updateFiringGauge();
