@@ -207,10 +207,10 @@ export class Uplink {
         const seqs = this.restarted.slice(0)
         this.restarted.insert(0, -seqs.length)
         const again = await this.outbox.restart(seqs)
+        console.warn(`mqtt: sessionPresent=0: ${again.length} QoS 2 reading(s) past PUBREC published again (seq ${seqs.join(",")})`)
         // readings still queued are newer than any flow already sent: the restarted ones go first
         for (const r of this.queue) again.push(r)
         this.queue = again
-        console.warn(`mqtt: sessionPresent=0: ${again.length} QoS 2 reading(s) past PUBREC published again (seq ${seqs.join(",")})`)
     }
 
     /** Queues and sends a QoS 1 message that is not a reading (status, command acks). */
