@@ -191,9 +191,10 @@ export class Outbox {
         return box
     }
 
-    /** What commit() compares with the record in flash: w, rel and rp. */
+    /** What commit() compares with the record in flash: w, rel and rp (as sets: a restart reorders rel). */
     private progress() {
-        return JSON.stringify({ w: this.ack.w, rel: this.ack.rel, rp: this.republish() })
+        const byValue = (a: number, b: number) => a - b
+        return JSON.stringify({ w: this.ack.w, rel: this.ack.rel.slice(0).sort(byValue), rp: this.republish().slice(0).sort(byValue) })
     }
 
     private republish(): number[] {

@@ -178,7 +178,7 @@ export class Uplink {
         if (cfg.brokers.length > 1) this.outbox.noteBroker(this.brokerIndex)
         const where = cfg.brokers.length > 1 ? ` to ${broker.host}:${broker.port} (broker ${this.brokerIndex + 1}/${cfg.brokers.length})` : ""
         console.log(`mqtt: connected${where} at ${ds.millis()} ms, sessionPresent=${sessionPresent ? 1 : 0}`)
-        // only sessionPresent=1 lets a QoS 2 flow past PUBREC resume at PUBREL (devs/README.md, "QoS 2")
+        // only sessionPresent=1 lets a QoS 2 flow past PUBREC resume at PUBREL (devs/README.md, "QoS 2 and lost sessions")
         if (!sessionPresent) await this.restartQos2()
         const resend = this.session.resendList()
         // spec 4.4: unacknowledged PUBLISH (DUP, same id) and PUBREL go out again first, in order
