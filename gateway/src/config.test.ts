@@ -5,7 +5,9 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrBadConfig, loadConfig, parseConfig } from "./config.ts";
 import { issueCertificates, type IssueResult } from "./tls/certs.ts";
-import { hasOpenssl } from "../../test/tls/pki.ts";
+import { binaryAvailable } from "../../test/helpers/binaries.ts";
+
+const hasOpenssl = binaryAvailable("/usr/bin/openssl", "openssl");
 
 function problemsOf(fn: () => unknown): string {
   try {
@@ -200,8 +202,8 @@ describe("config", () => {
     let a: IssueResult;
     let b: IssueResult;
     beforeAll(() => {
-      a = issueCertificates({ dir: join(dir, "a"), names: ["localhost"] });
-      b = issueCertificates({ dir: join(dir, "b"), names: ["localhost"] });
+      a = issueCertificates({ dir: join(dir, "a"), caDir: join(dir, "a-ca"), names: ["localhost"] });
+      b = issueCertificates({ dir: join(dir, "b"), caDir: join(dir, "b-ca"), names: ["localhost"] });
     });
     afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -8,7 +8,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { issueCertificates, type IssueResult } from "../../gateway/src/tls/certs.ts";
 import { tempDir } from "../helpers/gateway.ts";
-import { binaryAvailable } from "./binaries.ts";
+import { binaryAvailable } from "../helpers/binaries.ts";
 
 /** Every test here makes its certificates with openssl: skipped visibly without it (CI=true: fails). */
 export const hasOpenssl = binaryAvailable("/usr/bin/openssl", "openssl");
@@ -29,8 +29,8 @@ export interface TestPki {
 
 export function makePki(): TestPki {
   const root = tempDir("tls-pki-");
-  const good = issueCertificates({ dir: join(root, "good"), names: LOOPBACK_NAMES });
-  const other = issueCertificates({ dir: join(root, "other"), names: LOOPBACK_NAMES });
+  const good = issueCertificates({ dir: join(root, "good"), caDir: join(root, "good-ca"), names: LOOPBACK_NAMES });
+  const other = issueCertificates({ dir: join(root, "other"), caDir: join(root, "other-ca"), names: LOOPBACK_NAMES });
   return { root, good, otherCaCert: other.caCert, expired: issueExpired(good, join(root, "expired")), close: () => rmSync(root, { recursive: true, force: true }) };
 }
 

@@ -60,7 +60,7 @@ describe.skipIf(!hasOpenssl)("certificate reload", () => {
     const deviceSocket = device.stream as import("node:tls").TLSSocket;
     await device.publishAsync("sensors/reload-dev/debug", "before", { qos: 1 });
 
-    const renewed = issueCertificates({ dir: pki.good.dir, names: LOOPBACK_NAMES }); // same CA, new key and serial
+    const renewed = issueCertificates({ dir: pki.good.dir, caDir: pki.good.caDir, names: LOOPBACK_NAMES }); // same CA, new key and serial
     expect(renewed.serial).not.toBe(oldSerial);
     for (const [name, port] of Object.entries(ports)) {
       await waitUntil(async () => (await servedSerial(port, ca)) === renewed.serial, { message: `${name} serving the renewed certificate` });
