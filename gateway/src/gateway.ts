@@ -244,7 +244,18 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       },
     });
 
-    const http = await startHttpListener(app, { host: config.host, port: config.port, tls, redirectPort: config.httpRedirectPort });
+    const http = await startHttpListener(app, {
+      host: config.host,
+      port: config.port,
+      tls,
+      redirectPort: config.httpRedirectPort,
+      idleTimeoutMs: 2 * config.sse.heartbeatMs, // a connection with an SSE stream has traffic every heartbeat
+      handshakeFailed: (err) => {
+        metrics.tlsHandshakeErrors.inc({ listener: "https" });
+        log.debug({ listener: "https", err: err.message }, "tls handshake failed");
+      },
+      log: log.child({ part: "http" }),
+    });
     cleanups.push(() => http.finish(0));
     const url = baseUrl(http, config.host);
     if (config.tls && tls) {

@@ -122,6 +122,12 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
       help: "When the certificate in service expires (Unix time): alert on it to renew in time",
       registers,
     }),
+    tlsHandshakeErrors: new Counter({
+      name: "gateway_tls_handshake_errors_total",
+      help: "TLS handshakes that failed on the gateway's HTTPS port, by listener (https): a client that does not trust the certificate, a scanner, plain HTTP",
+      labelNames: ["listener"] as const,
+      registers,
+    }),
     tlsReloads: new Counter({
       name: "gateway_tls_reloads_total",
       help: "Certificate reloads after the files changed, by result (failed: the previous certificate stays in service)",
