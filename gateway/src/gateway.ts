@@ -90,7 +90,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
         throw e instanceof ErrBadCertificate ? new ErrBadConfig([e.message]) : e;
       }
       const certificate = describeCertificate(tls.cert);
-      if (certificate.expired) log.error({ certificate }, "tls: the certificate has expired; clients will refuse it");
+      if (!certificate.valid) log.error({ certificate }, "tls: the certificate is outside its validity period (expired or not yet valid); clients will refuse it");
       else log.info({ certificate }, "tls: certificate loaded");
       metrics.tlsCertificateExpiry.set(certificate.expiresAtMs / 1000);
     }

@@ -127,9 +127,9 @@ describe.skipIf(!hasOpenssl)("gateway over HTTPS with a real certificate", () =>
     // HTTP/1.1: one request, then the connection sits idle in the agent
     const agent = new HttpsAgent({ keepAlive: true, ca });
     const kept = await new Promise<import("node:net").Socket>((resolve, reject) => {
-      httpsGet(`${gw.url}/healthz`, { agent }, (res) => {
+      const req = httpsGet(`${gw.url}/healthz`, { agent }, (res) => {
         res.resume();
-        res.on("end", () => resolve(res.req.socket!));
+        res.on("end", () => resolve(req.socket!));
       }).on("error", reject);
     });
     // TLS handshake, then nothing

@@ -130,7 +130,7 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
     }),
     tlsReloads: new Counter({
       name: "gateway_tls_reloads_total",
-      help: "Certificate reloads after the files changed, by result (failed: the previous certificate stays in service)",
+      help: "Certificate reloads after the files changed, by result (failed: unusable, expired or not yet valid, the previous certificate stays in service; watch_failed: the directory cannot be watched, changes are found by a check every minute)",
       labelNames: ["result"] as const,
       registers,
     }),
