@@ -42,14 +42,14 @@ export interface HttpListener {
   /** Stops accepting connections now; `finish` ends the open ones. */
   stopAccepting(): void;
   /**
-   * Closes idle connections at once (HTTP/1.1 between requests; HTTP/2 sessions get GOAWAY and close after their
-   * last stream), every connection after `graceMs`; resolves when all are closed.
+   * Closes idle connections at once (HTTP/1.1 between requests, or once its response ends; HTTP/2 sessions get
+   * GOAWAY and close after their last stream), every connection after `graceMs`; resolves when all are closed.
    */
   finish(graceMs: number): Promise<void>;
 }
 
 /** Idle HTTP/1.1 keep-alive connections close after this, on HTTP and HTTPS alike (Node's default for HTTP). */
-const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+export const KEEP_ALIVE_TIMEOUT_MS = 5_000;
 /** HTTP/2 streams one connection may have open at once (each SSE stream holds a queue of up to sse.maxQueueBytes). */
 export const MAX_CONCURRENT_STREAMS = 100;
 /** A client that connects but does not finish the TLS handshake (Node's default is 2 minutes). */
@@ -122,20 +122,16 @@ async function secureListener(app: Hono<AppEnv>, opts: HttpListenerOptions, tls:
   server.on("tlsClientError", (err) => opts.handshakeFailed(err));
 
   // Http2SecureServer has no closeIdleConnections/closeAllConnections: its connections are tracked here. Raw
-  // sockets from 'connection', so a handshake that never finishes cannot hold the shutdown either.
+  // sockets from 'connection', so a handshake that never finishes cannot hold the shutdown either. Its close()
+  // closes the HTTP/1.1 connections idle at that moment; one answering a request is closed after the response.
   const sockets = new Set<Socket>();
   const sessions = new Set<Http2Session>();
-  /** HTTP/1.1 connections (TLS sockets), with how many requests each is answering now. */
+  /** HTTP/1.1 connections that have had a request, with how many requests each is answering now. */
   const http1 = new Map<TLSSocket, number>();
-  let finishing = false;
+  let closing = false;
   server.on("connection", (socket: Socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
-  });
-  server.on("secureConnection", (socket: TLSSocket) => {
-    if (socket.alpnProtocol === "h2") return;
-    http1.set(socket, 0);
-    socket.once("close", () => http1.delete(socket));
   });
   server.on("session", (session: Http2Session) => {
     sessions.add(session);
@@ -144,11 +140,13 @@ async function secureListener(app: Hono<AppEnv>, opts: HttpListenerOptions, tls:
   server.on("request", (req: Http2ServerRequest, res: Http2ServerResponse) => {
     if (req.httpVersionMajor !== 1) return;
     const socket = req.socket as unknown as TLSSocket;
+    if (!http1.has(socket)) socket.once("close", () => http1.delete(socket));
     http1.set(socket, (http1.get(socket) ?? 0) + 1);
     res.once("close", () => {
-      const busy = (http1.get(socket) ?? 1) - 1;
+      if (!http1.has(socket)) return; // the connection is gone already
+      const busy = http1.get(socket)! - 1;
       http1.set(socket, busy);
-      if (finishing && busy === 0) socket.destroy(); // shutting down: no next request on it
+      if (closing && busy === 0) socket.destroy(); // shutting down: no next request on it
     });
   });
   await listen(server, opts.port, opts.host, serverError(opts, "https"));
@@ -167,6 +165,7 @@ async function secureListener(app: Hono<AppEnv>, opts: HttpListenerOptions, tls:
 
   let serverClosed: Promise<void> | undefined;
   const stopAccepting = () => {
+    closing = true;
     serverClosed ??= Promise.all([closed(server), redirect && closed(redirect)]).then(() => undefined);
   };
   return {
@@ -179,10 +178,8 @@ async function secureListener(app: Hono<AppEnv>, opts: HttpListenerOptions, tls:
     stopAccepting,
     async finish(graceMs) {
       stopAccepting();
-      finishing = true;
       redirect?.closeAllConnections();
       for (const session of sessions) session.close(); // GOAWAY: streams in flight finish, no new ones
-      for (const [socket, busy] of http1) if (busy === 0) socket.destroy(); // idle keep-alive connections
       const force = setTimeout(() => {
         for (const socket of sockets) socket.destroy();
       }, graceMs);
