@@ -90,7 +90,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
         throw e instanceof ErrBadCertificate ? new ErrBadConfig([e.message]) : e;
       }
       const certificate = describeCertificate(tls.cert);
-      if (certificate.expired) log.error({ certificate }, "tls: the certificate has expired; clients will refuse it");
+      if (!certificate.valid) log.error({ certificate }, "tls: the certificate is outside its validity period (expired or not yet valid); clients will refuse it");
       else log.info({ certificate }, "tls: certificate loaded");
       metrics.tlsCertificateExpiry.set(certificate.expiresAtMs / 1000);
     }
@@ -234,7 +234,18 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       },
     });
 
-    const http = await startHttpListener(app, { host: config.host, port: config.port, tls, redirectPort: config.httpRedirectPort });
+    const http = await startHttpListener(app, {
+      host: config.host,
+      port: config.port,
+      tls,
+      redirectPort: config.httpRedirectPort,
+      idleTimeoutMs: 2 * config.sse.heartbeatMs, // a connection with an SSE stream has traffic every heartbeat
+      handshakeFailed: (err) => {
+        metrics.tlsHandshakeErrors.inc({ listener: "https" });
+        log.debug({ listener: "https", err: err.message }, "tls handshake failed");
+      },
+      log: log.child({ part: "http" }),
+    });
     cleanups.push(() => http.finish(0));
     const url = baseUrl(http, config.host);
     if (config.tls && tls) {

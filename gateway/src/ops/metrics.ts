@@ -127,9 +127,15 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
       help: "When the certificate in service expires (Unix time): alert on it to renew in time",
       registers,
     }),
+    tlsHandshakeErrors: new Counter({
+      name: "gateway_tls_handshake_errors_total",
+      help: "TLS handshakes that failed on the gateway's HTTPS port, by listener (https): a client that does not trust the certificate, a scanner, plain HTTP",
+      labelNames: ["listener"] as const,
+      registers,
+    }),
     tlsReloads: new Counter({
       name: "gateway_tls_reloads_total",
-      help: "Certificate reloads after the files changed, by result (failed: the previous certificate stays in service)",
+      help: "Certificate reloads after the files changed, by result (failed: unusable, expired or not yet valid, the previous certificate stays in service; watch_failed: the directory cannot be watched, changes are found by a check every minute)",
       labelNames: ["result"] as const,
       registers,
     }),
