@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import type { Hono } from "hono";
 import { Alerts, type AlertSink } from "./alerts/alerts.ts";
 import { MqttAlerts } from "./alerts/mqtt-alerts.ts";
+import { SharedRuleStore, SqliteRuleStore } from "./alerts/rule-store.ts";
 import { Webhooks } from "./alerts/webhooks.ts";
 import { createHandlers } from "./bridge/handlers.ts";
 import { MqttBridge } from "./bridge/mqtt-client.ts";
@@ -126,8 +127,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     );
 
     // Every replica keeps the buckets; in Redis mode only the leader turns their changes into events (once, not
-    // once per gateway). Alerts need one transaction over their table and their event, which only the one-process
-    // mode has: Redis mode does not offer them yet.
+    // once per gateway), as only the leader runs the alert engine.
     const summaryEvents = new SummaryPublisher(
       transport.summaries,
       sqliteTransport
@@ -184,16 +184,22 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       ? new MqttAlerts(out, (deviceId) => alerts!.list({ state: "all", deviceId, limit: 10_000 }), (deviceId) => transport.device(deviceId) !== undefined)
       : undefined;
     if (mqttAlerts) sinks.push(mqttAlerts);
-    const alerts =
-      sqliteTransport &&
-      new Alerts(
-        { db, transport: sqliteTransport, intakeSince: () => bridge.connectedSince, sinks, metrics, log: log.child({ part: "alerts" }) },
-        { configRules: config.alerts.rules, checkIntervalMs: config.alerts.checkIntervalMs },
-      );
-    if (alerts) cleanups.push(() => alerts.close());
+    const alerts = new Alerts(
+      {
+        transport,
+        ruleStore: redisTransport ? new SharedRuleStore(redisTransport.sharedHash("alert-rules")) : new SqliteRuleStore(db),
+        isLeader: () => redisTransport?.isLeader() ?? true,
+        intakeSince: () => bridge.connectedSince,
+        sinks,
+        metrics,
+        log: log.child({ part: "alerts" }),
+      },
+      { configRules: config.alerts.rules, checkIntervalMs: config.alerts.checkIntervalMs },
+    );
+    cleanups.push(() => alerts.close());
     const homeAssistant = out && config.homeAssistant.enabled
       ? new HomeAssistant(
-          { out, transport, alertsFiring: (deviceId) => (alerts?.list({ state: "firing", deviceId, limit: 10_000 }).length ?? 0), log: log.child({ part: "homeassistant" }) },
+          { out, transport, alertsFiring: (deviceId) => alerts.list({ state: "firing", deviceId, limit: 10_000 }).length, log: log.child({ part: "homeassistant" }) },
           { prefix: config.homeAssistant.discoveryPrefix, origin: ORIGIN },
         )
       : undefined;
@@ -203,18 +209,18 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       out.start(); // no wait: everything is published on connect, whenever that is
     }
     /**
-     * DELETE /api/devices/:id: the broker's retained status first (else a resubscription would bring it back).
-     * One-process mode only: in Redis mode every replica would have to forget it (not shared yet, 501).
+     * DELETE /api/devices/:id: the broker's retained status first (else a resubscription would bring it back);
+     * the device's row goes in every replica (transport.forgetDevice: an event).
      */
-    const forgetDevice = sqliteTransport && (async (deviceId: string): Promise<boolean> => {
-      const device = sqliteTransport.device(deviceId);
+    const forgetDevice = async (deviceId: string): Promise<boolean> => {
+      const device = transport.device(deviceId);
       if (!device) return false;
       await bridge.clearRetained(deviceTopic(deviceId, "status"));
-      alerts?.resolveDevice(deviceId); // first: the changes it publishes are cleared just below
+      await alerts.resolveDevice(deviceId); // first: the changes it publishes are cleared just below
       homeAssistant?.forget(device);
       mqttAlerts?.forget(deviceId);
-      return sqliteTransport.forgetDevice(deviceId);
-    });
+      return transport.forgetDevice(deviceId);
+    };
     const commands = new Commands(transport, (t, p) => bridge.publishQos1(t, p), metrics, log.child({ part: "commands" }));
     const handlers = createHandlers({ transport, commands, metrics, log: log.child({ part: "bridge" }) });
     broker?.on("delivered", handlers.delivered);
@@ -278,7 +284,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
         http.stopAccepting();
         await stopIntake(); // the broker keeps for the next start whatever this gateway did not acknowledge
         summaryEvents.close();
-        await alerts?.close(); // webhooks: deliveries in flight finish (bounded), the rest are counted
+        await alerts.close(); // webhooks: deliveries in flight finish (bounded), the rest are counted
         homeAssistant?.close();
         await out?.close(); // publishes sleepy/gateway/status offline
         await transport.close(); // ends every SSE stream; clients reconnect to the next instance with their last id

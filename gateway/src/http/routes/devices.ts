@@ -27,8 +27,7 @@ export interface DevicesRouteDeps {
    * Forgets a device: its state, its retained status on the broker, and what the gateway published about it
    * (Home Assistant entities, MQTT alerts). False: no such device. Throws when the broker cannot be reached.
    */
-  /** Undefined in Redis mode (not shared across gateways yet): DELETE answers 501. */
-  forgetDevice?: (deviceId: string) => Promise<boolean>;
+  forgetDevice: (deviceId: string) => Promise<boolean>;
 }
 
 const MAX_NAME = 64;
@@ -145,7 +144,6 @@ export function devicesRoute(deps: DevicesRouteDeps): Hono<AppEnv> {
     const p = c.get("principal");
     if (!mayRead(p, id)) throw new ApiError(403, "forbidden", "the token may not read this device");
     if (!p.write) throw new ApiError(403, "forbidden", "the token may not change devices");
-    if (!deps.forgetDevice) throw new ApiError(501, "not_shared", "deleting a device is not available in Redis mode yet (docs/architecture.md)");
     if (!deps.transport.device(id)) throw new ApiError(404, "not_found", "no such device");
     let forgotten: boolean;
     try {
