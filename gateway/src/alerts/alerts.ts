@@ -167,6 +167,8 @@ export class Alerts {
       this.updateFiringGauge();
       if (!this.engine) return;
       const alert = JSON.parse(stored.data) as AlertData;
+      // not in the table: a second firing alert of one (rule, device), from two leaders overlapping at a handover
+      if (!this.get(alert.alertId)) return;
       this.engine.update(alert);
       for (const sink of this.deps.sinks) sink.send(alert);
     } else if (event.kind === "telemetry" || event.kind === "status") {
