@@ -1,10 +1,13 @@
 /**
  * The scaled-out mode end to end: two whole gateways (startGateway) on one Redis and one Mosquitto, each with its
  * own MQTT session and local replica. Every reading reaches both (each gateway receives every message), is
- * stored once, and both serve the same ids on SSE and the same /api/devices; a Redis outage loses nothing.
+ * stored once, and both serve the same ids on SSE and the same /api/devices; alerts are decided once (the
+ * leader's engine) and read, acknowledged and deleted alike on either; a Redis outage loses nothing.
  */
 import mqtt, { type MqttClient } from "mqtt";
 import { readFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import type { GatewayConfigInput } from "../../gateway/src/config.ts";
 import type { AlertData } from "../../gateway/src/protocol/events.ts";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -141,8 +144,25 @@ describe.skipIf(!ready)("Redis mode: two gateways on one Redis and one broker", 
     [...(await (await fetch(`${gw.url}/metrics`)).text()).matchAll(new RegExp(`^gateway_alert_transitions_total\\{[^}]*change="${change}"[^}]*\\} (\\d+)$`, "gm"))]
       .reduce((sum, m) => sum + Number(m[1]), 0);
 
+  /** A webhook receiver on loopback: the alerts POSTed to it, in order. */
+  async function hookReceiver(): Promise<{ url: string; got: AlertData[] }> {
+    const got: AlertData[] = [];
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        got.push((JSON.parse(Buffer.concat(chunks).toString()) as { alert: AlertData }).alert);
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    cleanups.push(() => new Promise((r) => server.close(r)));
+    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, got };
+  }
+
   it("an alert fires once (the leader's engine), with the same id on both gateways' API and SSE; acked on one, acked on both; a device deleted on one is gone on both", async () => {
-    const { gateways, pub } = await fleet();
+    const hook = await hookReceiver();
+    const { gateways, pub } = await fleet({ mode: "open" }, {}, { webhooks: [{ url: hook.url, secret: "webhook-secret-0123456789" }] });
     const deviceId = `rm-alert-${fleets}`;
     const alertStreams = await Promise.all(gateways.map((gw) => connectSse(gw.url, { topics: [`sensors/${deviceId}/alert`] })));
     for (const s of alertStreams) cleanups.push(() => s.close());
@@ -181,6 +201,17 @@ describe.skipIf(!ready)("Redis mode: two gateways on one Redis and one broker", 
     for (const s of alertStreams) await s.waitForEvents(3);
     expect(alertStreams[0]!.events.map((e) => [e.id, e.json.state])).toEqual(alertStreams[1]!.events.map((e) => [e.id, e.json.state]));
     expect(await Promise.all(gateways.map((gw) => decided(gw, "resolved")))).toEqual(leader === gateways[0] ? [1, 0] : [0, 1]);
+
+    // webhooks: the leader's sinks only, each change once, the ack made on the follower included
+    await waitUntil(() => hook.got.length === 3, { message: "three webhook deliveries" });
+    expect(hook.got.map((a) => [a.alertId, a.state, a.ackedBy])).toEqual([
+      [alertId, "firing", null],
+      [alertId, "firing", "open"],
+      [alertId, "resolved", "open"],
+    ]);
+    const delivered = async (gw: TestGateway) => Number(/^gateway_webhook_deliveries_total (\d+)$/m.exec(await (await fetch(`${gw.url}/metrics`)).text())?.[1] ?? 0);
+    expect(await delivered(leader)).toBe(3);
+    expect(await delivered(follower)).toBe(0);
 
     // deleted on the follower: gone from both gateways
     expect((await fetch(`${follower.url}/api/devices/${deviceId}`, { method: "DELETE" })).status).toBe(204);
