@@ -6,23 +6,23 @@
  */
 import { readFileSync } from "node:fs";
 import type { Hono } from "hono";
-import { Alerts, type AlertSink } from "./alerts/alerts.ts";
+import { Alerts } from "./alerts/alerts.ts";
 import { MqttAlerts } from "./alerts/mqtt-alerts.ts";
 import { SharedRuleStore, SqliteRuleStore } from "./alerts/rule-store.ts";
 import { Webhooks } from "./alerts/webhooks.ts";
 import { createHandlers } from "./bridge/handlers.ts";
 import { MqttBridge } from "./bridge/mqtt-client.ts";
-import { GatewayPublisher } from "./bridge/publisher.ts";
 import type { EmbeddedBroker } from "./broker/index.ts";
 import { Commands } from "./commands/commands.ts";
+import { deviceForgetter } from "./devices/forget-device.ts";
 import { createApp } from "./http/app.ts";
 import { replaceAdminToken, resolveAuth, type AdminToken } from "./http/auth.ts";
 import { baseUrl, startHttpListener } from "./http/listener.ts";
 import type { AppEnv } from "./http/env.ts";
-import { HomeAssistant } from "./homeassistant/publisher.ts";
+import { HomeAssistant } from "./homeassistant/home-assistant.ts";
 import { createLogger, type Logger } from "./ops/log.ts";
 import { createMetrics, exportBrokerCounters, type Metrics } from "./ops/metrics.ts";
-import { deviceTopic } from "./protocol/topics.ts";
+import { RetainedPublisher } from "./outbound/retained-publisher.ts";
 import { openDatabase } from "./transport/sqlite/db.ts";
 import { SummaryPublisher } from "./summaries/publisher.ts";
 import { RedisTransport } from "./transport/redis/transport.ts";
@@ -175,31 +175,30 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       metrics,
       log.child({ part: "bridge" }),
     );
-    // What the gateway publishes for other tools (Home Assistant, MQTT alerts) has its own client: see publisher.ts.
+    // What the gateway publishes for other tools (Home Assistant, MQTT alerts) has its own client: see retained-publisher.ts.
     const out = config.homeAssistant.enabled || config.alerts.mqtt
-      ? new GatewayPublisher({ url: bridgeUrl, clientId: `${config.mqtt.clientId}-out`, ...credentials }, { failed: metrics.publishFailed }, log.child({ part: "publisher" }))
+      ? new RetainedPublisher({ url: bridgeUrl, clientId: `${config.mqtt.clientId}-out`, ...credentials }, { failed: metrics.publishFailed }, log.child({ part: "publisher" }))
       : undefined;
-    const sinks: AlertSink[] = [webhooks];
-    const mqttAlerts = out && config.alerts.mqtt && sqliteTransport
-      ? new MqttAlerts(out, (deviceId) => alerts!.list({ state: "all", deviceId, limit: 10_000 }), (deviceId) => transport.device(deviceId) !== undefined)
-      : undefined;
-    if (mqttAlerts) sinks.push(mqttAlerts);
     const alerts = new Alerts(
       {
         transport,
         ruleStore: redisTransport ? new SharedRuleStore(redisTransport.sharedHash("alert-rules")) : new SqliteRuleStore(db),
         isLeader: () => redisTransport?.isLeader() ?? true,
         intakeSince: () => bridge.connectedSince,
-        sinks,
+        sinks: [webhooks],
         metrics,
         log: log.child({ part: "alerts" }),
       },
       { configRules: config.alerts.rules, checkIntervalMs: config.alerts.checkIntervalMs },
     );
     cleanups.push(() => alerts.close());
+    const mqttAlerts = out && config.alerts.mqtt && sqliteTransport
+      ? new MqttAlerts(out, (deviceId) => alerts.latestPerRule(deviceId), (deviceId) => transport.device(deviceId) !== undefined)
+      : undefined;
+    if (mqttAlerts) alerts.addSink(mqttAlerts);
     const homeAssistant = out && config.homeAssistant.enabled
       ? new HomeAssistant(
-          { out, transport, alertsFiring: (deviceId) => alerts.list({ state: "firing", deviceId, limit: 10_000 }).length, log: log.child({ part: "homeassistant" }) },
+          { out, transport, db, alertsFiring: (deviceId) => alerts.firingCount(deviceId), log: log.child({ part: "homeassistant" }) },
           { prefix: config.homeAssistant.discoveryPrefix, origin: ORIGIN },
         )
       : undefined;
@@ -208,19 +207,8 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       cleanups.push(() => homeAssistant?.close());
       out.start(); // no wait: everything is published on connect, whenever that is
     }
-    /**
-     * DELETE /api/devices/:id: the broker's retained status first (else a resubscription would bring it back);
-     * the device's row goes in every replica (transport.forgetDevice: an event).
-     */
-    const forgetDevice = async (deviceId: string): Promise<boolean> => {
-      const device = transport.device(deviceId);
-      if (!device) return false;
-      await bridge.clearRetained(deviceTopic(deviceId, "status"));
-      await alerts.resolveDevice(deviceId); // first: the changes it publishes are cleared just below
-      homeAssistant?.forget(device);
-      mqttAlerts?.forget(deviceId);
-      return transport.forgetDevice(deviceId);
-    };
+    // the device's row goes in every replica (transport.forgetDevice: an event)
+    const forgetDevice = deviceForgetter({ transport, bridge, alerts, out, homeAssistant, mqttAlerts });
     const commands = new Commands(transport, (t, p) => bridge.publishQos1(t, p), metrics, log.child({ part: "commands" }));
     const handlers = createHandlers({ transport, commands, metrics, log: log.child({ part: "bridge" }) });
     broker?.on("delivered", handlers.delivered);
@@ -247,6 +235,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
         broker: () => bridge.connected && !(broker?.closed ?? false),
         db: () => (redisTransport ? redisTransport.replicaHealthy() : transport.healthy()),
         ...(redisTransport && { redis: () => redisTransport.healthy() }),
+        ...(out ? { publisher: () => out.connected } : {}),
       },
     });
 

@@ -53,17 +53,26 @@ export class Alerts {
   private work: Promise<void> = Promise.resolve();
   private readonly timer: NodeJS.Timeout;
   private readonly stopListening: () => void;
+  private readonly sinks: AlertSink[];
+  /** Firing alerts per device, as the table has them (every instance; Home Assistant reads it per reading). */
+  private firingByDevice = new Map<string, number>();
   private closed = false;
 
   constructor(
     private readonly deps: AlertsDeps,
     private readonly opts: AlertsOptions,
   ) {
-    this.updateFiringGauge();
+    this.sinks = [...deps.sinks];
+    this.firingChanged();
     this.stopListening = deps.transport.onStored((event, stored) => this.observe(event, stored));
     this.timer = setInterval(() => this.check(), opts.checkIntervalMs);
     this.timer.unref();
     this.enqueue(() => this.lead(true));
+  }
+
+  /** Adds a sink that reads these alerts itself (MQTT alerts republish the latest ones), so exists after them. */
+  addSink(sink: AlertSink): void {
+    this.sinks.push(sink);
   }
 
   /** The effective rules, with where each comes from. */
@@ -91,6 +100,16 @@ export class Alerts {
 
   list(q: AlertQuery): AlertData[] {
     return this.deps.transport.alertTable.list(q);
+  }
+
+  /** The newest alert of every (device, rule), of one device or of all (what MQTT alerts republish). */
+  latestPerRule(deviceId?: string): AlertData[] {
+    return this.deps.transport.alertTable.latestPerRule(deviceId);
+  }
+
+  /** How many alerts of the device fire now (from memory: called for every stored reading). */
+  firingCount(deviceId: string): number {
+    return this.firingByDevice.get(deviceId) ?? 0;
   }
 
   get(id: number): AlertData | undefined {
@@ -132,7 +151,7 @@ export class Alerts {
     clearInterval(this.timer);
     this.stopListening();
     await this.work;
-    await Promise.all(this.deps.sinks.map((s) => s.close()));
+    await Promise.all(this.sinks.map((s) => s.close()));
   }
 
   /**
@@ -163,14 +182,18 @@ export class Alerts {
   private observe(event: NewEvent, stored: StoredEvent): void {
     if (this.closed) return;
     if (event.kind === "alert") {
-      // every instance: its table changed. The leader: its engine's copy and the sinks, whoever made the change.
-      this.updateFiringGauge();
+      // every instance: its table changed (before later listeners read firingCount). The leader: its engine's
+      // copy and the sinks, whoever made the change.
+      this.firingChanged();
       if (!this.engine) return;
       const alert = JSON.parse(stored.data) as AlertData;
       // not in the table: a second firing alert of one (rule, device), from two leaders overlapping at a handover
       if (!this.get(alert.alertId)) return;
       this.engine.update(alert);
-      for (const sink of this.deps.sinks) sink.send(alert);
+      for (const sink of this.sinks) sink.send(alert);
+    } else if (event.kind === "device" && event.data.deleted) {
+      // deleted on any instance: if it comes back (re-flashed, seq from 0 again), its readings count from the first
+      this.engine?.forgetDevice(event.deviceId);
     } else if (event.kind === "telemetry" || event.kind === "status") {
       if (!this.engine && !this.deps.isLeader()) return;
       const decide = (engine: AlertEngine) => (event.kind === "telemetry" ? engine.onTelemetry(event.data) : engine.onStatus(event.data));
@@ -214,8 +237,11 @@ export class Alerts {
     this.deps.log.info({ alertId: alert.alertId, rule: alert.ruleId, deviceId: alert.deviceId, state: alert.state }, alert.message);
   }
 
-  private updateFiringGauge(): void {
-    this.deps.metrics.alertsFiring.set(this.deps.transport.alertTable.firing().length);
+  private firingChanged(): void {
+    const firing = this.deps.transport.alertTable.firing();
+    this.deps.metrics.alertsFiring.set(firing.length);
+    this.firingByDevice = new Map();
+    for (const a of firing) this.firingByDevice.set(a.deviceId, (this.firingByDevice.get(a.deviceId) ?? 0) + 1);
   }
 }
 

@@ -76,7 +76,7 @@ async function handleStatus(ctx: HandlerContext, m: Inbound, reject: Reject): Pr
   // deleted (DELETE /api/devices/:id); the broker forwards it like any message. Not a report: counted, not
   // stored, and not logged as a bad message.
   if (m.payload.length === 0) {
-    ctx.metrics.rejected.inc({ reason: "retained_cleared" });
+    ctx.metrics.retainedCleared.inc();
     return;
   }
   const parsed = parsePayload(statusSchema, m.payload);

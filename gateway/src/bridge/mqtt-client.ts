@@ -11,6 +11,7 @@ import mqtt, { type MqttClient } from "mqtt";
 import type { Logger } from "../ops/log.ts";
 import type { Metrics } from "../ops/metrics.ts";
 import { GATEWAY_SUBSCRIPTIONS } from "../protocol/topics.ts";
+import { ackWithin } from "../outbound/ack-timeout.ts";
 
 export interface BridgeOptions {
   url: string;
@@ -24,6 +25,8 @@ export interface BridgeOptions {
    * is true: a broker resends unacknowledged messages only on a new connection of the session (MQTT 3.1.1 §4.4).
    */
   storeReady?: () => boolean;
+  /** How long clearRetained() waits for the broker's PUBACK (default 5 s). */
+  ackTimeoutMs?: number;
 }
 
 const REDELIVERY_CHECK_MS = 500;
@@ -124,11 +127,11 @@ export class MqttBridge {
     await this.client.publishAsync(topic, payload, { qos: 1 });
   }
 
-  /** Deletes a retained message (an empty retained payload); resolves on the broker's PUBACK. */
+  /** Deletes a retained message (an empty retained payload); resolves on the broker's PUBACK, throws after ackTimeoutMs. */
   async clearRetained(topic: string): Promise<void> {
     if (!this.client || this.closed) throw new Error("mqtt bridge is closed");
     if (!this.client.connected) throw new Error("mqtt broker not connected");
-    await this.client.publishAsync(topic, "", { qos: 1, retain: true });
+    await ackWithin(this.client.publishAsync(topic, "", { qos: 1, retain: true }), this.opts.ackTimeoutMs ?? 5_000, `clear ${topic}`);
   }
 
   /** Disconnects cleanly (the broker keeps our session); idempotent. */

@@ -21,7 +21,7 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
     }),
     rejected: new Counter({
       name: "gateway_mqtt_messages_rejected_total",
-      help: "MQTT messages acknowledged but not stored, by reason: bad ones (too_large, not_json, bad_shape, bad_topic) and empty status payloads (retained_cleared: a retained status deleted, e.g. by DELETE /api/devices/:id)",
+      help: "Bad MQTT messages, acknowledged but not stored, by reason (too_large, not_json, bad_shape, bad_topic)",
       labelNames: ["reason"] as const,
       registers,
     }),
@@ -34,6 +34,11 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
     duplicates: new Counter({
       name: "gateway_duplicate_readings_total",
       help: "Telemetry dropped because (deviceId, seq) was already stored (MQTT-level redelivery)",
+      registers,
+    }),
+    retainedCleared: new Counter({
+      name: "gateway_mqtt_retained_cleared_total",
+      help: "Empty status payloads (a retained status deleted, e.g. by DELETE /api/devices/:id): no report, not stored",
       registers,
     }),
     retainedReplays: new Counter({
@@ -73,7 +78,7 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
     }),
     relayLatency: new Histogram({
       name: "gateway_relay_latency_seconds",
-      help: "Time from MQTT receipt to the SSE write of a live event",
+      help: "Time from MQTT receipt of a live event to the end of the batch of SSE writes that sent it to the streams ready for it (once per event)",
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers,
     }),
@@ -113,7 +118,7 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
     }),
     publishFailed: new Counter({
       name: "gateway_mqtt_publish_failed_total",
-      help: "Retained messages the gateway's publisher could not publish (not connected, or refused), by what (ha_discovery, ha_state, alert, gateway_status); each (re)connection republishes them",
+      help: "Retained messages the gateway's publisher could not publish (not connected, no PUBACK in time, a client error), by what (ha_discovery, ha_state, alert, gateway_status); each (re)connection republishes them. An ACL denial is not seen: MQTT 3.1.1 brokers acknowledge a denied PUBLISH",
       labelNames: ["what"] as const,
       registers,
     }),

@@ -25,7 +25,8 @@ export interface DevicesRouteDeps {
   coverage: Coverage;
   /**
    * Forgets a device: its state, its retained status on the broker, and what the gateway published about it
-   * (Home Assistant entities, MQTT alerts). False: no such device. Throws when the broker cannot be reached.
+   * (Home Assistant entities, MQTT alerts): devices/forget-device.ts. False: no such device. Throws when the
+   * broker did not acknowledge a removal (nothing was deleted).
    */
   forgetDevice: (deviceId: string) => Promise<boolean>;
 }
@@ -144,12 +145,11 @@ export function devicesRoute(deps: DevicesRouteDeps): Hono<AppEnv> {
     const p = c.get("principal");
     if (!mayRead(p, id)) throw new ApiError(403, "forbidden", "the token may not read this device");
     if (!p.write) throw new ApiError(403, "forbidden", "the token may not change devices");
-    if (!deps.transport.device(id)) throw new ApiError(404, "not_found", "no such device");
     let forgotten: boolean;
     try {
       forgotten = await deps.forgetDevice(id);
     } catch (e) {
-      throw new ApiError(503, "broker_unavailable", `the device's retained status could not be cleared, nothing was deleted: ${(e as Error).message}`);
+      throw new ApiError(503, "broker_unavailable", `the broker did not acknowledge the removal of the device's retained messages, nothing was deleted: ${(e as Error).message}`);
     }
     if (!forgotten) throw new ApiError(404, "not_found", "no such device");
     return c.body(null, 204);

@@ -1,12 +1,15 @@
 /**
- * The SSE hub: fans stored events out to subscribers, batches their writes per event-loop turn,
- * and runs one heartbeat timer for all of them (which also detects stalled streams).
+ * The SSE hub: fans stored events out to subscribers, batches their writes (per event-loop turn, at most one
+ * batch per 10 ms), and runs one heartbeat timer for all of them (which also detects stalled streams).
  */
 import type { Metrics } from "../../ops/metrics.ts";
 import { ErrTransportClosed, type EventLog, type StoredEvent } from "../transport.ts";
 import { encodeEvent, encodeRetry } from "./sse-format.ts";
 import type { SseSink } from "./sink.ts";
-import { SseSubscriber, type StreamLimits, type StreamRequest, type SubscriberOwner } from "./subscriber.ts";
+import { SseSubscriber, type ChunkMemo, type StreamLimits, type StreamRequest, type SubscriberOwner } from "./subscriber.ts";
+
+/** Batches of writes start at least this far apart: at most 10 ms added to an event's latency. */
+const MIN_BATCH_GAP_MS = 10;
 
 export interface HubOptions {
   heartbeatMs: number;
@@ -24,6 +27,9 @@ export class Hub implements SubscriberOwner {
   private readonly wildcard = new Set<SseSubscriber>();
   private readonly dirty = new Set<SseSubscriber>();
   private flushScheduled = false;
+  private lastBatchAt = -Infinity;
+  /** performance.now() at MQTT receipt of the live events published since the last batch (latency histogram). */
+  private batchReceived: number[] = [];
   private readonly heartbeat: NodeJS.Timeout;
   private closed = false;
   private readonly limits: StreamLimits;
@@ -80,8 +86,12 @@ export class Hub implements SubscriberOwner {
     // they skip it, which is safe because their cursor only guards against replay duplicates.
     const levels = event.topic.split("/");
     const exact = this.byTopic.get(event.topic);
-    if (exact) for (const sub of exact) sub.offer(event, levels, bytes, receivedMono);
-    for (const sub of this.wildcard) sub.offer(event, levels, bytes, receivedMono);
+    let taken = false;
+    if (exact) for (const sub of exact) taken = sub.offer(event, levels, bytes) || taken;
+    for (const sub of this.wildcard) taken = sub.offer(event, levels, bytes) || taken;
+    // Its latency is observed once, when the batch that writes it ends: per stream it would cost a histogram
+    // observation per delivered event.
+    if (taken) this.batchReceived.push(receivedMono);
   }
 
   private index(sub: SseSubscriber, filters: string[]): void {
@@ -118,13 +128,24 @@ export class Hub implements SubscriberOwner {
     this.dirty.add(sub);
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    // setImmediate runs after the current I/O phase: every MQTT message parsed from the same
-    // socket read lands in one write per stream.
-    setImmediate(() => {
-      this.flushScheduled = false;
-      const subs = [...this.dirty];
-      this.dirty.clear();
-      for (const s of subs) s.flush();
-    });
+    // setImmediate runs after the current I/O phase: every MQTT message parsed from the same socket read lands
+    // in one write per stream. Batches also start at least MIN_BATCH_GAP_MS apart: above 100 messages a second
+    // the events of a gap share one write per stream, and those writes (a syscall each) are most of the cost.
+    const wait = this.lastBatchAt + MIN_BATCH_GAP_MS - performance.now();
+    if (wait > 0) setTimeout(this.writeBatch, wait);
+    else setImmediate(this.writeBatch);
   }
+
+  private readonly writeBatch = (): void => {
+    this.lastBatchAt = performance.now();
+    this.flushScheduled = false;
+    const subs = [...this.dirty];
+    this.dirty.clear();
+    const received = this.batchReceived;
+    this.batchReceived = [];
+    const memo: ChunkMemo = { parts: [], chunk: new Uint8Array(0) };
+    for (const s of subs) s.flush(memo);
+    const now = performance.now();
+    for (const t of received) this.metrics.relayLatency.observe((now - t) / 1000);
+  };
 }

@@ -45,15 +45,18 @@ export interface SubscriberOwner {
   scheduleFlush(sub: SseSubscriber): void;
 }
 
-interface Queued {
-  bytes: Uint8Array;
-  /** performance.now() at MQTT receipt, for live events (latency histogram). */
-  receivedMono?: number;
-  isEvent: boolean;
+/**
+ * The last chunk a flush concatenated, kept by the hub for one batch: the streams of a batch usually queued the
+ * very same buffers (every stream of "#", all live), so they all write one shared Buffer instead of a copy each.
+ */
+export interface ChunkMemo {
+  parts: readonly Uint8Array[];
+  chunk: Uint8Array;
 }
 
 export class SseSubscriber implements SinkEvents {
-  private queue: Queued[] = [];
+  /** Encoded events and control lines (retry, heartbeat); events are often shared with other streams. */
+  private queue: Uint8Array[] = [];
   private queuedEvents = 0;
   private queuedBytes = 0;
   /** The sink can take a write now. */
@@ -82,7 +85,7 @@ export class SseSubscriber implements SinkEvents {
     this.mode = request.lastEventId === undefined ? "live" : "replay";
     this.cursor = request.lastEventId ?? 0;
     this.ready = sink.open(this);
-    this.push({ bytes: limits.retry, isEvent: false });
+    this.push(limits.retry, false);
     if (request.lastEventId !== undefined) this.startReplay(request.lastEventId);
   }
 
@@ -102,13 +105,14 @@ export class SseSubscriber implements SinkEvents {
     return this.closed;
   }
 
-  /** Live event from the hub (already stored, so `event.id` is final). */
-  offer(event: StoredEvent, topicLevels: string[], bytes: Uint8Array, receivedMono: number): void {
-    if (this.closed || this.mode === "replay") return; // replay will read it from history
-    if (event.id <= this.cursor) return;
+  /** Live event from the hub (already stored, so `event.id` is final). Returns whether it was queued. */
+  offer(event: StoredEvent, topicLevels: string[], bytes: Uint8Array): boolean {
+    if (this.closed || this.mode === "replay") return false; // replay will read it from history
+    if (event.id <= this.cursor) return false;
     this.cursor = event.id;
-    if (!this.matches(topicLevels)) return;
-    this.push({ bytes, receivedMono, isEvent: true });
+    if (!this.matches(topicLevels)) return false;
+    this.push(bytes, true);
+    return !this.closed; // push() drops a stream whose queue is full
   }
 
   /** Heartbeat tick: detect a stream whose socket accepted nothing for a whole interval. */
@@ -116,7 +120,7 @@ export class SseSubscriber implements SinkEvents {
     if (this.closed) return;
     if (!this.tookSinceTick && this.queue.length > 0) return this.drop("stalled");
     this.tookSinceTick = false;
-    this.push({ bytes: HEARTBEAT, isEvent: false });
+    this.push(HEARTBEAT, false);
   }
 
   /** Ends the stream cleanly (graceful shutdown): queued data is still written. */
@@ -128,10 +132,10 @@ export class SseSubscriber implements SinkEvents {
     this.sink.end();
   }
 
-  /** Writes what is queued if the HTTP side is ready for it. Called by the hub's batcher. */
-  flush(): void {
+  /** Writes what is queued if the HTTP side is ready for it. Called by the hub's batcher with its batch's memo. */
+  flush(memo?: ChunkMemo): void {
     if (this.mode === "replay") this.continueReplay();
-    this.flushNow();
+    this.flushNow(memo);
   }
 
   private matches(topicLevels: string[]): boolean {
@@ -139,40 +143,34 @@ export class SseSubscriber implements SinkEvents {
     return this.allowedLevels === undefined || this.allowedLevels.some((f) => levelsMatch(f, topicLevels));
   }
 
-  private push(item: Queued): void {
+  private push(bytes: Uint8Array, isEvent: boolean): void {
     if (this.closed) return;
-    if (item.isEvent && this.queuedEvents + 1 > this.limits.maxQueueEvents) return this.drop("queue_events");
-    if (this.queuedBytes + item.bytes.length > this.limits.maxQueueBytes) return this.drop("queue_bytes");
-    this.queue.push(item);
-    this.queuedBytes += item.bytes.length;
-    if (item.isEvent) this.queuedEvents++;
+    if (isEvent && this.queuedEvents + 1 > this.limits.maxQueueEvents) return this.drop("queue_events");
+    if (this.queuedBytes + bytes.length > this.limits.maxQueueBytes) return this.drop("queue_bytes");
+    this.queue.push(bytes);
+    this.queuedBytes += bytes.length;
+    if (isEvent) this.queuedEvents++;
     this.owner.scheduleFlush(this);
   }
 
-  private flushNow(): void {
+  private flushNow(memo?: ChunkMemo): void {
     if (this.closed || !this.ready || this.queue.length === 0) return;
-    const items = this.queue;
-    this.queue = [];
+    const parts = this.queue;
+    const events = this.queuedEvents;
     const size = this.queuedBytes;
+    this.queue = [];
     this.queuedBytes = 0;
     this.queuedEvents = 0;
     // Coalesce: one write per flush instead of one per event keeps syscalls low at high fan-out.
     let chunk: Uint8Array;
-    if (items.length === 1) chunk = items[0].bytes;
+    if (parts.length === 1) chunk = parts[0];
+    else if (memo && samePartsAs(memo, parts)) chunk = memo.chunk;
     else {
-      chunk = new Uint8Array(size);
-      let offset = 0;
-      for (const item of items) {
-        chunk.set(item.bytes, offset);
-        offset += item.bytes.length;
+      chunk = Buffer.concat(parts, size);
+      if (memo) {
+        memo.parts = parts;
+        memo.chunk = chunk;
       }
-    }
-    const now = performance.now();
-    let events = 0;
-    for (const item of items) {
-      if (!item.isEvent) continue;
-      events++;
-      if (item.receivedMono !== undefined) this.metrics.relayLatency.observe((now - item.receivedMono) / 1000);
     }
     if (events) this.metrics.eventsOut.inc(events);
     this.ready = this.sink.write(chunk);
@@ -190,7 +188,7 @@ export class SseSubscriber implements SinkEvents {
       const earliestId = bounds.earliestId ?? bounds.latestId + 1;
       const data = JSON.stringify({ reason, requestedId: requested, earliestId } satisfies ResetData);
       // The reset carries the id replay restarts after, so a reconnect does not reset again.
-      this.push({ bytes: encodeEvent(from, "reset", data), isEvent: true });
+      this.push(encodeEvent(from, "reset", data), true);
       this.cursor = from;
     }
     this.continueReplay();
@@ -206,7 +204,7 @@ export class SseSubscriber implements SinkEvents {
         if (this.queuedEvents * 2 >= maxQueueEvents || this.queuedBytes * 2 >= maxQueueBytes) return;
         this.cursor = event.id;
         if (!this.matches(event.topic.split("/"))) continue;
-        this.push({ bytes: encodeEvent(event.id, event.kind, event.data), isEvent: true });
+        this.push(encodeEvent(event.id, event.kind, event.data), true);
       }
       if (page.length < replayPageSize) this.mode = "live";
     }
@@ -230,4 +228,10 @@ export class SseSubscriber implements SinkEvents {
     this.queuedEvents = 0;
     this.owner.release(this);
   }
+}
+
+function samePartsAs(memo: ChunkMemo, parts: readonly Uint8Array[]): boolean {
+  if (memo.parts.length !== parts.length) return false;
+  for (let i = 0; i < parts.length; i++) if (memo.parts[i] !== parts[i]) return false;
+  return true;
 }

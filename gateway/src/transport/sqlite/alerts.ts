@@ -22,6 +22,8 @@ export class AlertTable {
   private readonly save;
   private readonly one;
   private readonly open;
+  private readonly latest;
+  private readonly latestOfDevice;
 
   constructor(private readonly db: Db) {
     // OR IGNORE: a second firing alert of one (rule, device) (two leaders overlapping at a handover) is not a row;
@@ -34,6 +36,10 @@ export class AlertTable {
     );
     this.one = db.prepare<[number], { data: string }>("SELECT data FROM alerts WHERE id = ?");
     this.open = db.prepare<[], { data: string }>("SELECT data FROM alerts WHERE state = 'firing' ORDER BY id");
+    this.latest = db.prepare<[], { data: string }>("SELECT data FROM alerts WHERE id IN (SELECT MAX(id) FROM alerts GROUP BY device_id, rule_id) ORDER BY id");
+    this.latestOfDevice = db.prepare<[string], { data: string }>(
+      "SELECT data FROM alerts WHERE id IN (SELECT MAX(id) FROM alerts WHERE device_id = ? GROUP BY rule_id) ORDER BY id",
+    );
   }
 
   /**
@@ -68,6 +74,12 @@ export class AlertTable {
 
   firing(): AlertData[] {
     return this.open.all().map((r) => JSON.parse(r.data) as AlertData);
+  }
+
+  /** The newest alert of every (device, rule), of one device or of all. */
+  latestPerRule(deviceId?: string): AlertData[] {
+    const rows = deviceId === undefined ? this.latest.all() : this.latestOfDevice.all(deviceId);
+    return rows.map((r) => JSON.parse(r.data) as AlertData);
   }
 
   /** Newest first. */
