@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import type { Hono } from "hono";
 import { Alerts } from "./alerts/alerts.ts";
 import { MqttAlerts } from "./alerts/mqtt-alerts.ts";
+import { SharedRuleStore, SqliteRuleStore } from "./alerts/rule-store.ts";
 import { Webhooks } from "./alerts/webhooks.ts";
 import { createHandlers } from "./bridge/handlers.ts";
 import { MqttBridge } from "./bridge/mqtt-client.ts";
@@ -126,8 +127,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     );
 
     // Every replica keeps the buckets; in Redis mode only the leader turns their changes into events (once, not
-    // once per gateway). Alerts need one transaction over their table and their event, which only the one-process
-    // mode has: Redis mode does not offer them yet.
+    // once per gateway), as only the leader runs the alert engine.
     const summaryEvents = new SummaryPublisher(
       transport.summaries,
       sqliteTransport
@@ -179,21 +179,26 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     const out = config.homeAssistant.enabled || config.alerts.mqtt
       ? new RetainedPublisher({ url: bridgeUrl, clientId: `${config.mqtt.clientId}-out`, ...credentials }, { failed: metrics.publishFailed }, log.child({ part: "publisher" }))
       : undefined;
-    // Alerts need one transaction over their table and their event: the one-process mode only, for now.
-    const alerts =
-      sqliteTransport &&
-      new Alerts(
-        { db, transport: sqliteTransport, intakeSince: () => bridge.connectedSince, sinks: [webhooks], metrics, log: log.child({ part: "alerts" }) },
-        { configRules: config.alerts.rules, checkIntervalMs: config.alerts.checkIntervalMs },
-      );
-    if (alerts) cleanups.push(() => alerts.close());
-    const mqttAlerts = out && config.alerts.mqtt && alerts
+    const alerts = new Alerts(
+      {
+        transport,
+        ruleStore: redisTransport ? new SharedRuleStore(redisTransport.sharedHash("alert-rules")) : new SqliteRuleStore(db),
+        isLeader: () => redisTransport?.isLeader() ?? true,
+        intakeSince: () => bridge.connectedSince,
+        sinks: [webhooks],
+        metrics,
+        log: log.child({ part: "alerts" }),
+      },
+      { configRules: config.alerts.rules, checkIntervalMs: config.alerts.checkIntervalMs },
+    );
+    cleanups.push(() => alerts.close());
+    const mqttAlerts = out && config.alerts.mqtt && sqliteTransport
       ? new MqttAlerts(out, (deviceId) => alerts.latestPerRule(deviceId), (deviceId) => transport.device(deviceId) !== undefined)
       : undefined;
-    if (mqttAlerts) alerts!.addSink(mqttAlerts);
+    if (mqttAlerts) alerts.addSink(mqttAlerts);
     const homeAssistant = out && config.homeAssistant.enabled
       ? new HomeAssistant(
-          { out, transport, db, alertsFiring: (deviceId) => alerts?.firingCount(deviceId) ?? 0, log: log.child({ part: "homeassistant" }) },
+          { out, transport, db, alertsFiring: (deviceId) => alerts.firingCount(deviceId), log: log.child({ part: "homeassistant" }) },
           { prefix: config.homeAssistant.discoveryPrefix, origin: ORIGIN },
         )
       : undefined;
@@ -202,8 +207,8 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       cleanups.push(() => homeAssistant?.close());
       out.start(); // no wait: everything is published on connect, whenever that is
     }
-    // One-process mode only: in Redis mode every replica would have to forget the device (not shared yet, 501).
-    const forgetDevice = sqliteTransport && alerts && deviceForgetter({ transport: sqliteTransport, bridge, alerts, out, homeAssistant, mqttAlerts });
+    // the device's row goes in every replica (transport.forgetDevice: an event)
+    const forgetDevice = deviceForgetter({ transport, bridge, alerts, out, homeAssistant, mqttAlerts });
     const commands = new Commands(transport, (t, p) => bridge.publishQos1(t, p), metrics, log.child({ part: "commands" }));
     const handlers = createHandlers({ transport, commands, metrics, log: log.child({ part: "bridge" }) });
     broker?.on("delivered", handlers.delivered);
@@ -279,7 +284,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
         http.stopAccepting();
         await stopIntake(); // the broker keeps for the next start whatever this gateway did not acknowledge
         summaryEvents.close();
-        await alerts?.close(); // webhooks: deliveries in flight finish (bounded), the rest are counted
+        await alerts.close(); // webhooks: deliveries in flight finish (bounded), the rest are counted
         homeAssistant?.close();
         await out?.close(); // publishes sleepy/gateway/status offline
         await transport.close(); // ends every SSE stream; clients reconnect to the next instance with their last id

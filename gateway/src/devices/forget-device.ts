@@ -18,10 +18,10 @@ import type { MqttBridge } from "../bridge/mqtt-client.ts";
 import type { HomeAssistant } from "../homeassistant/home-assistant.ts";
 import { ErrPublisherDisconnected, type RetainedPublisher } from "../outbound/retained-publisher.ts";
 import { deviceTopic } from "../protocol/topics.ts";
-import type { SqliteTransport } from "../transport/sqlite/transport.ts";
+import type { Transport } from "../transport/transport.ts";
 
 export interface ForgetDeviceDeps {
-  transport: Pick<SqliteTransport, "device" | "forgetDevice">;
+  transport: Pick<Transport, "device" | "forgetDevice">;
   bridge: Pick<MqttBridge, "clearRetained">;
   alerts: Pick<Alerts, "resolveDevice">;
   /** The outbound publisher and what publishes through it, when Home Assistant or MQTT alerts are on. */
@@ -46,8 +46,8 @@ export function deviceForgetter(deps: ForgetDeviceDeps): (deviceId: string) => P
       mqttAlerts?.release(deviceId);
       throw err;
     }
-    alerts.resolveDevice(deviceId);
-    const forgotten = transport.forgetDevice(deviceId);
+    await alerts.resolveDevice(deviceId);
+    const forgotten = await transport.forgetDevice(deviceId); // an event: every replica of Redis mode forgets it
     homeAssistant?.forgotten(deviceId);
     mqttAlerts?.forgotten(deviceId);
     return forgotten;

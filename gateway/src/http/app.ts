@@ -15,7 +15,7 @@ import type { Coverage, SummaryQueries } from "../summaries/series.ts";
 import type { Transport } from "../transport/transport.ts";
 import { createAuthenticator, loginFromUrl, sameOriginWrites, sessionRoutes, type HttpAuth } from "./auth.ts";
 import type { AppEnv } from "./env.ts";
-import { ApiError, errorHandlers } from "./errors.ts";
+import { errorHandlers } from "./errors.ts";
 import { alertsRoutes } from "./routes/alerts.ts";
 import { deviceMetricsRoute } from "./routes/device-metrics.ts";
 import { devicesRoute } from "./routes/devices.ts";
@@ -34,11 +34,10 @@ export interface AppDeps {
   summaries: SummaryQueries & SummaryExport;
   /** How far back raw readings and each bucket width go (series step=auto). */
   coverage: Coverage;
-  /** Undefined in Redis mode (not shared across gateways yet): the alert routes answer 501. */
-  alerts?: Alerts;
+  /** Alerts and rules, shared by every gateway in Redis mode (alerts/alerts.ts). */
+  alerts: Alerts;
   /** DELETE /api/devices/:id (routes/devices.ts). */
-  /** Undefined in Redis mode (not shared across gateways yet): DELETE answers 501. */
-  forgetDevice?: (deviceId: string) => Promise<boolean>;
+  forgetDevice: (deviceId: string) => Promise<boolean>;
   metrics: Metrics;
   /** Bounds of GET /api/metrics/devices (config `metrics`). */
   deviceMetrics: DeviceMetricsLimits;
@@ -68,10 +67,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.route("/api/devices", devicesRoute(deps));
   app.route("/api/metrics/devices", deviceMetricsRoute({ transport: deps.transport, limits: deps.deviceMetrics }));
   app.route("/api", summariesRoutes(deps));
-  if (deps.alerts) app.route("/api", alertsRoutes(deps.alerts));
-  else app.all("/api/alert*", () => {
-    throw new ApiError(501, "not_shared", "alerts are not available in Redis mode yet (docs/architecture.md)");
-  });
+  app.route("/api", alertsRoutes(deps.alerts));
 
   // The page itself is public so it can show a login form; its data needs a token. The login URL
   // (`/?token=…`) turns into the cookie here, before the static files.

@@ -28,8 +28,7 @@ export interface DevicesRouteDeps {
    * (Home Assistant entities, MQTT alerts): devices/forget-device.ts. False: no such device. Throws when the
    * broker did not acknowledge a removal (nothing was deleted).
    */
-  /** Undefined in Redis mode (not shared across gateways yet): DELETE answers 501. */
-  forgetDevice?: (deviceId: string) => Promise<boolean>;
+  forgetDevice: (deviceId: string) => Promise<boolean>;
 }
 
 const MAX_NAME = 64;
@@ -146,7 +145,6 @@ export function devicesRoute(deps: DevicesRouteDeps): Hono<AppEnv> {
     const p = c.get("principal");
     if (!mayRead(p, id)) throw new ApiError(403, "forbidden", "the token may not read this device");
     if (!p.write) throw new ApiError(403, "forbidden", "the token may not change devices");
-    if (!deps.forgetDevice) throw new ApiError(501, "not_shared", "deleting a device is not available in Redis mode yet (docs/architecture.md)");
     let forgotten: boolean;
     try {
       forgotten = await deps.forgetDevice(id);

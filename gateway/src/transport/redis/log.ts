@@ -92,6 +92,7 @@ export class RedisLog {
       leaderLease: `${prefix}lease:leader`,
       client: (clientId: string) => `${prefix}lease:mqtt-client:${clientId}`,
       adminToken: `${prefix}admin-token`,
+      hash: (name: string) => `${prefix}hash:${name}`,
     };
     redis.defineCommand("appendEvent", { numberOfKeys: 3, lua: APPEND });
     redis.defineCommand("trimLog", { numberOfKeys: 3, lua: TRIM });

@@ -9,6 +9,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
+import type { AlertTable } from "../sqlite/alerts.ts";
 import type { CommandView } from "../sqlite/commands.ts";
 import type { DeviceView } from "../../protocol/device-state.ts";
 import type { Logger } from "../../ops/log.ts";
@@ -19,6 +20,7 @@ import { Projection, type ProjectionOptions } from "../sqlite/projection.ts";
 import { SqliteEventLog } from "../sqlite/event-log.ts";
 import type { SqliteSummaries } from "../sqlite/summaries.ts";
 import {
+  deviceDeleted,
   ErrTransportClosed,
   type NewEvent,
   type ReadingsQuery,
@@ -29,6 +31,7 @@ import {
   type Transport,
 } from "../transport.ts";
 import { ErrRedisBehind, RedisLog, type LogEntry } from "./log.ts";
+import { SharedHash } from "./shared-hash.ts";
 
 const PRUNE_EVERY_MS = 10_000;
 const LEASE_MS = 30_000;
@@ -399,6 +402,22 @@ export class RedisTransport implements Transport {
   /** A command as the command events made it (transport/sqlite/commands.ts). */
   command(id: string): CommandView | undefined {
     return this.projection.commandTable.get(id);
+  }
+
+  /** Alerts as the alert events made them (transport/sqlite/alerts.ts). */
+  get alertTable(): AlertTable {
+    return this.projection.alertTable;
+  }
+
+  async forgetDevice(deviceId: string): Promise<boolean> {
+    if (!this.device(deviceId)) return false;
+    await this.dispatch(deviceDeleted(deviceId, Date.now()));
+    return true;
+  }
+
+  /** A hash in this Redis that every gateway reads and writes (what is set through the API, e.g. alert rules). */
+  sharedHash(name: string): SharedHash {
+    return new SharedHash(this.redis, this.log.keys.hash(name));
   }
 
   devices(): DeviceView[] {

@@ -1,10 +1,13 @@
 /**
- * Alerts and API-set rules in the gateway's SQLite database (tables in transport/sqlite/db.ts). alerts.ts
- * changes them inside transport.atomically(), so an alert's row and its `alert` event commit together.
+ * The alerts table, derived from `alert` events by the shared apply step (projection.ts), so it reads the same in
+ * every replica of Redis mode. Each event carries the whole alert after a change (protocol/events.ts AlertData);
+ * a new alert comes with alertId 0 and takes the id of the event that fired it, which every replica knows.
+ * Changes only move forward: a resolved alert stays resolved and the first acknowledgement stays, so an ack made
+ * on one gateway from a copy that was still firing cannot undo a resolution the leader stored meanwhile.
+ * Read by alerts/alerts.ts (GET /api/alerts, the engine's recovery).
  */
-import type { AlertData, AlertState } from "../protocol/events.ts";
-import type { Db } from "../transport/sqlite/db.ts";
-import { ruleSchema, type Rule } from "./rules.ts";
+import type { AlertData, AlertState } from "../../protocol/events.ts";
+import type { Db } from "./db.ts";
 
 export interface AlertQuery {
   state: AlertState | "all";
@@ -14,7 +17,7 @@ export interface AlertQuery {
   limit: number;
 }
 
-export class AlertStore {
+export class AlertTable {
   private readonly insert;
   private readonly save;
   private readonly one;
@@ -23,8 +26,10 @@ export class AlertStore {
   private readonly latestOfDevice;
 
   constructor(private readonly db: Db) {
-    this.insert = db.prepare<[string, string, string, number, string], void>(
-      "INSERT INTO alerts (rule_id, device_id, state, fired_at, data) VALUES (?, ?, ?, ?, ?)",
+    // OR IGNORE: a second firing alert of one (rule, device) (two leaders overlapping at a handover) is not a row;
+    // the unique index alerts_open keeps one, and a failing insert would stop the replica applying the log.
+    this.insert = db.prepare<[number, string, string, string, number, number | null, number | null, string], void>(
+      "INSERT OR IGNORE INTO alerts (id, rule_id, device_id, state, fired_at, resolved_at, acked_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     );
     this.save = db.prepare<[string, number | null, number | null, string, number], void>(
       "UPDATE alerts SET state = ?, resolved_at = ?, acked_at = ?, data = ? WHERE id = ?",
@@ -37,16 +42,29 @@ export class AlertStore {
     );
   }
 
-  /** Stores a new firing alert; its id is the row's. */
-  add(alert: Omit<AlertData, "alertId">): AlertData {
-    const id = Number(this.insert.run(alert.ruleId, alert.deviceId, alert.state, alert.firedAt, "{}").lastInsertRowid);
-    const stored: AlertData = { alertId: id, ...alert };
-    this.put(stored);
-    return stored;
-  }
-
-  put(alert: AlertData): void {
+  /**
+   * Applies the alert of a stored `alert` event whose id is `eventId`; returns the alert as stored now, which is
+   * what the event then carries (its id filled in, forward-only fields kept).
+   */
+  apply(incoming: AlertData, eventId: number): AlertData {
+    if (incoming.alertId === 0) {
+      const alert = { ...incoming, alertId: eventId };
+      this.insert.run(alert.alertId, alert.ruleId, alert.deviceId, alert.state, alert.firedAt, alert.resolvedAt, alert.ackedAt, JSON.stringify(alert));
+      return alert;
+    }
+    const current = this.get(incoming.alertId);
+    if (!current) return incoming; // retention took it before this replica started: nothing to change
+    const acked = current.ackedAt !== null;
+    const alert: AlertData = {
+      ...incoming,
+      state: current.state === "resolved" ? "resolved" : incoming.state,
+      resolvedAt: current.resolvedAt ?? incoming.resolvedAt,
+      ackedAt: acked ? current.ackedAt : incoming.ackedAt,
+      ackedBy: acked ? current.ackedBy : incoming.ackedBy,
+      updatedAt: Math.max(current.updatedAt, incoming.updatedAt),
+    };
     this.save.run(alert.state, alert.resolvedAt, alert.ackedAt, JSON.stringify(alert), alert.alertId);
+    return alert;
   }
 
   get(id: number): AlertData | undefined {
@@ -85,24 +103,5 @@ export class AlertStore {
       .prepare<(string | number)[], { data: string }>(sql)
       .all(...args, q.limit)
       .map((r) => JSON.parse(r.data) as AlertData);
-  }
-
-  apiRules(): Rule[] {
-    return this.db
-      .prepare<[], { rule: string }>("SELECT rule FROM alert_rules ORDER BY id")
-      .all()
-      .map((r) => ruleSchema.parse(JSON.parse(r.rule)));
-  }
-
-  putApiRule(rule: Rule, now: number): void {
-    this.db
-      .prepare<[string, string, number], void>(
-        "INSERT INTO alert_rules (id, rule, updated_at) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET rule = excluded.rule, updated_at = excluded.updated_at",
-      )
-      .run(rule.id, JSON.stringify(rule), now);
-  }
-
-  deleteApiRule(id: string): boolean {
-    return this.db.prepare<[string], void>("DELETE FROM alert_rules WHERE id = ?").run(id).changes > 0;
   }
 }
