@@ -5,6 +5,7 @@
  * both start here.
  */
 import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
 import type { Hono } from "hono";
 import { Alerts, type AlertSink } from "./alerts/alerts.ts";
 import { MqttAlerts } from "./alerts/mqtt-alerts.ts";
@@ -16,7 +17,7 @@ import type { EmbeddedBroker } from "./broker/index.ts";
 import { Commands } from "./commands/commands.ts";
 import { createApp } from "./http/app.ts";
 import { replaceAdminToken, resolveAuth, type AdminToken } from "./http/auth.ts";
-import { baseUrl, startHttpListener } from "./http/listener.ts";
+import { baseUrl, loopbackFor, startHttpListener } from "./http/listener.ts";
 import type { AppEnv } from "./http/env.ts";
 import { HomeAssistant } from "./homeassistant/publisher.ts";
 import { createLogger, type Logger } from "./ops/log.ts";
@@ -59,14 +60,18 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
+/** The MQTT client for other tools and what publishes through it (one at a time per service: see startGateway). */
+interface Outward {
+  out: GatewayPublisher;
+  homeAssistant: HomeAssistant | undefined;
+  close(): Promise<void>;
+}
+
 export interface StartOptions {
   logger?: Logger;
   /** Collect Node process metrics (CPU, memory...) in /metrics; on in server.ts. */
   processMetrics?: boolean;
 }
-
-const loopbackFor = (host: string): string =>
-  host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
 
 /**
  * Starts a whole gateway.
@@ -111,10 +116,11 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     const transport = (redisTransport ?? sqliteTransport)!;
     cleanups.push(() => transport.close());
     if (redisTransport && auth.admin) {
-      // one admin token for every gateway of this Redis (the first one's), kept in each admin-token file
+      // One owner: Redis holds the admin token of every gateway on it (the first one's); the file this gateway
+      // reads (auth.admin.file: <dataDir>/admin-token, or ADMIN_TOKEN_FILE, which --workers shares) is its copy.
       const shared = await redisTransport.sharedAdminToken(auth.admin.token);
       if (shared !== auth.admin.token) {
-        replaceAdminToken(config.dataDir, shared);
+        replaceAdminToken(auth.admin.file, shared);
         auth = resolveAuth(config.auth, config.dataDir);
         log.info({ file: auth.admin!.file }, "admin token taken from the other gateways (Redis)");
       }
@@ -175,13 +181,39 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       metrics,
       log.child({ part: "bridge" }),
     );
-    // What the gateway publishes for other tools (Home Assistant, MQTT alerts) has its own client: see publisher.ts.
-    const out = config.homeAssistant.enabled || config.alerts.mqtt
-      ? new GatewayPublisher({ url: bridgeUrl, clientId: `${config.mqtt.clientId}-out`, ...credentials }, { failed: metrics.publishFailed }, log.child({ part: "publisher" }))
-      : undefined;
+    // What the gateway publishes for other tools (Home Assistant, MQTT alerts, sleepy/gateway/status) has its
+    // own client: see publisher.ts. In Redis mode only the leader runs it (transport/redis lease): N gateways would
+    // publish everything N times, and any one stopping would mark the service offline while the others run.
+    const startOutward = (): Outward => {
+      const out = new GatewayPublisher({ url: bridgeUrl, clientId: `${config.mqtt.clientId}-out`, ...credentials }, { failed: metrics.publishFailed }, log.child({ part: "publisher" }));
+      const homeAssistant = config.homeAssistant.enabled
+        ? new HomeAssistant(
+            { out, transport, alertsFiring: (deviceId) => (alerts?.list({ state: "firing", deviceId, limit: 10_000 }).length ?? 0), log: log.child({ part: "homeassistant" }) },
+            { prefix: config.homeAssistant.discoveryPrefix, origin: ORIGIN },
+          )
+        : undefined;
+      out.start(); // no wait: everything is published on connect, whenever that is
+      return { out, homeAssistant, close: async () => { homeAssistant?.close(); await out.close(); } };
+    };
+    let outward: Outward | undefined;
+    if (config.homeAssistant.enabled || config.alerts.mqtt) {
+      if (redisTransport) {
+        redisTransport.onLeadership((leader) => {
+          if (leader) outward ??= startOutward();
+          else {
+            // publishes sleepy/gateway/status offline; the next leader publishes online when it takes the lease
+            void outward?.close();
+            outward = undefined;
+          }
+        });
+        if (redisTransport.isLeader()) outward = startOutward();
+      } else outward = startOutward();
+      cleanups.push(() => outward?.close());
+    }
     const sinks: AlertSink[] = [webhooks];
-    const mqttAlerts = out && config.alerts.mqtt && sqliteTransport
-      ? new MqttAlerts(out, (deviceId) => alerts!.list({ state: "all", deviceId, limit: 10_000 }), (deviceId) => transport.device(deviceId) !== undefined)
+    // One-process mode only, as alerts (below): outward is started above, once.
+    const mqttAlerts = outward && config.alerts.mqtt && sqliteTransport
+      ? new MqttAlerts(outward.out, (deviceId) => alerts!.list({ state: "all", deviceId, limit: 10_000 }), (deviceId) => transport.device(deviceId) !== undefined)
       : undefined;
     if (mqttAlerts) sinks.push(mqttAlerts);
     const alerts =
@@ -191,17 +223,6 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
         { configRules: config.alerts.rules, checkIntervalMs: config.alerts.checkIntervalMs },
       );
     if (alerts) cleanups.push(() => alerts.close());
-    const homeAssistant = out && config.homeAssistant.enabled
-      ? new HomeAssistant(
-          { out, transport, alertsFiring: (deviceId) => (alerts?.list({ state: "firing", deviceId, limit: 10_000 }).length ?? 0), log: log.child({ part: "homeassistant" }) },
-          { prefix: config.homeAssistant.discoveryPrefix, origin: ORIGIN },
-        )
-      : undefined;
-    if (out) {
-      cleanups.push(() => out.close());
-      cleanups.push(() => homeAssistant?.close());
-      out.start(); // no wait: everything is published on connect, whenever that is
-    }
     /**
      * DELETE /api/devices/:id: the broker's retained status first (else a resubscription would bring it back).
      * One-process mode only: in Redis mode every replica would have to forget it (not shared yet, 501).
@@ -211,7 +232,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       if (!device) return false;
       await bridge.clearRetained(deviceTopic(deviceId, "status"));
       alerts?.resolveDevice(deviceId); // first: the changes it publishes are cleared just below
-      homeAssistant?.forget(device);
+      outward?.homeAssistant?.forget(device);
       mqttAlerts?.forget(deviceId);
       return sqliteTransport.forgetDevice(deviceId);
     });
@@ -226,7 +247,9 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     cleanups.push(stopIntake);
     await bridge.start(handlers.message);
 
+    let instance: string | undefined;
     const app = createApp({
+      instance: () => instance,
       auth: auth.http,
       transport,
       commands,
@@ -247,6 +270,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     const http = await startHttpListener(app, { host: config.host, port: config.port, tls, redirectPort: config.httpRedirectPort });
     cleanups.push(() => http.finish(0));
     const url = baseUrl(http, config.host);
+    instance = `${hostname()}:${http.port}`;
     if (config.tls && tls) {
       const reloader = new CertificateReloader({
         files: config.tls,
@@ -279,8 +303,9 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
         await stopIntake(); // the broker keeps for the next start whatever this gateway did not acknowledge
         summaryEvents.close();
         await alerts?.close(); // webhooks: deliveries in flight finish (bounded), the rest are counted
-        homeAssistant?.close();
-        await out?.close(); // publishes sleepy/gateway/status offline
+        const stopping = outward;
+        outward = undefined;
+        await stopping?.close(); // publishes sleepy/gateway/status offline
         await transport.close(); // ends every SSE stream; clients reconnect to the next instance with their last id
         await http.finish(2_000);
         await runCleanups(cleanups, log);

@@ -46,6 +46,11 @@ export interface AppDeps {
   log: Logger;
   /** Directory served at `/`; default DEFAULT_WEB_ROOT. */
   webRoot?: string;
+  /**
+   * This process's name among several behind nginx (`<hostname>:<port>`), sent as X-Gateway-Instance on every
+   * response: which worker served a stream, for operators and tests. Undefined (no header) until listening.
+   */
+  instance?: () => string | undefined;
 }
 
 const PLACEHOLDER = `<!doctype html><meta charset="utf-8"><title>Sensors</title>
@@ -57,6 +62,14 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const authn = createAuthenticator(deps.auth);
 
+  if (deps.instance) {
+    const instance = deps.instance;
+    app.use("*", async (c, next) => {
+      const name = instance();
+      if (name) c.header("X-Gateway-Instance", name);
+      await next();
+    });
+  }
   // First, for every route and every auth mode: no state-changing request from another origin.
   app.use("*", sameOriginWrites());
   app.route("/", opsRoutes({ health: deps.health, metrics: deps.metrics }));

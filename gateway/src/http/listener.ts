@@ -34,7 +34,8 @@ export interface HttpListener {
   finish(graceMs: number): Promise<void>;
 }
 
-const loopbackFor = (host: string): string =>
+/** The address a local client uses for a server bound to `host` (all interfaces → 127.0.0.1), bracketed if IPv6. */
+export const loopbackFor = (host: string): string =>
   host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
 
 export function baseUrl(listener: Pick<HttpListener, "secure" | "port">, host: string): string {
