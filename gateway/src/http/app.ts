@@ -5,6 +5,7 @@
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { serveStatic } from "@hono/node-server/serve-static";
+import type { HttpBindings } from "@hono/node-server";
 import { Hono } from "hono";
 import type { Alerts } from "../alerts/alerts.ts";
 import type { Commands } from "../commands/commands.ts";
@@ -66,7 +67,11 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     const instance = deps.instance;
     app.use("*", async (c, next) => {
       const name = instance();
-      if (name) c.header("X-Gateway-Instance", name);
+      if (name) {
+        c.header("X-Gateway-Instance", name);
+        // also on Node's response itself: GET /events writes its headers there, past Hono (routes/events.ts)
+        (c.env as Partial<HttpBindings> | undefined)?.outgoing?.setHeader("X-Gateway-Instance", name);
+      }
       await next();
     });
   }
