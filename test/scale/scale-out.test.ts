@@ -10,17 +10,15 @@
  * strictly increasing. Not covered: a second broker node (the embedded broker is one process; failover between
  * brokers is test/gateway/failover*).
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startFleet, type Fleet } from "../../simulator/src/index.ts";
-import { freeConsecutivePorts, freePort } from "../helpers/ports.ts";
 import { redisAvailable, startRedis, type RunningRedis } from "../helpers/redis.ts";
 import { connectSse, type SseClient } from "../helpers/sse.ts";
 import { waitUntil } from "../helpers/wait.ts";
-import { buildGateway, COMPILED_SERVER, productionNodeFlags } from "./compiled-gateway.ts";
+import { startCompiledWorkers, type CompiledWorkers } from "./compiled-gateway.ts";
 import { nginxAvailable, startNginx, type RunningNginx } from "./nginx.ts";
 
 const WORKERS = 3;
@@ -85,63 +83,22 @@ class ResumingReader {
 
 describe.skipIf(!ready)(`server.js --workers ${WORKERS} behind nginx, on Redis, with firmware devices`, () => {
   let redis: RunningRedis;
-  let supervisor: ChildProcess;
+  let workers: CompiledWorkers;
   let proxy: RunningNginx;
   let fleet: Fleet;
   let reader: ResumingReader;
-  let dataDir: string;
-  let basePort: number;
-  let output = "";
   /** (device, seq) of every telemetry PUBLISH a device sent (re-sends included once). */
   const sent = new Set<string>();
-  const logLines = () =>
-    output
-      .split("\n")
-      .filter((l) => l.startsWith("{"))
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-  const ports = () => Array.from({ length: WORKERS }, (_, i) => basePort + i);
-  const healthy = async (port: number) => {
-    try {
-      return (await fetch(`http://127.0.0.1:${port}/healthz`)).status === 200;
-    } catch {
-      return false;
-    }
-  };
+  const healthy = async (port: number) => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.status === 200;
 
   beforeAll(async () => {
-    buildGateway();
     redis = await startRedis();
-    dataDir = mkdtempSync(join(tmpdir(), "scale-out-"));
-    basePort = await freeConsecutivePorts(WORKERS);
-    const mqttPort = await freePort();
-    supervisor = spawn(process.execPath, [...productionNodeFlags(), COMPILED_SERVER, "--workers", String(WORKERS), "--base-port", String(basePort)], {
-      cwd: tmpdir(),
-      env: {
-        ...process.env,
-        HOST: "127.0.0.1",
-        MQTT_HOST: "127.0.0.1",
-        MQTT_PORT: String(mqttPort),
-        MQTT_AUTH: "open", // devices connect without provisioning; the broker listens on 127.0.0.1 only
-        DATA_DIR: dataDir,
-        REDIS_URL: redis.url,
-        LOG_LEVEL: "info",
-      },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    supervisor.stdout!.on("data", (d: Buffer) => (output += d.toString()));
-    supervisor.stderr!.on("data", (d: Buffer) => (output += d.toString()));
-    await waitUntil(async () => (await Promise.all(ports().map(healthy))).every(Boolean), {
-      timeoutMs: 60_000,
-      message: `${WORKERS} workers healthy`,
-    }).catch((e: Error) => {
-      throw new Error(`${e.message}; output:\n${output}`);
-    });
-    proxy = await startNginx({ gateways: ports().map((p) => `127.0.0.1:${p}`) });
-    const token = readFileSync(join(dataDir, "admin-token"), "utf8").trim();
-    reader = new ResumingReader(proxy.url, token);
+    workers = await startCompiledWorkers(WORKERS, redis.url);
+    proxy = await startNginx({ gateways: workers.ports.map((p) => `127.0.0.1:${p}`) });
+    reader = new ResumingReader(proxy.url, workers.adminToken);
     fleet = await startFleet({
       devices: 3,
-      brokerUrl: `mqtt://127.0.0.1:${mqttPort}`,
+      brokerUrl: workers.mqttUrl,
       seed: 12,
       timeScale: 20,
       flashDir: mkdtempSync(join(tmpdir(), "scale-out-flash-")),
@@ -159,29 +116,21 @@ describe.skipIf(!ready)(`server.js --workers ${WORKERS} behind nginx, on Redis, 
     await reader?.stop();
     await fleet?.stop();
     await proxy?.stop();
-    if (supervisor && supervisor.exitCode === null) {
-      const exited = new Promise((r) => supervisor.once("exit", r));
-      supervisor.kill("SIGTERM");
-      await exited;
-    }
+    await workers?.stop();
     await redis?.close();
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
   const readingsSoFar = () => reader.readings.length;
   const moreReadings = (n: number, message: string) =>
     waitUntil(() => reader.readings.length >= n, { timeoutMs: 90_000, message }).catch((e: Error) => {
-      throw new Error(`${e.message} (have ${reader.readings.length}); supervisor output tail:\n${output.slice(-4000)}`);
+      throw new Error(`${e.message} (have ${reader.readings.length}); supervisor output tail:\n${workers.output().slice(-4000)}`);
     });
-  const pidOf = (instance: string): number => {
-    const started = logLines().filter((l) => l.msg === "worker started" && String(l.port) === instance.split(":").at(-1));
-    return started.at(-1)!.pid as number;
-  };
+  const pidOf = (instance: string): number => workers.workerPid(Number(instance.split(":").at(-1)));
 
   it("names the serving worker in X-Gateway-Instance, and streams the devices' readings", async () => {
     await moreReadings(6, "6 readings through nginx");
     expect(reader.instances[0]).toBe(`${hostname()}:${reader.instances[0]!.split(":").at(-1)}`);
-    expect(ports().map(String)).toContain(reader.instances[0]!.split(":").at(-1));
+    expect(workers.ports).toContain(Number(reader.instances[0]!.split(":").at(-1)));
   });
 
   it("kill -9 of the worker serving the stream: the client resumes through nginx on another process", async () => {
@@ -204,7 +153,7 @@ describe.skipIf(!ready)(`server.js --workers ${WORKERS} behind nginx, on Redis, 
     await redis.start();
     const before = readingsSoFar();
     await moreReadings(before + 6, "6 more readings after Redis came back");
-    await waitUntil(async () => (await Promise.all(ports().map(healthy))).every(Boolean), { timeoutMs: 30_000, message: "every worker healthy again" });
+    await waitUntil(async () => (await Promise.all(workers.ports.map(healthy))).every(Boolean), { timeoutMs: 30_000, message: "every worker healthy again" });
   });
 
   it("over the whole run: every reading the devices sent exactly once, ids strictly increasing", async () => {
