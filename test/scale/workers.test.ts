@@ -40,10 +40,29 @@ describe("server.js --workers: refusals", () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it("exits 2 without a Redis URL, saying why, and starts nothing", () => {
-    const r = runToExit(["--workers", "2"], { ...baseEnv(dir), PORT: "18080" });
+  it("exits 2 without a Redis URL, saying why, and starts nothing", async () => {
+    const r = runToExit(["--workers", "2"], { ...baseEnv(dir), PORT: String(await freePort()) });
     expect(r.status).toBe(2);
     expect(r.stderr).toContain("--workers 2 needs Redis: set REDIS_URL");
+    expect(existsSync(join(dir, "worker-0"))).toBe(false);
+  });
+
+  it("exits 2 on what N workers behind nginx cannot do: TLS in each worker, ws on the supervisor's broker, a broker port among the workers'", async () => {
+    const port = await freePort();
+    const cert = spawnSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")], { encoding: "utf8" });
+    expect(cert.status, cert.stderr).toBe(0);
+    const r = runToExit(["--workers", "3", "--base-port", String(port)], {
+      ...baseEnv(dir),
+      REDIS_URL: "redis://127.0.0.1:6379",
+      TLS_CERT: join(dir, "cert.pem"),
+      TLS_KEY: join(dir, "key.pem"),
+      MQTT_WS_PORT: String(await freePort()),
+      MQTT_PORT: String(port + 1),
+    });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("--workers: terminate TLS in nginx");
+    expect(r.stderr).toContain("for MQTT over WebSockets (MQTT_WS_PORT) use Mosquitto");
+    expect(r.stderr).toContain(`the broker's port ${port + 1} (MQTT_PORT) is inside the workers' ports ${port}..${port + 2}`);
     expect(existsSync(join(dir, "worker-0"))).toBe(false);
   });
 
