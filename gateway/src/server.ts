@@ -66,17 +66,20 @@ function onStopSignals(log: Logger): { ready(stop: (signal: NodeJS.Signals) => P
   };
   process.on("SIGTERM", handle);
   process.on("SIGINT", handle);
-  if (process.channel) {
-    process.channel.unref();
+  // process.send stays defined when started with a channel; process.channel is gone once it closed
+  const supervised = typeof process.send === "function";
+  if (supervised) {
+    process.channel?.unref();
     process.once("disconnect", () => {
       if (!stopping) handle("SIGTERM");
     });
+    if (!process.connected) handle("SIGTERM"); // closed before this listener existed (while modules loaded)
   }
   return {
     ready(s, n) {
       stop = s;
       now = n;
-      if (process.channel && !process.connected && !stopping) handle("SIGTERM"); // gone while we started
+      if (supervised && !process.connected && !stopping) handle("SIGTERM"); // gone while we started
     },
   };
 }

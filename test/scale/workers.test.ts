@@ -194,8 +194,11 @@ describe.skipIf(!hasRedis)("server.js --workers 1: Ctrl-C in a terminal, and a s
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
 
-  /** A supervisor in its own process group, as a shell starts it; resolves once its worker is healthy. */
-  async function startInOwnGroup() {
+  /**
+   * A supervisor in its own process group, as a shell starts it; resolves once its worker is healthy (or, with
+   * `untilSpawned`, as soon as the supervisor logged the worker's start).
+   */
+  async function startInOwnGroup({ untilSpawned = false } = {}) {
     const dataDir = mkdtempSync(join(tmpdir(), "workers-signals-"));
     dirs.push(dataDir);
     const port = await freePort();
@@ -213,12 +216,15 @@ describe.skipIf(!hasRedis)("server.js --workers 1: Ctrl-C in a terminal, and a s
         .split("\n")
         .filter((l) => l.startsWith("{"))
         .map((l) => JSON.parse(l) as Record<string, unknown>);
-    await waitUntil(async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).status === 200, {
-      timeoutMs: 30_000,
-      message: `the worker on ${port}`,
-    });
+    if (untilSpawned) await waitUntil(() => lines().some((l) => l.msg === "worker started"), { timeoutMs: 30_000, message: "the worker spawned" });
+    else {
+      await waitUntil(async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).status === 200, {
+        timeoutMs: 30_000,
+        message: `the worker on ${port}`,
+      });
+    }
     const workerPid = lines().find((l) => l.msg === "worker started")!.pid as number;
-    return { child, exited, lines, workerPid };
+    return { child, exited, lines, workerPid, output: () => output };
   }
 
   it("Ctrl-C (SIGINT to the terminal's process group) stops the worker gracefully, once", async () => {
@@ -244,6 +250,23 @@ describe.skipIf(!hasRedis)("server.js --workers 1: Ctrl-C in a terminal, and a s
         }
       },
       { timeoutMs: 30_000, message: `worker ${sup.workerPid} to exit after its supervisor died` },
+    );
+  });
+
+  it("a worker still starting stops by itself when its supervisor is killed with SIGKILL", async () => {
+    const sup = await startInOwnGroup({ untilSpawned: true });
+    sup.child.kill("SIGKILL"); // the worker is still loading its modules or opening Redis
+    await sup.exited;
+    await waitUntil(
+      () => {
+        try {
+          process.kill(sup.workerPid, 0);
+          return false;
+        } catch {
+          return true;
+        }
+      },
+      { timeoutMs: 30_000, message: `worker ${sup.workerPid} to exit after its supervisor died during its start` },
     );
   });
 });
