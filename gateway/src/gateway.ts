@@ -5,6 +5,7 @@
  * both start here.
  */
 import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
 import type { Hono } from "hono";
 import { Alerts } from "./alerts/alerts.ts";
 import { MqttAlerts } from "./alerts/mqtt-alerts.ts";
@@ -17,7 +18,7 @@ import { Commands } from "./commands/commands.ts";
 import { deviceForgetter } from "./devices/forget-device.ts";
 import { createApp } from "./http/app.ts";
 import { replaceAdminToken, resolveAuth, type AdminToken } from "./http/auth.ts";
-import { baseUrl, startHttpListener } from "./http/listener.ts";
+import { baseUrl, loopbackFor, startHttpListener } from "./http/listener.ts";
 import type { AppEnv } from "./http/env.ts";
 import { HomeAssistant } from "./homeassistant/home-assistant.ts";
 import { createLogger, type Logger } from "./ops/log.ts";
@@ -60,14 +61,19 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
+/** The MQTT client for other tools and what publishes through it (one at a time per service: see startGateway). */
+interface Outward {
+  out: RetainedPublisher;
+  homeAssistant: HomeAssistant | undefined;
+  mqttAlerts: MqttAlerts | undefined;
+  close(): Promise<void>;
+}
+
 export interface StartOptions {
   logger?: Logger;
   /** Collect Node process metrics (CPU, memory...) in /metrics; on in server.ts. */
   processMetrics?: boolean;
 }
-
-const loopbackFor = (host: string): string =>
-  host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
 
 /**
  * Starts a whole gateway.
@@ -112,10 +118,11 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     const transport = (redisTransport ?? sqliteTransport)!;
     cleanups.push(() => transport.close());
     if (redisTransport && auth.admin) {
-      // one admin token for every gateway of this Redis (the first one's), kept in each admin-token file
+      // One owner: Redis holds the admin token of every gateway on it (the first one's); the file this gateway
+      // reads (auth.admin.file: <dataDir>/admin-token, or ADMIN_TOKEN_FILE, which --workers shares) is its copy.
       const shared = await redisTransport.sharedAdminToken(auth.admin.token);
       if (shared !== auth.admin.token) {
-        replaceAdminToken(config.dataDir, shared);
+        replaceAdminToken(auth.admin.file, shared);
         auth = resolveAuth(config.auth, config.dataDir);
         log.info({ file: auth.admin!.file }, "admin token taken from the other gateways (Redis)");
       }
@@ -175,10 +182,6 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       metrics,
       log.child({ part: "bridge" }),
     );
-    // What the gateway publishes for other tools (Home Assistant, MQTT alerts) has its own client: see retained-publisher.ts.
-    const out = config.homeAssistant.enabled || config.alerts.mqtt
-      ? new RetainedPublisher({ url: bridgeUrl, clientId: `${config.mqtt.clientId}-out`, ...credentials }, { failed: metrics.publishFailed }, log.child({ part: "publisher" }))
-      : undefined;
     const alerts = new Alerts(
       {
         transport,
@@ -192,23 +195,53 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       { configRules: config.alerts.rules, checkIntervalMs: config.alerts.checkIntervalMs },
     );
     cleanups.push(() => alerts.close());
-    const mqttAlerts = out && config.alerts.mqtt && sqliteTransport
-      ? new MqttAlerts(out, (deviceId) => alerts.latestPerRule(deviceId), (deviceId) => transport.device(deviceId) !== undefined)
-      : undefined;
-    if (mqttAlerts) alerts.addSink(mqttAlerts);
-    const homeAssistant = out && config.homeAssistant.enabled
-      ? new HomeAssistant(
-          { out, transport, db, alertsFiring: (deviceId) => alerts.firingCount(deviceId), log: log.child({ part: "homeassistant" }) },
-          { prefix: config.homeAssistant.discoveryPrefix, origin: ORIGIN },
-        )
-      : undefined;
-    if (out) {
-      cleanups.push(() => out.close());
-      cleanups.push(() => homeAssistant?.close());
+    // What the gateway publishes for other tools (Home Assistant, MQTT alerts, sleepy/gateway/status) has its own
+    // client: see outbound/retained-publisher.ts. In Redis mode only the leader runs it (transport/redis lease): N
+    // gateways would publish everything N times, and any one stopping would mark the service offline while the
+    // others run.
+    const startOutward = (): Outward => {
+      const out = new RetainedPublisher({ url: bridgeUrl, clientId: `${config.mqtt.clientId}-out`, ...credentials }, { failed: metrics.publishFailed }, log.child({ part: "publisher" }));
+      const mqttAlerts = config.alerts.mqtt
+        ? new MqttAlerts(out, (deviceId) => alerts.latestPerRule(deviceId), (deviceId) => transport.device(deviceId) !== undefined)
+        : undefined;
+      if (mqttAlerts) alerts.addSink(mqttAlerts);
+      const homeAssistant = config.homeAssistant.enabled
+        ? new HomeAssistant(
+            { out, transport, db, alertsFiring: (deviceId) => alerts.firingCount(deviceId), log: log.child({ part: "homeassistant" }) },
+            { prefix: config.homeAssistant.discoveryPrefix, origin: ORIGIN },
+          )
+        : undefined;
       out.start(); // no wait: everything is published on connect, whenever that is
+      return {
+        out,
+        homeAssistant,
+        mqttAlerts,
+        close: async () => {
+          if (mqttAlerts) alerts.removeSink(mqttAlerts);
+          homeAssistant?.close();
+          await out.close(); // publishes sleepy/gateway/status offline
+        },
+      };
+    };
+    let outward: Outward | undefined;
+    if (config.homeAssistant.enabled || config.alerts.mqtt) {
+      if (redisTransport) {
+        redisTransport.onLeadership((leader) => {
+          if (leader) outward ??= startOutward();
+          else {
+            // the next leader publishes sleepy/gateway/status online when it takes the lease
+            void outward?.close();
+            outward = undefined;
+          }
+        });
+        if (redisTransport.isLeader()) outward = startOutward();
+      } else outward = startOutward();
+      cleanups.push(() => outward?.close());
     }
-    // the device's row goes in every replica (transport.forgetDevice: an event)
-    const forgetDevice = deviceForgetter({ transport, bridge, alerts, out, homeAssistant, mqttAlerts });
+    // The device's row goes in every replica (transport.forgetDevice: an event); its Home Assistant entities and
+    // MQTT alerts are cleared by whoever runs the outward client now (in Redis mode: the leader, if this is it).
+    const forgetDevice = (deviceId: string): Promise<boolean> =>
+      deviceForgetter({ transport, bridge, alerts, out: outward?.out, homeAssistant: outward?.homeAssistant, mqttAlerts: outward?.mqttAlerts })(deviceId);
     const commands = new Commands(transport, (t, p) => bridge.publishQos1(t, p), metrics, log.child({ part: "commands" }));
     const handlers = createHandlers({ transport, commands, metrics, log: log.child({ part: "bridge" }) });
     broker?.on("delivered", handlers.delivered);
@@ -220,7 +253,9 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     cleanups.push(stopIntake);
     await bridge.start(handlers.message);
 
+    let instance: string | undefined;
     const app = createApp({
+      instance: () => instance,
       auth: auth.http,
       transport,
       commands,
@@ -235,7 +270,8 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
         broker: () => bridge.connected && !(broker?.closed ?? false),
         db: () => (redisTransport ? redisTransport.replicaHealthy() : transport.healthy()),
         ...(redisTransport && { redis: () => redisTransport.healthy() }),
-        ...(out ? { publisher: () => out.connected } : {}),
+        // a follower in Redis mode runs no outward client: nothing of it can be down there
+        ...(config.homeAssistant.enabled || config.alerts.mqtt ? { publisher: () => outward === undefined || outward.out.connected } : {}),
       },
     });
 
@@ -253,6 +289,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     });
     cleanups.push(() => http.finish(0));
     const url = baseUrl(http, config.host);
+    instance = `${hostname()}:${http.port}`;
     if (config.tls && tls) {
       const reloader = new CertificateReloader({
         files: config.tls,
@@ -285,8 +322,9 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
         await stopIntake(); // the broker keeps for the next start whatever this gateway did not acknowledge
         summaryEvents.close();
         await alerts.close(); // webhooks: deliveries in flight finish (bounded), the rest are counted
-        homeAssistant?.close();
-        await out?.close(); // publishes sleepy/gateway/status offline
+        const stopping = outward;
+        outward = undefined;
+        await stopping?.close(); // publishes sleepy/gateway/status offline
         await transport.close(); // ends every SSE stream; clients reconnect to the next instance with their last id
         await http.finish(2_000);
         await runCleanups(cleanups, log);

@@ -307,4 +307,50 @@ describe.skipIf(!ready)("Redis mode: two gateways on one Redis and one broker", 
       expect(Number(/^gateway_mqtt_messages_not_acked_total\{reason="store_failed"\} (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
     }
   });
+
+  it("only the leader publishes for other tools (Home Assistant, gateway status); a follower stopping leaves it online", async () => {
+    const keyPrefix = `fleet${++fleets}:`;
+    const name = keyPrefix.slice(0, -1);
+    const start = async (gw: string) => {
+      const config = {
+        auth: { mode: "open" as const },
+        redis: { url: redis.url, keyPrefix },
+        mqtt: { clientId: `${name}-gw-${gw}` },
+        homeAssistant: { enabled: true, discoveryPrefix: `ha-${name}` },
+      };
+      const started = await startTestGateway({ brokerUrl: mosq.url, config });
+      cleanups.push(() => started.close());
+      return started;
+    };
+    const a = await start("a"); // opens first: takes the leader lease
+    const b = await start("b");
+    const retainedStatus = async () => {
+      const c = await mqtt.connectAsync(mosq.url, { clientId: `${name}-status-${Date.now()}`, clean: true, reconnectPeriod: 0 });
+      try {
+        const got = new Promise<string>((r) => c.on("message", (_t, p) => r(p.toString())));
+        await c.subscribeAsync("sleepy/gateway/status", { qos: 1 });
+        return await got;
+      } finally {
+        await c.endAsync(true);
+      }
+    };
+    await waitUntil(async () => (await retainedStatus()) === "online", { message: "the leader's status online" });
+    const pub = await mqtt.connectAsync(mosq.url, { clientId: `${name}-dev`, reconnectPeriod: 0 });
+    cleanups.push(() => pub.endAsync(true));
+    const watcher = await mqtt.connectAsync(mosq.url, { clientId: `${name}-watch`, clean: true, reconnectPeriod: 0 });
+    cleanups.push(() => watcher.endAsync(true));
+    const discovery: string[] = [];
+    watcher.on("message", (topic) => discovery.push(topic));
+    await watcher.subscribeAsync(`ha-${name}/#`, { qos: 1 });
+    await pub.publishAsync(`sensors/${name}-ha/telemetry`, telemetry(1), { qos: 1 });
+    await waitUntil(() => discovery.some((t) => t.includes(`${name}-ha`)), { message: "Home Assistant discovery for the device" });
+    for (const gw of [a, b]) await waitUntil(async () => (await devices(gw)).length === 1, { message: "both replicas have the device" });
+    // the follower's publisher never connected: nothing it could have published twice
+    expect(mosq.log()).toContain(`as ${name}-gw-a-out`);
+    expect(mosq.log()).not.toContain(`as ${name}-gw-b-out`);
+    await b.close();
+    expect(await retainedStatus()).toBe("online"); // a follower stopping is not the service going offline
+    await a.close();
+    expect(await retainedStatus()).toBe("offline"); // the last gateway (the leader) stopping is
+  });
 });

@@ -75,6 +75,12 @@ export class Alerts {
     this.sinks.push(sink);
   }
 
+  /** Removes a sink added with addSink (Redis mode: the outward client stops when this gateway is no longer leader). */
+  removeSink(sink: AlertSink): void {
+    const i = this.sinks.indexOf(sink);
+    if (i >= 0) this.sinks.splice(i, 1);
+  }
+
   /** The effective rules, with where each comes from. */
   async rules(): Promise<SourcedRule[]> {
     return resolveRules(this.opts.configRules, await this.deps.ruleStore.all());

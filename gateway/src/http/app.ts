@@ -5,6 +5,7 @@
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { serveStatic } from "@hono/node-server/serve-static";
+import type { HttpBindings } from "@hono/node-server";
 import { Hono } from "hono";
 import type { Alerts } from "../alerts/alerts.ts";
 import type { Commands } from "../commands/commands.ts";
@@ -45,6 +46,11 @@ export interface AppDeps {
   log: Logger;
   /** Directory served at `/`; default DEFAULT_WEB_ROOT. */
   webRoot?: string;
+  /**
+   * This process's name among several behind nginx (`<hostname>:<port>`), sent as X-Gateway-Instance on every
+   * response: which worker served a stream, for operators and tests. Undefined (no header) until listening.
+   */
+  instance?: () => string | undefined;
 }
 
 const PLACEHOLDER = `<!doctype html><meta charset="utf-8"><title>Sensors</title>
@@ -56,6 +62,18 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const authn = createAuthenticator(deps.auth);
 
+  if (deps.instance) {
+    const instance = deps.instance;
+    app.use("*", async (c, next) => {
+      const name = instance();
+      if (name) {
+        c.header("X-Gateway-Instance", name);
+        // also on Node's response itself: GET /events writes its headers there, past Hono (routes/events.ts)
+        (c.env as Partial<HttpBindings> | undefined)?.outgoing?.setHeader("X-Gateway-Instance", name);
+      }
+      await next();
+    });
+  }
   // First, for every route and every auth mode: no state-changing request from another origin.
   app.use("*", sameOriginWrites());
   app.route("/", opsRoutes({ health: deps.health, metrics: deps.metrics }));

@@ -55,7 +55,8 @@ export const MAX_CONCURRENT_STREAMS = 100;
 /** A client that connects but does not finish the TLS handshake (Node's default is 2 minutes). */
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 
-const loopbackFor = (host: string): string =>
+/** The address a local client uses for a server bound to `host` (all interfaces → 127.0.0.1), bracketed if IPv6. */
+export const loopbackFor = (host: string): string =>
   host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
 
 export function baseUrl(listener: Pick<HttpListener, "secure" | "port">, host: string): string {

@@ -103,6 +103,9 @@ export class RedisTransport implements Transport {
   private applyFailing = false;
   /** Until when this instance holds the leader lease (retention, summary events). */
   private leaderUntil = 0;
+  /** What the leadership listeners were last told. */
+  private leading = false;
+  private readonly leadershipListeners: Array<(leader: boolean) => void> = [];
   /** Set when this instance must not go on (ErrRedisBehind, ErrReplicaBehind): healthy() false, dispatch rejects. */
   private fatal: Error | undefined;
   private closed = false;
@@ -305,6 +308,7 @@ export class RedisTransport implements Transport {
     if (this.fatal) return;
     this.fatal = err;
     this.reportHealth();
+    this.noteLeadership();
     this.logger.fatal({ code: (err as { code?: string }).code }, err.message);
     for (const w of this.waiters) {
       clearTimeout(w.timer);
@@ -318,12 +322,35 @@ export class RedisTransport implements Transport {
    * summary changes into events: work that must happen once, not once per gateway.
    */
   isLeader(): boolean {
-    return !this.fatal && Date.now() < this.leaderUntil;
+    return !this.fatal && !this.closed && Date.now() < this.leaderUntil;
+  }
+
+  /**
+   * Called with true when this instance becomes the leader and false when it stops being it (lease lost or not
+   * renewed, fatal error, close): for work that must run on one gateway only, e.g. what it publishes to MQTT.
+   */
+  onLeadership(listener: (leader: boolean) => void): void {
+    this.leadershipListeners.push(listener);
+  }
+
+  private noteLeadership(): void {
+    const leader = this.isLeader();
+    if (leader === this.leading) return;
+    this.leading = leader;
+    this.logger.info({ leader }, leader ? "this gateway is the leader" : "this gateway is no longer the leader");
+    for (const listener of this.leadershipListeners) {
+      try {
+        listener(leader);
+      } catch (err) {
+        this.logger.error({ err }, "leadership listener failed");
+      }
+    }
   }
 
   /** History retention: the shared log by the leader, then this replica as in SQLite mode. */
   private async retention(now = Date.now()): Promise<void> {
     if (this.closed) return;
+    this.noteLeadership(); // a lease that ran out while the last renewal hung
     const clientId = this.opts.mqttClientId;
     if (clientId !== undefined) {
       try {
@@ -343,6 +370,7 @@ export class RedisTransport implements Transport {
       this.leaderUntil = 0;
       this.logger.warn({ err: (err as Error).message }, "redis log retention failed");
     }
+    this.noteLeadership();
     try {
       this.projection.prune(now);
     } catch (err) {
@@ -454,6 +482,7 @@ export class RedisTransport implements Transport {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.pruneTimer);
+    this.noteLeadership();
     for (const w of this.waiters) {
       clearTimeout(w.timer);
       w.reject(new ErrTransportClosed());
