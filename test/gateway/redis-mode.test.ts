@@ -78,6 +78,47 @@ describe.skipIf(!ready)("Redis mode: two gateways on one Redis and one broker", 
     expect((await fetch(`${gateways[0]!.url}/api/alert-rules/r1`, { method: "DELETE" })).status).toBe(501);
   });
 
+  it("a status stored by one gateway is a no-op when the other's session redelivers it later (past any time window)", async () => {
+    const { gateways, pub } = await fleet();
+    const [a, b] = gateways as [TestGateway, TestGateway];
+    const deviceId = `rm-st-${fleets}`;
+    expect(b.dataDir).toBeTruthy();
+    const statuses = await connectSse(a.url, { topics: [`sensors/${deviceId}/status`] });
+    cleanups.push(() => statuses.close());
+    const report = (body: object) => pub.publishAsync(`sensors/${deviceId}/status`, JSON.stringify({ v: 1, ...body }), { qos: 1, retain: true });
+    cleanups.push(() => pub.publishAsync(`sensors/${deviceId}/status`, "", { qos: 1, retain: true })); // not replayed to later fleets
+    await report({ state: "online", boot: 7 });
+    await statuses.waitForEvents(1);
+    // b goes away; its persistent session keeps what the device sends meanwhile
+    const bDir = b.dataDir;
+    const keyPrefix = `fleet${fleets}:`;
+    const bConfig = { auth: { mode: "open" as const }, redis: { url: redis.url, keyPrefix }, mqtt: { clientId: `fleet${fleets}-gw-b` } };
+    await b.close();
+    await report({ state: "online", boot: 8 });
+    await report({ state: "sleeping", boot: 8, sleepMs: 60_000, wake: { total: 900 } });
+    await statuses.waitForEvents(3);
+    const before = (await (await fetch(`${a.url}/api/devices`)).json()) as { devices: Array<{ deviceId: string; status: string; nextWakeAt: number }> };
+    // more than the 2 s de-duplication window of a Last Will: the copies must be recognised by what they say
+    const stored = Date.now();
+    await waitUntil(() => Date.now() > stored + 2_100, { message: "2 s to pass", timeoutMs: 5_000 });
+    const again = await startTestGateway({ brokerUrl: mosq.url, dataDir: bDir, config: bConfig });
+    cleanups.push(() => again.close());
+    // b's session redelivered online(8) and sleeping(8); each is a copy of what a stored
+    await waitUntil(async () => Number(/^gateway_mqtt_messages_in_total\{kind="status"\} (\d+)$/m.exec(await (await fetch(`${again.url}/metrics`)).text())?.[1] ?? 0) >= 2, {
+      message: "b to receive the redelivered statuses",
+    });
+    // a marker after them (another device: a reading would end the sleep), applied once b handled them
+    await pub.publishAsync(`sensors/${deviceId}-mark/telemetry`, telemetry(1), { qos: 1 });
+    const devicesOn = async (gw: TestGateway) =>
+      ((await (await fetch(`${gw.url}/api/devices`)).json()) as { devices: Array<{ deviceId: string; status: string; nextWakeAt: number | null }> }).devices;
+    await waitUntil(async () => (await devicesOn(again)).some((d) => d.deviceId === `${deviceId}-mark`), { message: "b applied the marker" });
+    expect(statuses.events.map((e) => e.json.state)).toEqual(["online", "online", "sleeping"]); // no copy stored
+    const was = before.devices.find((d) => d.deviceId === deviceId)!;
+    expect(was).toMatchObject({ status: "sleeping" });
+    // the redelivery moved nothing: the wake is still the one announced when a received the report
+    for (const gw of [a, again]) expect((await devicesOn(gw)).find((d) => d.deviceId === deviceId)).toMatchObject({ status: "sleeping", nextWakeAt: was.nextWakeAt });
+  });
+
   it("summary events come from one gateway (the leader), not one per gateway, and both stream them", async () => {
     const { gateways, pub } = await fleet({ mode: "open" }, { coalesceMs: 100 });
     const summaries = await Promise.all(gateways.map((gw) => connectSse(gw.url, { topics: ["sensors/+/summary"] })));
