@@ -3,6 +3,7 @@
  * own MQTT session and local replica. Every reading reaches both (each gateway receives every message), is
  * stored once, and both serve the same ids on SSE and the same /api/devices; a Redis outage loses nothing.
  */
+import { Redis } from "ioredis";
 import mqtt, { type MqttClient } from "mqtt";
 import { readFileSync } from "node:fs";
 import type { GatewayConfigInput } from "../../gateway/src/config.ts";
@@ -176,6 +177,38 @@ describe.skipIf(!ready)("Redis mode: two gateways on one Redis and one broker", 
     // both gateways received the ack and tried the change: one `acked` event
     await commandStream.waitForEvents(2);
     expect(commandStream.events.map((e) => e.json.state)).toEqual(["queued", "acked"]);
+  });
+
+  it("Redis at maxmemory: unhealthy and nothing acknowledged, no reconnect loop; once it takes writes the reading arrives", async () => {
+    const { gateways, streams, pub } = await fleet();
+    const [a] = gateways as [TestGateway, TestGateway];
+    await pub.publishAsync("sensors/rm-oom/telemetry", telemetry(1), { qos: 1 });
+    await Promise.all(streams.map((s) => s.waitForEvents(1)));
+    const admin = new Redis(redis.url);
+    cleanups.push(() => admin.quit());
+    const metric = async (gw: TestGateway, name: string) => Number(new RegExp(`^${name} (\\d+)$`, "m").exec(await (await fetch(`${gw.url}/metrics`)).text())?.[1] ?? 0);
+    try {
+      await admin.config("SET", "maxmemory-policy", "noeviction");
+      await admin.config("SET", "maxmemory", "1");
+      await pub.publishAsync("sensors/rm-oom/telemetry", telemetry(2), { qos: 1 });
+      for (const gw of gateways) {
+        await waitUntil(async () => (await fetch(`${gw.url}/healthz`)).status === 503, { message: "/healthz 503" });
+        await waitUntil(async () => (await metric(gw, "gateway_redis_append_failures_total")) >= 1, { message: "the failed append counted" });
+      }
+      expect(await metric(a, "gateway_redis_up")).toBe(0);
+      // while Redis refuses writes the bridge does not reconnect for redelivery (before: every ~1.5 s, forever)
+      const since = Date.now();
+      await waitUntil(() => Date.now() > since + 3_000, { message: "3 s to pass", timeoutMs: 5_000 });
+      for (const gw of gateways) expect(await metric(gw, "gateway_mqtt_redelivery_reconnects_total")).toBe(0);
+    } finally {
+      await admin.config("SET", "maxmemory", "0");
+    }
+    const all = await Promise.all(streams.map((s) => s.waitForEvents(2, () => true, 20_000)));
+    for (const events of all) expect(events.map((e) => e.json.seq)).toEqual([1, 2]);
+    for (const gw of gateways) {
+      expect((await fetch(`${gw.url}/healthz`)).status).toBe(200);
+      expect(await metric(gw, "gateway_mqtt_redelivery_reconnects_total")).toBeLessThanOrEqual(1);
+    }
   });
 
   it("while Redis is down the gateways say so and acknowledge nothing; after it restarts every reading arrives once", async () => {
