@@ -134,7 +134,8 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
         ? (e) => sqliteTransport.dispatchNow(e)
         : (e) => {
             if (!redisTransport!.isLeader()) return;
-            redisTransport!.dispatch(e).catch((err: unknown) => log.warn({ err, deviceId: e.deviceId }, "summary event not stored"));
+            // the message only: an ioredis error carries its command's arguments
+            redisTransport!.dispatch(e).catch((err: unknown) => log.warn({ err: (err as Error).message, deviceId: e.deviceId }, "summary event not stored"));
           },
       config.summaries.coalesceMs,
       log,

@@ -43,7 +43,7 @@ export class SummaryPublisher {
           this.dispatch({ kind: "summary", topic, deviceId, receivedAt: now, data: { deviceId, topic, buckets: part, at: now }, dedupeKey });
         } catch (err) {
           // The buckets themselves are stored; only their live update is lost (a page reload reads them).
-          this.log.warn({ err, deviceId }, "summary event not stored");
+          this.log.warn({ err: (err as Error).message, deviceId }, "summary event not stored");
         }
       }
     }

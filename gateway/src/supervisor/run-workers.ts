@@ -43,7 +43,7 @@ export interface RunningWorkers {
 export async function runWorkers(config: GatewayConfig, opts: RunWorkersOptions): Promise<RunningWorkers> {
   if (!opts.redisUrl) {
     throw new ErrBadArgs(
-      `--workers ${opts.workers} needs Redis: set REDIS_URL (e.g. redis://127.0.0.1:6379). The workers share ` +
+      `--workers ${opts.workers} needs Redis: set REDIS_URL (e.g. redis://:PASSWORD@127.0.0.1:6379). The workers share ` +
         "history and live events through it; without it each would see only part of the devices' events",
     );
   }
