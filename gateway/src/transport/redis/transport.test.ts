@@ -213,7 +213,7 @@ describe.skipIf(!hasRedis)("RedisTransport", () => {
       await a.transport.dispatch(telemetry("d", 1));
       // what a broken or newer writer could leave: id 2 whose event is not JSON
       const r = a.transport["redis"];
-      await r.xadd(`${prefix}log`, "2-0", "e", "{not json", "r", "0", "p", await r.get(`${prefix}epoch`));
+      await r.xadd(`${prefix}log`, "2-0", "e", "{not json", "r", "0", "p", (await r.get(`${prefix}epoch`))!);
       await r.set(`${prefix}id`, 2);
       await waitUntil(() => !a.transport.healthy(), { message: "unhealthy at the bad entry" });
       expect(a.transport.problem()).toBe("the local replica cannot apply the log");
