@@ -196,6 +196,10 @@ describe.skipIf(!ready)("Redis mode: two gateways on one Redis and one broker", 
         await waitUntil(async () => (await metric(gw, "gateway_redis_append_failures_total")) >= 1, { message: "the failed append counted" });
       }
       expect(await metric(a, "gateway_redis_up")).toBe(0);
+      // a command that cannot be stored is refused as such, and nothing is sent
+      const refused = await fetch(`${a.url}/api/devices/rm-oom/commands`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ op: "ping" }) });
+      expect(refused.status).toBe(503);
+      expect(await refused.json()).toMatchObject({ error: { code: "store_unavailable" } });
       // while Redis refuses writes the bridge does not reconnect for redelivery (before: every ~1.5 s, forever)
       const since = Date.now();
       await waitUntil(() => Date.now() > since + 3_000, { message: "3 s to pass", timeoutMs: 5_000 });
