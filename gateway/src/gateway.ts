@@ -176,6 +176,9 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       metrics,
       log.child({ part: "bridge" }),
     );
+    // a Redis-mode instance that must not go on (transport/redis: lost data, lost its client id) leaves the broker
+    // session alone: with a client id another gateway now holds, reconnecting would take that session from it
+    redisTransport?.onFatal(() => void bridge.close());
     // What the gateway publishes for other tools (Home Assistant, MQTT alerts) has its own client: see publisher.ts.
     const out = config.homeAssistant.enabled || config.alerts.mqtt
       ? new GatewayPublisher({ url: bridgeUrl, clientId: `${config.mqtt.clientId}-out`, ...credentials }, { failed: metrics.publishFailed }, log.child({ part: "publisher" }))

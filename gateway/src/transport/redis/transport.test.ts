@@ -230,6 +230,7 @@ describe.skipIf(!hasRedis)("RedisTransport", () => {
       expect(await log.holdLease("other-lease", "me", 60_000)).toBe(false);
       expect(await r.pttl("other-lease")).toBeLessThanOrEqual(1_000); // not extended to 60 s
       const b = await replica(prefix);
+      await waitUntil(() => !b.transport["retentionRunning"], { message: "b's first renewal done" });
       await b.transport["retention"]();
       expect(b.transport.isLeader()).toBe(false); // a holds it
       // a stops (Redis lost data, as far as a knows): it releases the lease and ends its streams
@@ -237,8 +238,10 @@ describe.skipIf(!hasRedis)("RedisTransport", () => {
       a.transport["stop"](new ErrRedisBehind(0, 1));
       expect(a.transport.isLeader()).toBe(false);
       await waitUntil(async () => (await r.get(`${prefix}lease:leader`)) === null, { message: "the lease released" });
-      await b.transport["retention"]();
-      expect(b.transport.isLeader()).toBe(true);
+      await waitUntil(async () => {
+        await b.transport["retention"]();
+        return b.transport.isLeader();
+      }, { message: "b leads" });
       expect(() => watch(a.transport)).toThrow(ErrTransportClosed);
       void s;
     });
@@ -290,6 +293,27 @@ describe.skipIf(!hasRedis)("RedisTransport", () => {
     }
     const after = await openReplica(redis.url, prefix, undefined, 4, "gw-1"); // released on close
     await after.dispose();
+  });
+
+  it("a gateway whose MQTT client id claim another gateway took stops, and says so", async () => {
+    const prefix = `claim${++prefixes}:`;
+    const r = await openReplica(redis.url, prefix, undefined, 4, "gw-lost");
+    try {
+      const fatal: Error[] = [];
+      r.transport.onFatal((err) => fatal.push(err));
+      // the claim expired while this one was stalled, and another gateway claimed the id
+      await r.transport["redis"].set(`${prefix}lease:mqtt-client:gw-lost`, "another-replica", "PX", 30_000);
+      // the next renewal (one run at a time: the first one since open may still be going)
+      await waitUntil(async () => {
+        await r.transport["retention"]();
+        return !r.transport.healthy();
+      }, { message: "the renewal to find the claim lost" });
+      expect(r.transport.problem()).toMatch(/MQTT client id "gw-lost" is in use/);
+      expect(fatal.map((e) => e.name)).toEqual(["ErrClientIdInUse"]);
+      expect(await r.transport["redis"].get(`${prefix}lease:mqtt-client:gw-lost`)).toBe("another-replica"); // not released
+    } finally {
+      await r.dispose();
+    }
   });
 
   describe("Redis outages", () => {

@@ -395,7 +395,14 @@ export class RedisTransport implements Transport {
     this.waiters.clear();
     this.hub.close();
     void this.releaseLeases();
+    for (const listener of this.fatalListeners) listener(err);
   }
+
+  /** Called once if this instance must stop (see stop()): the owner of the MQTT session ends it. */
+  onFatal(listener: (err: Error) => void): void {
+    this.fatalListeners.push(listener);
+  }
+  private readonly fatalListeners: Array<(err: Error) => void> = [];
 
   private async releaseLeases(): Promise<void> {
     const releases = [this.log.releaseLease(this.log.keys.leaderLease, this.instance)];
