@@ -498,8 +498,10 @@ export class RedisTransport implements Transport {
     if (wanted === undefined || wanted <= this.lastApplied) return void this.hub.subscribe(request, sink);
     void this.log
       .state()
-      .then(({ latestId }) => (wanted <= latestId ? this.appliedThrough(wanted) : undefined))
-      .catch(() => undefined) // Redis unreachable or the replica too slow: the hub decides with what it has
+      // Redis unreachable: the id may well be assigned (another gateway saw it), so wait as a dispatch would
+      .then(({ latestId }) => wanted <= latestId, () => true)
+      .then((assigned) => (assigned ? this.appliedThrough(wanted) : undefined))
+      .catch(() => undefined) // the replica too slow: the hub decides with what it has
       .then(() => {
         if (!this.closed) return void this.hub.subscribe(request, sink);
         sink.open({ writable: () => {}, gone: () => {} });
