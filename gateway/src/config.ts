@@ -106,7 +106,7 @@ export const configSchema = z.strictObject({
    */
   redis: z
     .strictObject({
-      /** redis://[user:password@]host:port[/db]; Redis reachable from the network must require a password. */
+      /** redis://[user:]password@host:port[/db]; Redis must require a password (it holds the admin token). */
       url: z.url({ protocol: /^rediss?$/ }),
       /** Prefix of every key, so several fleets (or tests) can share one Redis. */
       keyPrefix: z.string().default("sensors:"),
@@ -296,17 +296,19 @@ function portClashes(c: GatewayConfig): string[] {
 
 /**
  * Checks across fields that zod's per-field rules cannot see. Secure by default: open HTTP auth only on a
- * loopback host unless `auth.allowNetwork` says so explicitly; a Redis on another host only with a password.
+ * loopback host unless `auth.allowNetwork` says so explicitly; Redis only with a password.
  */
 function crossFieldProblems(c: GatewayConfig): string[] {
   const problems: string[] = [];
   if (c.redis) {
     const url = new URL(c.redis.url);
-    // Redis holds every event and takes writes from anyone who reaches it: one on another host needs a password.
-    if (!url.password && !isLoopbackHost(url.hostname)) {
+    // Redis holds every event and the shared admin token, and takes writes from anyone who reaches it: a password
+    // always, since on loopback too any local user (or a compromised process) could read the token or forge events.
+    if (!url.password) {
       problems.push(
-        `redis.url: Redis on ${JSON.stringify(url.hostname)} without a password would let anyone who reaches it rewrite ` +
-          `the event log. Set requirepass (hardware/pi/redis/redis.conf) and put it in the URL: redis://:PASSWORD@host:6379`,
+        `redis.url: Redis without a password would let anyone who reaches it (on ${JSON.stringify(url.hostname)}) read the ` +
+          `shared admin token and rewrite the event log. Set requirepass (hardware/pi/redis/redis.conf) and put it in ` +
+          `the URL: redis://:PASSWORD@host:6379`,
       );
     }
   }

@@ -141,7 +141,8 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
         ? (e) => sqliteTransport.dispatchNow(e)
         : (e) => {
             if (!redisTransport!.isLeader()) return;
-            redisTransport!.dispatch(e).catch((err: unknown) => log.warn({ err, deviceId: e.deviceId }, "summary event not stored"));
+            // the message only: an ioredis error carries its command's arguments
+            redisTransport!.dispatch(e).catch((err: unknown) => log.warn({ err: (err as Error).message, deviceId: e.deviceId }, "summary event not stored"));
           },
       config.summaries.coalesceMs,
       log,
@@ -182,6 +183,9 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       metrics,
       log.child({ part: "bridge" }),
     );
+    // a Redis-mode instance that must not go on (transport/redis: lost data, lost its client id) leaves the broker
+    // session alone: with a client id another gateway now holds, reconnecting would take that session from it
+    redisTransport?.onFatal(() => void bridge.close());
     const alerts = new Alerts(
       {
         transport,

@@ -4,6 +4,7 @@
  * stored once, and both serve the same ids on SSE and the same /api/devices; alerts are decided once (the
  * leader's engine) and read, acknowledged and deleted alike on either; a Redis outage loses nothing.
  */
+import { Redis } from "ioredis";
 import mqtt, { type MqttClient } from "mqtt";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
@@ -76,6 +77,47 @@ describe.skipIf(!ready)("Redis mode: two gateways on one Redis and one broker", 
     expect(onA).toMatchObject([{ deviceId: "rm-1", lastReading: { seq: 20 } }]);
     const health = (await (await fetch(`${gateways[1]!.url}/healthz`)).json()) as Record<string, unknown>;
     expect(health).toMatchObject({ ok: true, redis: "up" });
+  });
+
+  it("a status stored by one gateway is a no-op when the other's session redelivers it later (past any time window)", async () => {
+    const { gateways, pub } = await fleet();
+    const [a, b] = gateways as [TestGateway, TestGateway];
+    const deviceId = `rm-st-${fleets}`;
+    expect(b.dataDir).toBeTruthy();
+    const statuses = await connectSse(a.url, { topics: [`sensors/${deviceId}/status`] });
+    cleanups.push(() => statuses.close());
+    const report = (body: object) => pub.publishAsync(`sensors/${deviceId}/status`, JSON.stringify({ v: 1, ...body }), { qos: 1, retain: true });
+    cleanups.push(() => pub.publishAsync(`sensors/${deviceId}/status`, "", { qos: 1, retain: true })); // not replayed to later fleets
+    await report({ state: "online", boot: 7 });
+    await statuses.waitForEvents(1);
+    // b goes away; its persistent session keeps what the device sends meanwhile
+    const bDir = b.dataDir;
+    const keyPrefix = `fleet${fleets}:`;
+    const bConfig = { auth: { mode: "open" as const }, redis: { url: redis.url, keyPrefix }, mqtt: { clientId: `fleet${fleets}-gw-b` } };
+    await b.close();
+    await report({ state: "online", boot: 8 });
+    await report({ state: "sleeping", boot: 8, sleepMs: 60_000, wake: { total: 900 } });
+    await statuses.waitForEvents(3);
+    const before = (await (await fetch(`${a.url}/api/devices`)).json()) as { devices: Array<{ deviceId: string; status: string; nextWakeAt: number }> };
+    // more than the 2 s de-duplication window of a Last Will: the copies must be recognised by what they say
+    const stored = Date.now();
+    await waitUntil(() => Date.now() > stored + 2_100, { message: "2 s to pass", timeoutMs: 5_000 });
+    const again = await startTestGateway({ brokerUrl: mosq.url, dataDir: bDir, config: bConfig });
+    cleanups.push(() => again.close());
+    // b's session redelivered online(8) and sleeping(8); each is a copy of what a stored
+    await waitUntil(async () => Number(/^gateway_mqtt_messages_in_total\{kind="status"\} (\d+)$/m.exec(await (await fetch(`${again.url}/metrics`)).text())?.[1] ?? 0) >= 2, {
+      message: "b to receive the redelivered statuses",
+    });
+    // a marker after them (another device: a reading would end the sleep), applied once b handled them
+    await pub.publishAsync(`sensors/${deviceId}-mark/telemetry`, telemetry(1), { qos: 1 });
+    const devicesOn = async (gw: TestGateway) =>
+      ((await (await fetch(`${gw.url}/api/devices`)).json()) as { devices: Array<{ deviceId: string; status: string; nextWakeAt: number | null }> }).devices;
+    await waitUntil(async () => (await devicesOn(again)).some((d) => d.deviceId === `${deviceId}-mark`), { message: "b applied the marker" });
+    expect(statuses.events.map((e) => e.json.state)).toEqual(["online", "online", "sleeping"]); // no copy stored
+    const was = before.devices.find((d) => d.deviceId === deviceId)!;
+    expect(was).toMatchObject({ status: "sleeping" });
+    // the redelivery moved nothing: the wake is still the one announced when a received the report
+    for (const gw of [a, again]) expect((await devicesOn(gw)).find((d) => d.deviceId === deviceId)).toMatchObject({ status: "sleeping", nextWakeAt: was.nextWakeAt });
   });
 
   it("summary events come from one gateway (the leader), not one per gateway, and both stream them", async () => {
@@ -281,6 +323,43 @@ describe.skipIf(!ready)("Redis mode: two gateways on one Redis and one broker", 
     expect(await decided(b, "firing")).toBe(1); // the overdue alert; the battery one was not fired again
     expect((await alertsOf(b)).filter((x) => x.deviceId === low)).toHaveLength(1);
     await pub.publishAsync(`sensors/${sleepy}/status`, "", { qos: 1, retain: true });
+  });
+
+  it("Redis at maxmemory: unhealthy and nothing acknowledged, no reconnect loop; once it takes writes the reading arrives", async () => {
+    const { gateways, streams, pub } = await fleet();
+    const [a] = gateways as [TestGateway, TestGateway];
+    await pub.publishAsync("sensors/rm-oom/telemetry", telemetry(1), { qos: 1 });
+    await Promise.all(streams.map((s) => s.waitForEvents(1)));
+    const admin = new Redis(redis.url);
+    cleanups.push(() => admin.quit());
+    const metric = async (gw: TestGateway, name: string) => Number(new RegExp(`^${name} (\\d+)$`, "m").exec(await (await fetch(`${gw.url}/metrics`)).text())?.[1] ?? 0);
+    try {
+      await admin.config("SET", "maxmemory-policy", "noeviction");
+      await admin.config("SET", "maxmemory", "1");
+      await pub.publishAsync("sensors/rm-oom/telemetry", telemetry(2), { qos: 1 });
+      for (const gw of gateways) {
+        await waitUntil(async () => (await fetch(`${gw.url}/healthz`)).status === 503, { message: "/healthz 503" });
+        await waitUntil(async () => (await metric(gw, "gateway_redis_append_failures_total")) >= 1, { message: "the failed append counted" });
+      }
+      expect(await metric(a, "gateway_redis_up")).toBe(0);
+      // a command that cannot be stored is refused as such, and nothing is sent
+      const refused = await fetch(`${a.url}/api/devices/rm-oom/commands`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ op: "ping" }) });
+      expect(refused.status).toBe(503);
+      expect(await refused.json()).toMatchObject({ error: { code: "store_unavailable" } });
+      // while Redis refuses writes the bridge does not reconnect for redelivery (before: every ~1.5 s, forever)
+      const since = Date.now();
+      await waitUntil(() => Date.now() > since + 3_000, { message: "3 s to pass", timeoutMs: 5_000 });
+      for (const gw of gateways) expect(await metric(gw, "gateway_mqtt_redelivery_reconnects_total")).toBe(0);
+    } finally {
+      await admin.config("SET", "maxmemory", "0");
+    }
+    const all = await Promise.all(streams.map((s) => s.waitForEvents(2, () => true, 20_000)));
+    for (const events of all) expect(events.map((e) => e.json.seq)).toEqual([1, 2]);
+    for (const gw of gateways) {
+      // the other gateway's copy may have arrived first: its own probe write makes it healthy within a second or so
+      await waitUntil(async () => (await fetch(`${gw.url}/healthz`)).status === 200, { message: "/healthz 200 again" });
+      expect(await metric(gw, "gateway_mqtt_redelivery_reconnects_total")).toBeLessThanOrEqual(1);
+    }
   });
 
   it("while Redis is down the gateways say so and acknowledge nothing; after it restarts every reading arrives once", async () => {

@@ -72,7 +72,7 @@ describe("server.js --workers: refusals", () => {
     [["--base-port", "9000"], "--base-port only applies with --workers N"],
     [["--worker", "2"], "Unknown option '--worker'"],
   ])("exits 2 on %j", (args, message) => {
-    const r = runToExit(args, { ...baseEnv(dir), REDIS_URL: "redis://127.0.0.1:6379" });
+    const r = runToExit(args, { ...baseEnv(dir), REDIS_URL: "redis://:pw@127.0.0.1:6379" });
     expect(r.status).toBe(2);
     expect(r.stderr).toContain(message);
     expect(r.stderr).toContain("usage: server.js");
@@ -105,11 +105,11 @@ describe.skipIf(!hasRedis)("server.js --workers 2", () => {
     dataDir = mkdtempSync(join(tmpdir(), "workers-"));
     // The workers share state through Redis (the Redis transport); the supervisor requires its URL.
     const redisPort = await freePort();
-    redis = spawn(REDIS_BIN, ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+    redis = spawn(REDIS_BIN, ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--requirepass", "test-pw"], { stdio: "ignore" });
     basePort = await freeConsecutivePorts(2);
     mqttPort = await freePort();
     supervisor = spawn(process.execPath, [...productionNodeFlags(), COMPILED_SERVER, "--workers", "2", "--base-port", String(basePort)], {
-      env: { ...baseEnv(dataDir), MQTT_PORT: String(mqttPort), REDIS_URL: `redis://127.0.0.1:${redisPort}` },
+      env: { ...baseEnv(dataDir), MQTT_PORT: String(mqttPort), REDIS_URL: `redis://:test-pw@127.0.0.1:${redisPort}` },
       stdio: ["ignore", "pipe", "pipe"],
     });
     supervisor.stdout!.on("data", (d: Buffer) => (output += d.toString()));
@@ -186,8 +186,8 @@ describe.skipIf(!hasRedis)("server.js --workers 1: Ctrl-C in a terminal, and a s
   beforeAll(async () => {
     buildGateway();
     const redisPort = await freePort();
-    redis = spawn(REDIS_BIN, ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
-    redisUrl = `redis://127.0.0.1:${redisPort}`;
+    redis = spawn(REDIS_BIN, ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--requirepass", "test-pw"], { stdio: "ignore" });
+    redisUrl = `redis://:test-pw@127.0.0.1:${redisPort}`;
   });
   afterAll(() => {
     redis?.kill("SIGTERM");

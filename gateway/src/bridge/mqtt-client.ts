@@ -30,11 +30,19 @@ export interface BridgeOptions {
 }
 
 const REDELIVERY_CHECK_MS = 500;
+/**
+ * The first reconnect for redelivery waits this long after the failure, each further one twice as long (up to
+ * REDELIVERY_MAX_MS) until a message is stored again: a store that fails again at once (Redis OOM, a full disk)
+ * must not make the gateway reconnect, and the broker replay every retained status, every second forever.
+ */
+const REDELIVERY_FIRST_MS = 1_000;
+const REDELIVERY_MAX_MS = 60_000;
 
 export class MqttBridge {
   private client?: MqttClient;
   private closed = false;
   private redeliveryTimer: NodeJS.Timeout | undefined;
+  private redeliveryDelayMs = REDELIVERY_FIRST_MS;
 
   constructor(
     private readonly opts: BridgeOptions,
@@ -75,7 +83,10 @@ export class MqttBridge {
       const payload = typeof packet.payload === "string" ? Buffer.from(packet.payload) : packet.payload;
       // retain is set only on a retained message a (re)subscription replays (MQTT 3.1.1 §3.3.1.3)
       onMessage(packet.topic, payload, packet.retain).then(
-        () => done(),
+        () => {
+          this.redeliveryDelayMs = REDELIVERY_FIRST_MS;
+          done();
+        },
         (err: Error) => {
           done(err);
           this.redeliverWhenReady();
@@ -111,11 +122,14 @@ export class MqttBridge {
   /** Once the store is ready again, drops the connection: mqtt.js reconnects and the broker resends what we did not ack. */
   private redeliverWhenReady(): void {
     if (this.redeliveryTimer || this.closed) return;
+    const notBefore = performance.now() + this.redeliveryDelayMs;
     this.redeliveryTimer = setInterval(() => {
-      if (this.closed || !(this.opts.storeReady?.() ?? true)) return;
+      if (this.closed || performance.now() < notBefore || !(this.opts.storeReady?.() ?? true)) return;
       clearInterval(this.redeliveryTimer);
       this.redeliveryTimer = undefined;
-      this.log.info("the store takes events again: reconnecting so the broker redelivers what was not acknowledged");
+      this.log.info({ afterMs: this.redeliveryDelayMs }, "reconnecting so the broker redelivers what was not acknowledged");
+      this.redeliveryDelayMs = Math.min(this.redeliveryDelayMs * 2, REDELIVERY_MAX_MS);
+      this.metrics.redeliveryReconnects.inc();
       this.client?.stream.destroy();
     }, REDELIVERY_CHECK_MS);
     this.redeliveryTimer.unref();

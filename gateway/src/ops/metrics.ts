@@ -63,8 +63,22 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
       registers,
     }),
     clients: new Gauge({ name: "gateway_sse_clients", help: "Open SSE streams", registers }),
-    // scaled-out mode only (transport/redis): 0 while Redis is unreachable, when MQTT messages are not acknowledged
-    redisUp: new Gauge({ name: "gateway_redis_up", help: "1 while the shared Redis log is connected (Redis mode)", registers }),
+    // scaled-out mode only (transport/redis): 0 whenever MQTT messages are not acknowledged because of Redis
+    redisUp: new Gauge({
+      name: "gateway_redis_up",
+      help: "1 while this gateway stores events through the shared Redis log: reachable, taking appends, applied locally (Redis mode)",
+      registers,
+    }),
+    redisAppendFailures: new Counter({
+      name: "gateway_redis_append_failures_total",
+      help: "Appends to the shared Redis log that failed (e.g. OOM, timeout); the MQTT message stays unacknowledged",
+      registers,
+    }),
+    redeliveryReconnects: new Counter({
+      name: "gateway_mqtt_redelivery_reconnects_total",
+      help: "MQTT reconnects made so that the broker redelivers messages that could not be stored (exponential backoff)",
+      registers,
+    }),
     drops: new Counter({
       name: "gateway_sse_dropped_clients_total",
       help: "SSE streams closed by the gateway, by reason (queue_events, queue_bytes, stalled)",

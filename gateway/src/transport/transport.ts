@@ -120,6 +120,18 @@ export interface Transport {
   close(): Promise<void>;
 }
 
+/**
+ * The event is in the shared log (it has its id and every replica will apply it), but this instance's replica
+ * did not apply it in time: not a failure to store, only no read-your-write yet (Redis mode).
+ */
+export class ErrAppliedLate extends Error {
+  readonly code = "applied_late";
+  constructor(readonly id: number, timeoutMs: number) {
+    super(`event ${id} is in Redis but this gateway's replica did not apply it within ${timeoutMs} ms`);
+    this.name = "ErrAppliedLate";
+  }
+}
+
 export class ErrTransportClosed extends Error {
   readonly code = "shutting_down";
   constructor() {

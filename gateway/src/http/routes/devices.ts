@@ -1,7 +1,7 @@
 /** Device state, names, readings, series and commands (docs/protocol.md "REST", "Summaries", "Device names"). */
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import type { Commands } from "../../commands/commands.ts";
+import { ErrStoreUnavailable, type Commands } from "../../commands/commands.ts";
 import type { TelemetryData } from "../../protocol/events.ts";
 import { COMMAND_ID_PATTERN, DEVICE_ID_RULE, isDeviceId } from "../../protocol/ids.ts";
 import { commandBodySchema, describeIssues } from "../../protocol/payloads.ts";
@@ -173,7 +173,9 @@ export function devicesRoute(deps: DevicesRouteDeps): Hono<AppEnv> {
       }
       const parsed = commandBodySchema.safeParse(body);
       if (!parsed.success) throw new ApiError(400, "invalid_command", describeIssues(parsed.error));
-      const command = await deps.commands.create(c.req.param("id"), parsed.data);
+      const command = await deps.commands.create(c.req.param("id"), parsed.data).catch((e: unknown) => {
+        throw e instanceof ErrStoreUnavailable ? new ApiError(503, e.code, e.message) : e;
+      });
       return c.json({ id: command.id, state: command.state }, 202);
     },
   );

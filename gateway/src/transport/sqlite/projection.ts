@@ -104,8 +104,24 @@ export class Projection {
 
   /** A random id of this database, made once: who holds a Redis claim across restarts (transport/redis). */
   replicaId(): string {
-    this.db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('replica_id', ?)").run(randomInt(2 ** 47));
-    return String(this.db.prepare<[], { value: number }>("SELECT value FROM meta WHERE key = 'replica_id'").get()!.value);
+    this.replica ??= String(this.metaOnce("replica_id", randomInt(2 ** 47)));
+    return this.replica;
+  }
+  private replica: string | undefined;
+
+  /**
+   * The epoch of the Redis log this replica was built from (transport/redis/log.ts): `current` when it has
+   * none yet, or when it has applied nothing yet (`adopt`).
+   */
+  followedEpoch(current: number, adopt: boolean): number {
+    if (adopt) this.db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('redis_epoch', ?)").run(current);
+    return this.metaOnce("redis_epoch", current);
+  }
+
+  /** The meta value at `key`, set to `candidate` first if it has none. */
+  private metaOnce(key: string, candidate: number): number {
+    this.db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)").run(key, candidate);
+    return this.db.prepare<[string], { value: number }>("SELECT value FROM meta WHERE key = ?").get(key)!.value;
   }
 
   healthy(): boolean {
