@@ -36,11 +36,12 @@ REDIS_PORT=$(free_ports 1)
 BASE=$(free_ports "$N")
 mkdir -p "$DATA_DIR/redis" "$DATA_DIR/gateway" "$DATA_DIR/nginx/tmp"
 
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$DATA_DIR/redis" --appendonly yes --appendfsync always --save "" \
+REDIS_PASSWORD="bench-$RANDOM$RANDOM"
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --requirepass "$REDIS_PASSWORD" --dir "$DATA_DIR/redis" --appendonly yes --appendfsync always --save "" \
   >"$DATA_DIR/redis.log" 2>&1 &
-for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+for _ in $(seq 50); do REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
-REDIS_URL="redis://127.0.0.1:$REDIS_PORT" HOST=127.0.0.1 AUTH_MODE=open DATA_DIR="$DATA_DIR/gateway" \
+REDIS_URL="redis://:$REDIS_PASSWORD@127.0.0.1:$REDIS_PORT" HOST=127.0.0.1 AUTH_MODE=open DATA_DIR="$DATA_DIR/gateway" \
   npm run -s gateway -- --workers "$N" --base-port "$BASE" &
 for i in $(seq 0 $((N - 1))); do
   for _ in $(seq 120); do curl -sf -o /dev/null "http://127.0.0.1:$((BASE + i))/healthz" && break; sleep 0.5; done

@@ -53,7 +53,7 @@ describe("server.js --workers: refusals", () => {
     expect(cert.status, cert.stderr).toBe(0);
     const r = runToExit(["--workers", "3", "--base-port", String(port)], {
       ...baseEnv(dir),
-      REDIS_URL: "redis://127.0.0.1:6379",
+      REDIS_URL: "redis://:pw@127.0.0.1:6379",
       TLS_CERT: join(dir, "cert.pem"),
       TLS_KEY: join(dir, "key.pem"),
       MQTT_WS_PORT: String(await freePort()),

@@ -156,7 +156,7 @@ export class RedisTransport implements Transport {
    * Connects, checks that this replica and Redis agree, and resolves once the replica caught up with the log.
    * Rejects with ErrRedisBehind (Redis lost data) or ErrReplicaBehind (the replica is older than the log).
    * @example
-   * const transport = await RedisTransport.open(openDatabase(dataDir), { url: "redis://127.0.0.1:6379", keyPrefix: "sensors:", ...}, metrics, log);
+   * const transport = await RedisTransport.open(openDatabase(dataDir), { url: "redis://:PASSWORD@127.0.0.1:6379", keyPrefix: "sensors:", ...}, metrics, log);
    */
   static async open(db: Db, opts: RedisTransportOptions, metrics: Metrics, logger: Logger): Promise<RedisTransport> {
     // No offline queue and no retries: while Redis is unreachable a dispatch fails at once (the MQTT message
