@@ -142,6 +142,14 @@ for _, seq in ipairs(rows(client)) do
   table.insert(out, redis.call('HGET', p .. 'op:' .. client, seq))
 end
 return out`,
+  // ARGV: prefix, client, brokerId or '' → the deleted will, or nil
+  delWill: `
+local key = ARGV[1] .. 'wills'
+local json = redis.call('HGET', key, ARGV[2])
+if not json then return nil end
+if ARGV[3] ~= '' and cjson.decode(json).brokerId ~= ARGV[3] then return nil end
+redis.call('HDEL', key, ARGV[2])
+return json`,
 } as const;
 
 type ScriptName = keyof typeof SCRIPTS;
@@ -377,11 +385,13 @@ export class RedisPersistence implements BrokerStore {
     return json === null ? undefined : decode(json);
   }
 
-  async delWill(client: ClientRef): Promise<AnyPacket | undefined> {
+  /**
+   * With `client.brokerId` (aedes passes its own id), only that broker's will goes: a node closing a client that
+   * has meanwhile reconnected to another node must not delete the will the other node stored.
+   */
+  async delWill(client: ClientRef & { brokerId?: string }): Promise<AnyPacket | undefined> {
     this.open();
-    const [[, json]] = (await this.redis.multi().hget(this.key("wills"), client.id).hdel(this.key("wills"), client.id).exec()) as [
-      [Error | null, string | null],
-    ];
+    const json = (await this.redis.delWill(this.prefix, client.id, client.brokerId ?? "")) as string | null;
     return json === null ? undefined : decode(json);
   }
 
