@@ -22,6 +22,8 @@ const HEARTBEAT_MS = 500;
 
 interface BrokerNode {
   name: string;
+  /** aedes' broker id, as the node prints it */
+  id: string;
   port: number;
   url: string;
   output(): string;
@@ -71,6 +73,7 @@ async function startNode(name: string, redis: RunningRedis, dataDir: string): Pr
   if (!output.includes("Broker node ")) throw new Error(`broker node ${name} did not start:\n${output}`);
   return {
     name,
+    id: /Broker node (\S+) on/.exec(output)![1]!,
     port,
     url: `mqtt://127.0.0.1:${port}`,
     output: () => output,
@@ -161,7 +164,7 @@ describe.skipIf(!hasRedis)("broker nodes sharing Redis", () => {
     await startBoth();
     const watcher = await client(b.url, { clientId: "watch-b" });
     const wills: string[] = [];
-    watcher.on("message", (topic, payload) => wills.push(`${topic} ${payload.toString()}`));
+    watcher.on("message", (topic, payload) => topic.endsWith("/status") && wills.push(`${topic} ${payload.toString()}`));
     await watcher.subscribeAsync("sensors/+/status", { qos: 1 });
     // a device that only knows node A (no failover): its will says it is gone
     const device = mqtt.connect(a.url, {
@@ -172,6 +175,12 @@ describe.skipIf(!hasRedis)("broker nodes sharing Redis", () => {
     device.on("error", () => {});
     cleanups.push(() => device.endAsync(true));
     await new Promise((resolve) => device.once("connect", resolve));
+    // B has heard A's heartbeat (aedes' `$SYS/<id>/heartbeat`, through Redis): the will waits for A to fall silent
+    const heartbeats: string[] = [];
+    watcher.on("message", (topic, payload) => topic.endsWith("/heartbeat") && heartbeats.push(payload.toString()));
+    await watcher.subscribeAsync("$SYS/+/heartbeat", { qos: 0 });
+    await waitUntil(() => heartbeats.includes(a.id), { message: "A's heartbeat seen on B" });
+    expect(wills).toEqual([]);
     const killedAt = Date.now();
     await a.kill();
     await waitUntil(() => wills.length > 0, { timeoutMs: 15 * HEARTBEAT_MS, message: "the will published by B" });
