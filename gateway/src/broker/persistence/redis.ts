@@ -11,9 +11,12 @@ import type { BrokerStore, ClientRef, Origin, StoredPacket as AnyPacket, StoredS
  * queued messages from whichever node it reconnects to, and a dead node's wills are published by a survivor.
  *
  * Same contract as sqlite.ts (aedes-persistence 11's promise interface plus the OutgoingIndex lookups that the
- * broker's rules in stack.ts need) and the same abstract suite (redis.test.ts). Not aedes-persistence-redis:
- * that package has no OutgoingIndex (adopting the copies queued before the PUBACK, packet ids in use by other
- * messages of a session), and it is not installed here; this store is ~one screen of Lua on top of ioredis.
+ * broker's rules in stack.ts need) and the same abstract suite (redis.test.ts). Not aedes-persistence-redis
+ * (read in its asyncPersistence.js): it has no OutgoingIndex (adopting the copies queued before the PUBACK,
+ * packet ids held by other messages of a session), so this project's fixes cannot sit on it; it finds the
+ * queued message a PUBACK clears through an in-process LRU of packet ids, so a session resumed on another
+ * node (or after a restart) cannot clear what the previous node sent; and it queues for each subscriber with
+ * separate commands (a kill in between leaves some copies). Here every lookup is in Redis.
  *
  * Layout, every key under `prefix`:
  *   subs        hash  JSON [clientId, topic] → subscription record; `subs:v` counts changes, so a node
