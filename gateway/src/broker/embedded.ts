@@ -173,7 +173,7 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
   const { store: persistence, early, qos2 } = decoratedPersistence(
     opts.persistence ??
       (opts.redis !== undefined
-        ? new RedisPersistence(opts.redis)
+        ? new RedisPersistence({ ...opts.redis, logger })
         : new SqlitePersistence(opts.dataDir === undefined ? { file: ":memory:" } : { dataDir: opts.dataDir })),
     hooks.subscriptionGranted,
   );

@@ -3,6 +3,7 @@ import { Redis } from "ioredis";
 import aedesPacket from "aedes-packet";
 import QlobberSub from "qlobber/aedes/qlobber-sub.js";
 import { QlobberTrue } from "qlobber";
+import { silentLogger, type BrokerLogger } from "../logger.ts";
 import type { BrokerStore, ClientRef, Origin, StoredPacket as AnyPacket, StoredSubscription as Sub } from "./store.ts";
 
 /**
@@ -42,6 +43,7 @@ export interface RedisPersistenceOptions {
   url: string;
   /** Key prefix shared by the nodes of one broker; default "broker:". */
   prefix?: string;
+  logger?: BrokerLogger;
 }
 
 export class ErrPersistenceClosed extends Error {
@@ -170,11 +172,13 @@ export class RedisPersistence implements BrokerStore {
 
   constructor(opts: RedisPersistenceOptions) {
     this.prefix = opts.prefix ?? "broker:";
-    // No offline queue limit surprises: commands wait for a reconnect (Redis restart) instead of failing at once.
+    // A Redis restart is ridden out (a command waits for the reconnect); a longer outage fails the command,
+    // so aedes sends no PUBACK and drops the connection, and the publisher sends the message again later.
     this.redis = new Redis(opts.url, { lazyConnect: true, maxRetriesPerRequest: 20 }) as ScriptedRedis;
     for (const [name, lua] of Object.entries(SCRIPTS)) this.redis.defineCommand(name, { numberOfKeys: 0, lua });
     // ioredis reconnects by itself; without a listener an 'error' event would end the process.
-    this.redis.on("error", () => {});
+    const logger = opts.logger ?? silentLogger;
+    this.redis.on("error", (err: Error) => logger.warn({ err: err.message }, "broker store (redis) error"));
   }
 
   get broker(): { id: string } | undefined {
