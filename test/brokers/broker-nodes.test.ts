@@ -15,6 +15,7 @@ import { freePort } from "../helpers/ports.ts";
 import { redisAvailable, startRedis, type RunningRedis } from "../helpers/redis.ts";
 import { waitUntil } from "../helpers/wait.ts";
 import { runFirmware } from "../firmware/helpers/fleet.ts";
+import { RawClient } from "./raw-client.ts";
 
 const hasRedis = redisAvailable();
 const SERVER = join(import.meta.dirname, "../../gateway/src/broker/server.ts");
@@ -158,6 +159,25 @@ describe.skipIf(!hasRedis)("broker nodes sharing Redis", () => {
     // reconnect (mqemitter-redis delivers asynchronously); readings are de-duplicated on (device, seq) anyway.
     await waitUntil(() => new Set(received).size === 5, { message: "the 5 queued messages from B" });
     expect([...new Set(received)].sort()).toEqual([1, 2, 3, 4, 5]);
+  }, 60_000);
+
+  it("a QoS 2 flow cut by kill -9 after PUBREC on A is finished on B by the PUBREL (the message is passed on once)", async () => {
+    await startBoth();
+    const subscriber = await client(b.url, { clientId: "sub-qos2" });
+    const received: string[] = [];
+    subscriber.on("message", (topic, payload) => received.push(`${topic} ${payload.toString()}`));
+    await subscriber.subscribeAsync("sensors/+/telemetry", { qos: 2 });
+    // The device: a bare client that stops the flow after PUBREC (aedes passes a QoS 2 message on at PUBREL)
+    const onA = await RawClient.connect(a.port, "d-qos2", { clean: false });
+    onA.send({ cmd: "publish", topic: "sensors/d-qos2/telemetry", payload: Buffer.from('{"seq":1}'), qos: 2, messageId: 7, retain: false, dup: false });
+    await onA.next("pubrec");
+    await a.kill();
+    const onB = await RawClient.connect(b.port, "d-qos2", { clean: false });
+    cleanups.push(() => onB.drop());
+    onB.send({ cmd: "pubrel", messageId: 7 });
+    expect((await onB.next("pubcomp")).messageId).toBe(7);
+    await waitUntil(() => received.length > 0, { message: "the QoS 2 message on B's subscriber" });
+    expect(received).toEqual(['sensors/d-qos2/telemetry {"seq":1}']);
   }, 60_000);
 
   it("kill -9 of a node: the survivor publishes the Last Will of a client that was connected to it", async () => {
