@@ -4,6 +4,7 @@ import aedesPacket from "aedes-packet";
 import QlobberSub from "qlobber/aedes/qlobber-sub.js";
 import { QlobberTrue } from "qlobber";
 import { silentLogger, type BrokerLogger } from "../logger.ts";
+import { ErrPersistenceClosed } from "./sqlite.ts";
 import type { BrokerStore, ClientRef, Origin, StoredPacket as AnyPacket, StoredSubscription as Sub } from "./store.ts";
 
 /**
@@ -44,10 +45,6 @@ export interface RedisPersistenceOptions {
   /** Key prefix shared by the nodes of one broker; default "broker:". */
   prefix?: string;
   logger?: BrokerLogger;
-}
-
-export class ErrPersistenceClosed extends Error {
-  override name = "ErrPersistenceClosed";
 }
 
 // Shared Lua: a client's rows in queue order; delete or re-origin one row keeping the og: index right.
