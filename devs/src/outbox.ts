@@ -32,6 +32,11 @@ interface AckRecord {
     w: number
     /** QoS 2: seqs whose PUBREC came but whose PUBCOMP may not have: only PUBREL is left */
     rel: number[]
+    /**
+     * QoS 2: seqs <= w taken out of `rel` because a broker without our session (sessionPresent=0) never
+     * had them: to be published again. Absent when empty (almost always).
+     */
+    rp?: number[]
     /** highest seq ever handed out: a floor against reuse if slots are lost */
     hi: number
     /** boot number of the wake that wrote this record */
@@ -140,6 +145,7 @@ export class Outbox {
                 box.ack = { w: a.w, rel: a.rel.filter((s: any) => isNat(s)), hi: a.hi, b: a.b }
                 if (isNat(a.nb)) box.ack.nb = a.nb
                 if (isNat(a.br)) box.ack.br = a.br
+                if (Array.isArray(a.rp)) box.ack.rp = a.rp.filter((s: any) => isNat(s))
                 box.maxBoot = a.b
             }
         } catch (e) {
@@ -148,10 +154,12 @@ export class Outbox {
             box.corruptKeys.push(ACK_KEY)
             fullScan = true
         }
-        box.savedProgress = JSON.stringify({ w: box.ack.w, rel: box.ack.rel })
+        box.savedProgress = box.progress()
         box.savedHi = box.ack.hi
         box.savedBroker = box.ack.br
         if (!fullScan) {
+            // below w, only readings to publish again are read; a slot reused since holds a newer seq
+            for (const seq of box.republish()) await box.loadSlot(seq % OUTBOX_SLOTS, seq)
             const hi = box.ack.hi
             const first = Math.max(box.ack.w + 1, hi - OUTBOX_SLOTS + 1)
             for (let seq = first; seq <= hi; seq++) await box.loadSlot(seq % OUTBOX_SLOTS, -1)
@@ -176,7 +184,21 @@ export class Outbox {
             if (corrupt.indexOf(next % OUTBOX_SLOTS) >= 0) box.ack.hi = next
         }
         box.entries.sort((a, b) => a.seq - b.seq)
+        if (box.ack.rp) {
+            const rp = box.ack.rp.filter(seq => box.entries.some(e => e.seq === seq))
+            box.ack.rp = rp.length ? rp : undefined
+        }
         return box
+    }
+
+    /** What commit() compares with the record in flash: w, rel and rp (as sets: a restart reorders rel). */
+    private progress() {
+        const byValue = (a: number, b: number) => a - b
+        return JSON.stringify({ w: this.ack.w, rel: this.ack.rel.slice(0).sort(byValue), rp: this.republish().slice(0).sort(byValue) })
+    }
+
+    private republish(): number[] {
+        return this.ack.rp || []
     }
 
     /** Loads one slot; with `expect` >= 0 only a reading with that seq counts. */
@@ -196,7 +218,8 @@ export class Outbox {
                 this.newestClockBoot = r.boot
             }
             if (r.seq > this.ack.hi) this.ack.hi = r.seq // floor for the next seq, also if delivered
-            if (r.seq <= this.ack.w && this.ack.rel.indexOf(r.seq) < 0) return LOADED // delivered
+            if (r.seq <= this.ack.w && this.ack.rel.indexOf(r.seq) < 0 && this.republish().indexOf(r.seq) < 0)
+                return LOADED // delivered
             if (!this.entries.some(e => e.seq === r.seq)) this.entries.push(r)
             return LOADED
         } catch (e) {
@@ -233,7 +256,16 @@ export class Outbox {
     }
 
     private isDone(seq: number) {
-        return seq <= this.ack.w || this.delivered.indexOf(seq) >= 0 || this.ack.rel.indexOf(seq) >= 0
+        if (this.delivered.indexOf(seq) >= 0 || this.ack.rel.indexOf(seq) >= 0) return true
+        return seq <= this.ack.w && this.republish().indexOf(seq) < 0
+    }
+
+    /** Takes `seq` out of the readings to publish again (delivered again, or its slot reused). */
+    private unrepublish(seq: number) {
+        const rp = this.republish()
+        const i = rp.indexOf(seq)
+        if (i >= 0) rp.insert(i, -1)
+        if (this.ack.rp && !rp.length) this.ack.rp = undefined
     }
 
     /**
@@ -251,6 +283,7 @@ export class Outbox {
                 dropped++
                 console.warn(`outbox: full, dropping seq ${e.seq}`)
             }
+            this.unrepublish(e.seq)
             this.entries.insert(this.entries.indexOf(e), -1)
         }
         const r: Reading = {
@@ -307,11 +340,46 @@ export class Outbox {
     /** PUBACK (QoS 0: written to the socket) seen for `seq`. RAM only until commit(). */
     markDelivered(seq: number) {
         if (this.delivered.indexOf(seq) < 0) this.delivered.push(seq)
+        this.unrepublish(seq)
     }
 
     /** QoS 2 PUBREC seen: delivered exactly once, PUBREL pending. */
     markReceived(seq: number) {
         if (this.ack.rel.indexOf(seq) < 0) this.ack.rel.push(seq)
+        this.unrepublish(seq)
+    }
+
+    /**
+     * QoS 2 flows past PUBREC that the connected broker cannot have (sessionPresent=0, Session.restartQos2):
+     * pending again, in RAM only. No flash write of its own: a new PUBREC before commit() restores what the
+     * record says; otherwise commit() writes them as `rp`. Returns their readings to publish, ascending;
+     * a reading whose slot was reused since is gone (logged).
+     */
+    async restart(seqs: number[]): Promise<Reading[]> {
+        const out: Reading[] = []
+        for (const seq of seqs) {
+            const i = this.ack.rel.indexOf(seq)
+            if (i >= 0) this.ack.rel.insert(i, -1)
+            if (seq <= this.ack.w && this.republish().indexOf(seq) < 0) {
+                if (!this.ack.rp) this.ack.rp = []
+                this.ack.rp.push(seq)
+            }
+            // readings whose PUBREC came in an earlier wake are not in RAM: load() skips them
+            if (!this.entry(seq)) await this.loadSlot(seq % OUTBOX_SLOTS, seq)
+            const r = this.entry(seq)
+            if (r) out.push(r)
+            else {
+                console.error(`outbox: seq ${seq} cannot be published again: its slot holds a newer reading`)
+                this.unrepublish(seq)
+            }
+        }
+        this.entries.sort((a, b) => a.seq - b.seq)
+        return out.sort((a, b) => a.seq - b.seq)
+    }
+
+    private entry(seq: number): Reading | undefined {
+        for (const e of this.entries) if (e.seq === seq) return e
+        return undefined
     }
 
     /** QoS 2 PUBCOMP seen. */
@@ -336,7 +404,7 @@ export class Outbox {
         // hi and b alone are no reason to write: load() finds newer slots by scanning forward from hi
         const unrecorded = this.lastSeq() - this.savedHi
         if (
-            JSON.stringify({ w: w, rel: this.ack.rel }) === this.savedProgress &&
+            this.progress() === this.savedProgress &&
             unrecorded < MAX_UNRECORDED &&
             this.ack.br === this.savedBroker &&
             !force
@@ -346,7 +414,7 @@ export class Outbox {
         this.ack.b = this.maxBoot
         this.ack.nb = nextBoot
         await writeRecord(ACK_KEY, this.ack)
-        this.savedProgress = JSON.stringify({ w: w, rel: this.ack.rel })
+        this.savedProgress = this.progress()
         this.savedHi = this.ack.hi
         this.savedBroker = this.ack.br
         return true

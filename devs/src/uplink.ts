@@ -48,12 +48,16 @@ export interface WakeTimes {
     stay: number
 }
 
-/** Ties a telemetry PUBLISH's acks to its outbox entry (PUBACK, or PUBREC then PUBCOMP). */
-function trackDelivery(o: Outgoing, outbox: Outbox, seq: number) {
+/**
+ * Ties a telemetry PUBLISH's acks to its outbox entry (PUBACK, or PUBREC then PUBCOMP); a restarted
+ * QoS 2 flow (Session.restartQos2) goes to `restarted`.
+ */
+function trackDelivery(o: Outgoing, outbox: Outbox, seq: number, restarted: number[]) {
     if (o.qos === 1) o.onDelivered = () => outbox.markDelivered(seq)
     if (o.qos === 2) {
         o.onDelivered = () => outbox.markReceived(seq)
         o.onComplete = () => outbox.markCompleted(seq)
+        o.onRestart = () => restarted.push(seq)
     }
 }
 
@@ -61,6 +65,8 @@ export class Uplink {
     readonly session = new Session()
     private conn: Connection | null = null
     private queue: Reading[] = []
+    /** seqs of QoS 2 flows that Session.restartQos2 took out, until they are queued again */
+    private restarted: number[] = []
     /** the PINGRESP count that ends the current command-drain round (0: no round running) */
     private markerAt = 0
     /** application messages seen on the connection when that round started */
@@ -87,8 +93,13 @@ export class Uplink {
         this.session.inboundQos2 = commands.inboundQos2()
         this.queue = outbox.pending()
         const session = this.session
+        const restarted = this.restarted
         outbox.releasing().forEach(seq => {
-            session.addRelease(telemetryPacketId(seq), () => outbox.markCompleted(seq))
+            session.addRelease(
+                telemetryPacketId(seq),
+                () => outbox.markCompleted(seq),
+                () => restarted.push(seq)
+            )
         })
     }
 
@@ -165,9 +176,11 @@ export class Uplink {
         this.conn = conn
         // a single broker keeps the delivery record as it was (no index in it)
         if (cfg.brokers.length > 1) this.outbox.noteBroker(this.brokerIndex)
-        const resend = this.session.resendList()
         const where = cfg.brokers.length > 1 ? ` to ${broker.host}:${broker.port} (broker ${this.brokerIndex + 1}/${cfg.brokers.length})` : ""
         console.log(`mqtt: connected${where} at ${ds.millis()} ms, sessionPresent=${sessionPresent ? 1 : 0}`)
+        // only sessionPresent=1 lets a QoS 2 flow past PUBREC resume at PUBREL (devs/README.md, "QoS 2 and lost sessions")
+        if (!sessionPresent) await this.restartQos2()
+        const resend = this.session.resendList()
         // spec 4.4: unacknowledged PUBLISH (DUP, same id) and PUBREL go out again first, in order
         for (const o of resend) {
             const bytes = this.session.wireBytes(o)
@@ -182,6 +195,22 @@ export class Uplink {
         await this.startDrainRound(conn)
         await this.publish(statusTopic(cfg.deviceId), onlinePayload(this.boot), 1, true)
         return conn
+    }
+
+    /**
+     * The broker has no session for us (another broker took our earlier flows, or it lost its store):
+     * QoS 2 readings past PUBREC are published again (the gateway de-duplicates on (device, seq)).
+     */
+    private async restartQos2() {
+        const n = this.session.restartQos2()
+        if (!n) return
+        const seqs = this.restarted.slice(0)
+        this.restarted.insert(0, -seqs.length)
+        const again = await this.outbox.restart(seqs)
+        console.warn(`mqtt: sessionPresent=0: ${again.length} QoS 2 reading(s) past PUBREC published again (seq ${seqs.join(",")})`)
+        // readings still queued are newer than any flow already sent: the restarted ones go first
+        for (const r of this.queue) again.push(r)
+        this.queue = again
     }
 
     /** Queues and sends a QoS 1 message that is not a reading (status, command acks). */
@@ -251,7 +280,7 @@ export class Uplink {
                 resumed
             )
             const seq = r.seq
-            trackDelivery(o, this.outbox, seq)
+            trackDelivery(o, this.outbox, seq, this.restarted)
             try {
                 await conn.send(this.session.wireBytes(o))
             } catch (e) {

@@ -5,7 +5,9 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrBadConfig, loadConfig, parseConfig } from "./config.ts";
 import { issueCertificates, type IssueResult } from "./tls/certs.ts";
-import { hasOpenssl } from "../../test/tls/pki.ts";
+import { binaryAvailable } from "../../test/helpers/binaries.ts";
+
+const hasOpenssl = binaryAvailable("/usr/bin/openssl", "openssl");
 
 function problemsOf(fn: () => unknown): string {
   try {
@@ -60,9 +62,10 @@ describe("config", () => {
 
   it("takes Redis mode from REDIS_URL (default key prefix), and a Redis on another host only with a password", () => {
     expect(loadConfig({}).redis).toBeUndefined(); // the SQLite mode is the default
-    expect(loadConfig({ REDIS_URL: "redis://127.0.0.1:6379" }).redis).toEqual({ url: "redis://127.0.0.1:6379", keyPrefix: "sensors:" });
+    expect(loadConfig({ REDIS_URL: "redis://:pw@127.0.0.1:6379" }).redis).toEqual({ url: "redis://:pw@127.0.0.1:6379", keyPrefix: "sensors:" });
+    expect(problemsOf(() => loadConfig({ REDIS_URL: "redis://127.0.0.1:6379" }))).toMatch(/redis\.url: Redis without a password/);
     expect(loadConfig({ REDIS_URL: "redis://:a-long-secret@10.0.0.5:6379" }).redis?.url).toBe("redis://:a-long-secret@10.0.0.5:6379");
-    expect(problemsOf(() => loadConfig({ REDIS_URL: "redis://10.0.0.5:6379" }))).toMatch(/redis\.url: Redis on "10\.0\.0\.5" without a password/);
+    expect(problemsOf(() => loadConfig({ REDIS_URL: "redis://10.0.0.5:6379" }))).toMatch(/redis\.url: Redis without a password .*"10\.0\.0\.5"/);
     expect(problemsOf(() => loadConfig({ REDIS_URL: "http://127.0.0.1:6379" }))).toMatch(/redis\.url/);
   });
 
@@ -208,8 +211,8 @@ describe("config", () => {
     let a: IssueResult;
     let b: IssueResult;
     beforeAll(() => {
-      a = issueCertificates({ dir: join(dir, "a"), names: ["localhost"] });
-      b = issueCertificates({ dir: join(dir, "b"), names: ["localhost"] });
+      a = issueCertificates({ dir: join(dir, "a"), caDir: join(dir, "a-ca"), names: ["localhost"] });
+      b = issueCertificates({ dir: join(dir, "b"), caDir: join(dir, "b-ca"), names: ["localhost"] });
     });
     afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -229,23 +232,39 @@ describe("config", () => {
       expect(c.httpRedirectPort).toBe(8081);
     });
 
-    it("refuses a missing file, a key of another certificate, and wss or a redirect without a certificate", () => {
-      expect(problemsOf(() => loadConfig({ TLS_CERT: join(dir, "nope.crt"), TLS_KEY: a.key }))).toMatch(/tls\.cert ".*nope\.crt": cannot read it \(ENOENT\)/);
+    it("refuses half a pair, and wss or a redirect without a certificate", () => {
       expect(problemsOf(() => loadConfig({ TLS_CERT: a.cert }))).toMatch(/tls\.key/);
-      expect(problemsOf(() => loadConfig({ TLS_CERT: a.cert, TLS_KEY: b.key }))).toMatch(/not a usable pair/);
       const problems = problemsOf(() => loadConfig({ MQTT_WSS_PORT: "8084", HTTP_REDIRECT_PORT: "80" }));
       expect(problems).toMatch(/mqtt\.wssPort .*needs a certificate/);
       expect(problems).toMatch(/httpRedirectPort .*needs tls\.cert/);
     });
 
-    it("makes server.ts exit 2 when the key cannot be read", () => {
-      const r = spawnSync(process.execPath, ["--import", "tsx", join(import.meta.dirname, "server.ts")], {
-        env: { ...process.env, TLS_CERT: a.cert, TLS_KEY: join(dir, "missing.key"), DATA_DIR: dir },
+    it("refuses two listeners on one port (not EADDRINUSE at start)", () => {
+      const problems = problemsOf(() => loadConfig({ TLS_CERT: a.cert, TLS_KEY: a.key, PORT: "8443", HTTP_REDIRECT_PORT: "8443", MQTT_WSS_PORT: "1883" }));
+      expect(problems).toMatch(/httpRedirectPort \(HTTP_REDIRECT_PORT\): port 8443 is already port \(PORT\)'s/);
+      expect(problems).toMatch(/mqtt\.wssPort \(MQTT_WSS_PORT\): port 1883 is already mqtt\.port \(MQTT_PORT\)'s/);
+      // an external broker: the MQTT ports are not this gateway's
+      expect(() => loadConfig({ PORT: "1883", MQTT_URL: "mqtt://127.0.0.1:1883" })).not.toThrow();
+    });
+
+    // startGateway reads and checks the pair (once); server.ts turns its error into exit 2 like any config error.
+    const serverWith = (cert: string, key: string) =>
+      spawnSync(process.execPath, ["--import", "tsx", join(import.meta.dirname, "server.ts")], {
+        env: { ...process.env, TLS_CERT: cert, TLS_KEY: key, DATA_DIR: dir, PORT: "0", MQTT_PORT: "0", MQTT_TLS_PORT: "0" },
         encoding: "utf8",
       });
+
+    it("makes server.ts exit 2 when the key cannot be read", () => {
+      const r = serverWith(a.cert, join(dir, "missing.key"));
       expect(r.status).toBe(2);
       expect(r.stderr).toMatch(/invalid gateway configuration/);
       expect(r.stderr).toMatch(/tls\.key ".*missing\.key": cannot read it/);
+    });
+
+    it("makes server.ts exit 2 when the key belongs to another certificate", () => {
+      const r = serverWith(a.cert, b.key);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(/not a usable pair/);
     });
   });
 });

@@ -7,7 +7,6 @@ import { z } from "zod";
 import { configRuleSchema, ErrInvalidRule, parseConfigRules } from "./alerts/rules.ts";
 import { webhookTargetSchema } from "./alerts/webhooks.ts";
 import { DEVICE_ID_PATTERN } from "./protocol/ids.ts";
-import { ErrBadCertificate, loadTlsCredentials } from "./tls/credentials.ts";
 import { validateTopicFilter } from "./protocol/topic-filter.ts";
 
 const port = z.number().int().min(0).max(65535);
@@ -107,7 +106,7 @@ export const configSchema = z.strictObject({
    */
   redis: z
     .strictObject({
-      /** redis://[user:password@]host:port[/db]; Redis reachable from the network must require a password. */
+      /** redis://[user:]password@host:port[/db]; Redis must require a password (it holds the admin token). */
       url: z.url({ protocol: /^rediss?$/ }),
       /** Prefix of every key, so several fleets (or tests) can share one Redis. */
       keyPrefix: z.string().default("sensors:"),
@@ -282,19 +281,43 @@ export function isLoopbackHost(host: string): boolean {
   return /^(::ffff:)?127(\.\d{1,3}){3}$/.test(h);
 }
 
+/** Two listeners of this gateway on one port would fail at start with EADDRINUSE: a config error instead. */
+function portClashes(c: GatewayConfig): string[] {
+  const embedded = c.mqtt.url === undefined;
+  const listeners: Array<[string, number | undefined]> = [
+    ["port (PORT)", c.port],
+    ["httpRedirectPort (HTTP_REDIRECT_PORT)", c.tls ? c.httpRedirectPort : undefined],
+    ["mqtt.port (MQTT_PORT)", embedded ? c.mqtt.port : undefined],
+    ["mqtt.tlsPort (MQTT_TLS_PORT)", embedded && c.tls ? c.mqtt.tlsPort : undefined],
+    ["mqtt.wsPort (MQTT_WS_PORT)", embedded ? c.mqtt.wsPort : undefined],
+    ["mqtt.wssPort (MQTT_WSS_PORT)", embedded && c.tls ? c.mqtt.wssPort : undefined],
+  ];
+  const byPort = new Map<number, string>();
+  const problems: string[] = [];
+  for (const [name, p] of listeners) {
+    if (p === undefined || p === 0) continue; // 0: a free port each
+    const other = byPort.get(p);
+    if (other !== undefined) problems.push(`${name}: port ${p} is already ${other}'s; each listener needs its own port`);
+    else byPort.set(p, name);
+  }
+  return problems;
+}
+
 /**
  * Checks across fields that zod's per-field rules cannot see. Secure by default: open HTTP auth only on a
- * loopback host unless `auth.allowNetwork` says so explicitly; a Redis on another host only with a password.
+ * loopback host unless `auth.allowNetwork` says so explicitly; Redis only with a password.
  */
 function crossFieldProblems(c: GatewayConfig): string[] {
   const problems: string[] = [];
   if (c.redis) {
     const url = new URL(c.redis.url);
-    // Redis holds every event and takes writes from anyone who reaches it: one on another host needs a password.
-    if (!url.password && !isLoopbackHost(url.hostname)) {
+    // Redis holds every event and the shared admin token, and takes writes from anyone who reaches it: a password
+    // always, since on loopback too any local user (or a compromised process) could read the token or forge events.
+    if (!url.password) {
       problems.push(
-        `redis.url: Redis on ${JSON.stringify(url.hostname)} without a password would let anyone who reaches it rewrite ` +
-          `the event log. Set requirepass (hardware/pi/redis/redis.conf) and put it in the URL: redis://:PASSWORD@host:6379`,
+        `redis.url: Redis without a password would let anyone who reaches it (on ${JSON.stringify(url.hostname)}) read the ` +
+          `shared admin token and rewrite the event log. Set requirepass (hardware/pi/redis/redis.conf) and put it in ` +
+          `the URL: redis://:PASSWORD@host:6379`,
       );
     }
   }
@@ -319,17 +342,12 @@ function crossFieldProblems(c: GatewayConfig): string[] {
       seen.set(t.token, t.name);
     }
   }
-  if (c.tls) {
-    try {
-      loadTlsCredentials(c.tls);
-    } catch (e) {
-      if (!(e instanceof ErrBadCertificate)) throw e;
-      problems.push(e.message);
-    }
-  } else {
+  // The certificate files themselves are read and checked once, by startGateway (tls/credentials.ts).
+  if (!c.tls) {
     if (c.mqtt.wssPort !== undefined) problems.push("mqtt.wssPort (MQTT_WSS_PORT): wss needs a certificate, set tls.cert and tls.key (TLS_CERT, TLS_KEY)");
     if (c.httpRedirectPort !== undefined) problems.push("httpRedirectPort (HTTP_REDIRECT_PORT): redirects to HTTPS, which needs tls.cert and tls.key (TLS_CERT, TLS_KEY)");
   }
+  problems.push(...portClashes(c));
   if (c.mqtt.url) {
     const u = new URL(c.mqtt.url);
     if (u.username !== "" || u.password !== "") {

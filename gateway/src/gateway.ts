@@ -5,23 +5,25 @@
  * both start here.
  */
 import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
 import type { Hono } from "hono";
-import { Alerts, type AlertSink } from "./alerts/alerts.ts";
+import { Alerts } from "./alerts/alerts.ts";
 import { MqttAlerts } from "./alerts/mqtt-alerts.ts";
+import { SharedRuleStore, SqliteRuleStore } from "./alerts/rule-store.ts";
 import { Webhooks } from "./alerts/webhooks.ts";
 import { createHandlers } from "./bridge/handlers.ts";
 import { MqttBridge } from "./bridge/mqtt-client.ts";
-import { GatewayPublisher } from "./bridge/publisher.ts";
 import type { EmbeddedBroker } from "./broker/index.ts";
 import { Commands } from "./commands/commands.ts";
+import { deviceForgetter } from "./devices/forget-device.ts";
 import { createApp } from "./http/app.ts";
 import { replaceAdminToken, resolveAuth, type AdminToken } from "./http/auth.ts";
-import { baseUrl, startHttpListener } from "./http/listener.ts";
+import { baseUrl, loopbackFor, startHttpListener } from "./http/listener.ts";
 import type { AppEnv } from "./http/env.ts";
-import { HomeAssistant } from "./homeassistant/publisher.ts";
+import { HomeAssistant } from "./homeassistant/home-assistant.ts";
 import { createLogger, type Logger } from "./ops/log.ts";
 import { createMetrics, exportBrokerCounters, type Metrics } from "./ops/metrics.ts";
-import { deviceTopic } from "./protocol/topics.ts";
+import { RetainedPublisher } from "./outbound/retained-publisher.ts";
 import { openDatabase } from "./transport/sqlite/db.ts";
 import { SummaryPublisher } from "./summaries/publisher.ts";
 import { RedisTransport } from "./transport/redis/transport.ts";
@@ -59,14 +61,19 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
+/** The MQTT client for other tools and what publishes through it (one at a time per service: see startGateway). */
+interface Outward {
+  out: RetainedPublisher;
+  homeAssistant: HomeAssistant | undefined;
+  mqttAlerts: MqttAlerts | undefined;
+  close(): Promise<void>;
+}
+
 export interface StartOptions {
   logger?: Logger;
   /** Collect Node process metrics (CPU, memory...) in /metrics; on in server.ts. */
   processMetrics?: boolean;
 }
-
-const loopbackFor = (host: string): string =>
-  host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
 
 /**
  * Starts a whole gateway.
@@ -90,7 +97,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
         throw e instanceof ErrBadCertificate ? new ErrBadConfig([e.message]) : e;
       }
       const certificate = describeCertificate(tls.cert);
-      if (certificate.expired) log.error({ certificate }, "tls: the certificate has expired; clients will refuse it");
+      if (!certificate.valid) log.error({ certificate }, "tls: the certificate is outside its validity period (expired or not yet valid); clients will refuse it");
       else log.info({ certificate }, "tls: certificate loaded");
       metrics.tlsCertificateExpiry.set(certificate.expiresAtMs / 1000);
     }
@@ -111,10 +118,11 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     const transport = (redisTransport ?? sqliteTransport)!;
     cleanups.push(() => transport.close());
     if (redisTransport && auth.admin) {
-      // one admin token for every gateway of this Redis (the first one's), kept in each admin-token file
+      // One owner: Redis holds the admin token of every gateway on it (the first one's); the file this gateway
+      // reads (auth.admin.file: <dataDir>/admin-token, or ADMIN_TOKEN_FILE, which --workers shares) is its copy.
       const shared = await redisTransport.sharedAdminToken(auth.admin.token);
       if (shared !== auth.admin.token) {
-        replaceAdminToken(config.dataDir, shared);
+        replaceAdminToken(auth.admin.file, shared);
         auth = resolveAuth(config.auth, config.dataDir);
         log.info({ file: auth.admin!.file }, "admin token taken from the other gateways (Redis)");
       }
@@ -126,15 +134,15 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     );
 
     // Every replica keeps the buckets; in Redis mode only the leader turns their changes into events (once, not
-    // once per gateway). Alerts need one transaction over their table and their event, which only the one-process
-    // mode has: Redis mode does not offer them yet.
+    // once per gateway), as only the leader runs the alert engine.
     const summaryEvents = new SummaryPublisher(
       transport.summaries,
       sqliteTransport
         ? (e) => sqliteTransport.dispatchNow(e)
         : (e) => {
             if (!redisTransport!.isLeader()) return;
-            redisTransport!.dispatch(e).catch((err: unknown) => log.warn({ err, deviceId: e.deviceId }, "summary event not stored"));
+            // the message only: an ioredis error carries its command's arguments
+            redisTransport!.dispatch(e).catch((err: unknown) => log.warn({ err: (err as Error).message, deviceId: e.deviceId }, "summary event not stored"));
           },
       config.summaries.coalesceMs,
       log,
@@ -176,46 +184,69 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       metrics,
       log.child({ part: "bridge" }),
     );
-    // What the gateway publishes for other tools (Home Assistant, MQTT alerts) has its own client: see publisher.ts.
-    const out = config.homeAssistant.enabled || config.alerts.mqtt
-      ? new GatewayPublisher({ url: bridgeUrl, clientId: `${config.mqtt.clientId}-out`, ...credentials }, { failed: metrics.publishFailed }, log.child({ part: "publisher" }))
-      : undefined;
-    const sinks: AlertSink[] = [webhooks];
-    const mqttAlerts = out && config.alerts.mqtt && sqliteTransport
-      ? new MqttAlerts(out, (deviceId) => alerts!.list({ state: "all", deviceId, limit: 10_000 }), (deviceId) => transport.device(deviceId) !== undefined)
-      : undefined;
-    if (mqttAlerts) sinks.push(mqttAlerts);
-    const alerts =
-      sqliteTransport &&
-      new Alerts(
-        { db, transport: sqliteTransport, intakeSince: () => bridge.connectedSince, sinks, metrics, log: log.child({ part: "alerts" }) },
-        { configRules: config.alerts.rules, checkIntervalMs: config.alerts.checkIntervalMs },
-      );
-    if (alerts) cleanups.push(() => alerts.close());
-    const homeAssistant = out && config.homeAssistant.enabled
-      ? new HomeAssistant(
-          { out, transport, alertsFiring: (deviceId) => (alerts?.list({ state: "firing", deviceId, limit: 10_000 }).length ?? 0), log: log.child({ part: "homeassistant" }) },
-          { prefix: config.homeAssistant.discoveryPrefix, origin: ORIGIN },
-        )
-      : undefined;
-    if (out) {
-      cleanups.push(() => out.close());
-      cleanups.push(() => homeAssistant?.close());
+    // a Redis-mode instance that must not go on (transport/redis: lost data, lost its client id) leaves the broker
+    // session alone: with a client id another gateway now holds, reconnecting would take that session from it
+    redisTransport?.onFatal(() => void bridge.close());
+    const alerts = new Alerts(
+      {
+        transport,
+        ruleStore: redisTransport ? new SharedRuleStore(redisTransport.sharedHash("alert-rules")) : new SqliteRuleStore(db),
+        isLeader: () => redisTransport?.isLeader() ?? true,
+        intakeSince: () => bridge.connectedSince,
+        sinks: [webhooks],
+        metrics,
+        log: log.child({ part: "alerts" }),
+      },
+      { configRules: config.alerts.rules, checkIntervalMs: config.alerts.checkIntervalMs },
+    );
+    cleanups.push(() => alerts.close());
+    // What the gateway publishes for other tools (Home Assistant, MQTT alerts, sleepy/gateway/status) has its own
+    // client: see outbound/retained-publisher.ts. In Redis mode only the leader runs it (transport/redis lease): N
+    // gateways would publish everything N times, and any one stopping would mark the service offline while the
+    // others run.
+    const startOutward = (): Outward => {
+      const out = new RetainedPublisher({ url: bridgeUrl, clientId: `${config.mqtt.clientId}-out`, ...credentials }, { failed: metrics.publishFailed }, log.child({ part: "publisher" }));
+      const mqttAlerts = config.alerts.mqtt
+        ? new MqttAlerts(out, (deviceId) => alerts.latestPerRule(deviceId), (deviceId) => transport.device(deviceId) !== undefined)
+        : undefined;
+      if (mqttAlerts) alerts.addSink(mqttAlerts);
+      const homeAssistant = config.homeAssistant.enabled
+        ? new HomeAssistant(
+            { out, transport, db, alertsFiring: (deviceId) => alerts.firingCount(deviceId), log: log.child({ part: "homeassistant" }) },
+            { prefix: config.homeAssistant.discoveryPrefix, origin: ORIGIN },
+          )
+        : undefined;
       out.start(); // no wait: everything is published on connect, whenever that is
+      return {
+        out,
+        homeAssistant,
+        mqttAlerts,
+        close: async () => {
+          if (mqttAlerts) alerts.removeSink(mqttAlerts);
+          homeAssistant?.close();
+          await out.close(); // publishes sleepy/gateway/status offline
+        },
+      };
+    };
+    let outward: Outward | undefined;
+    if (config.homeAssistant.enabled || config.alerts.mqtt) {
+      if (redisTransport) {
+        redisTransport.onLeadership((leader) => {
+          if (leader) outward ??= startOutward();
+          else {
+            // the next leader publishes sleepy/gateway/status online when it takes the lease
+            void outward?.close();
+            outward = undefined;
+          }
+        });
+        if (redisTransport.isLeader()) outward = startOutward();
+      } else outward = startOutward();
+      cleanups.push(() => outward?.close());
     }
-    /**
-     * DELETE /api/devices/:id: the broker's retained status first (else a resubscription would bring it back).
-     * One-process mode only: in Redis mode every replica would have to forget it (not shared yet, 501).
-     */
-    const forgetDevice = sqliteTransport && (async (deviceId: string): Promise<boolean> => {
-      const device = sqliteTransport.device(deviceId);
-      if (!device) return false;
-      await bridge.clearRetained(deviceTopic(deviceId, "status"));
-      alerts?.resolveDevice(deviceId); // first: the changes it publishes are cleared just below
-      homeAssistant?.forget(device);
-      mqttAlerts?.forget(deviceId);
-      return sqliteTransport.forgetDevice(deviceId);
-    });
+    // The device's row goes in every replica (transport.forgetDevice: an event); its Home Assistant entities and
+    // MQTT alerts are cleared by whoever runs the outward client now (in Redis mode: the leader, if this is it).
+    const forgetDevice = (deviceId: string): Promise<boolean> =>
+      deviceForgetter({ transport, bridge, alerts, out: outward?.out, homeAssistant: outward?.homeAssistant, mqttAlerts: outward?.mqttAlerts })(deviceId);
     const commands = new Commands(transport, (t, p) => bridge.publishQos1(t, p), metrics, log.child({ part: "commands" }));
     const handlers = createHandlers({ transport, commands, metrics, log: log.child({ part: "bridge" }) });
     broker?.on("delivered", handlers.delivered);
@@ -227,7 +258,9 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     cleanups.push(stopIntake);
     await bridge.start(handlers.message);
 
+    let instance: string | undefined;
     const app = createApp({
+      instance: () => instance,
       auth: auth.http,
       transport,
       commands,
@@ -242,12 +275,26 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
         broker: () => bridge.connected && !(broker?.closed ?? false),
         db: () => (redisTransport ? redisTransport.replicaHealthy() : transport.healthy()),
         ...(redisTransport && { redis: () => redisTransport.healthy() }),
+        // a follower in Redis mode runs no outward client: nothing of it can be down there
+        ...(config.homeAssistant.enabled || config.alerts.mqtt ? { publisher: () => outward === undefined || outward.out.connected } : {}),
       },
     });
 
-    const http = await startHttpListener(app, { host: config.host, port: config.port, tls, redirectPort: config.httpRedirectPort });
+    const http = await startHttpListener(app, {
+      host: config.host,
+      port: config.port,
+      tls,
+      redirectPort: config.httpRedirectPort,
+      idleTimeoutMs: 2 * config.sse.heartbeatMs, // a connection with an SSE stream has traffic every heartbeat
+      handshakeFailed: (err) => {
+        metrics.tlsHandshakeErrors.inc({ listener: "https" });
+        log.debug({ listener: "https", err: err.message }, "tls handshake failed");
+      },
+      log: log.child({ part: "http" }),
+    });
     cleanups.push(() => http.finish(0));
     const url = baseUrl(http, config.host);
+    instance = `${hostname()}:${http.port}`;
     if (config.tls && tls) {
       const reloader = new CertificateReloader({
         files: config.tls,
@@ -279,9 +326,10 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
         http.stopAccepting();
         await stopIntake(); // the broker keeps for the next start whatever this gateway did not acknowledge
         summaryEvents.close();
-        await alerts?.close(); // webhooks: deliveries in flight finish (bounded), the rest are counted
-        homeAssistant?.close();
-        await out?.close(); // publishes sleepy/gateway/status offline
+        await alerts.close(); // webhooks: deliveries in flight finish (bounded), the rest are counted
+        const stopping = outward;
+        outward = undefined;
+        await stopping?.close(); // publishes sleepy/gateway/status offline
         await transport.close(); // ends every SSE stream; clients reconnect to the next instance with their last id
         await http.finish(2_000);
         await runCleanups(cleanups, log);

@@ -36,11 +36,24 @@ function exitOnBadConfig(e: unknown): never {
   throw e;
 }
 
-/** SIGTERM/SIGINT → `stop`, then exit with its code; a second signal exits at once (the user wants out now). */
-function onStopSignals(log: Logger, stop: (signal: NodeJS.Signals) => Promise<number>): void {
+/**
+ * SIGTERM/SIGINT → `stop` (once `ready` set it), then exit with its code. A second signal → `now` (the user wants
+ * out). Installed first thing in main(): a signal during start-up exits at once (nothing to shut down yet).
+ * A --workers worker has an IPC channel to its supervisor, which closes when the supervisor dies (even by
+ * SIGKILL, even while this worker is still starting): the worker then stops instead of living on, orphaned.
+ */
+function onStopSignals(log: Logger): { ready(stop: (signal: NodeJS.Signals) => Promise<number>, now?: () => Promise<number>): void } {
+  let stop: ((signal: NodeJS.Signals) => Promise<number>) | undefined;
+  let now: (() => Promise<number>) | undefined;
   let stopping = false;
   const handle = (signal: NodeJS.Signals) => {
-    if (stopping) process.exit(1);
+    if (!stop) process.exit(1);
+    if (stopping) {
+      if (!now) process.exit(1);
+      log.warn({ signal }, "second stop signal: killing now");
+      now().then((code) => process.exit(code), () => process.exit(1));
+      return;
+    }
     stopping = true;
     log.info({ signal }, "shutdown requested");
     stop(signal).then(
@@ -53,24 +66,35 @@ function onStopSignals(log: Logger, stop: (signal: NodeJS.Signals) => Promise<nu
   };
   process.on("SIGTERM", handle);
   process.on("SIGINT", handle);
-  // A --workers worker has an IPC channel to its supervisor, which closes when the supervisor dies (even by
-  // SIGKILL): the worker then stops instead of living on, orphaned, on its port.
-  if (process.channel) {
-    process.channel.unref();
+  // process.send stays defined when started with a channel; process.channel is gone once it closed
+  const supervised = typeof process.send === "function";
+  if (supervised) {
+    process.channel?.unref();
     process.once("disconnect", () => {
       if (!stopping) handle("SIGTERM");
     });
+    if (!process.connected) handle("SIGTERM"); // closed before this listener existed (while modules loaded)
   }
+  return {
+    ready(s, n) {
+      stop = s;
+      now = n;
+      if (supervised && !process.connected && !stopping) handle("SIGTERM"); // gone while we started
+    },
+  };
 }
 
-async function supervise(config: GatewayConfig, args: Extract<ServerArgs, { mode: "workers" }>, log: Logger): Promise<void> {
+async function supervise(
+  config: GatewayConfig,
+  args: Extract<ServerArgs, { mode: "workers" }>,
+  log: Logger,
+  signals: ReturnType<typeof onStopSignals>,
+): Promise<void> {
   // Loaded only in supervisor mode: it brings the embedded broker (aedes), which a worker does not need.
   const { runWorkers } = await import("./supervisor/run-workers.ts");
   const running = await runWorkers(config, {
     workers: args.workers,
     basePort: args.basePort,
-    // TODO(redis): config.redis?.url ?? … once the Redis transport's config lands (config.ts `redis: { url }`).
-    redisUrl: process.env.REDIS_URL,
     // The same entry point without --workers; execArgv keeps a loader (tsx) when run from source.
     command: process.execPath,
     args: [...process.execArgv, process.argv[1]],
@@ -81,7 +105,7 @@ async function supervise(config: GatewayConfig, args: Extract<ServerArgs, { mode
       (running.broker ? `, embedded MQTT broker on port ${running.broker.port}` : "") +
       `\nPut nginx in front of them: npm run -s nginx-config -- --workers ${args.workers} --base-port ${running.ports[0]}\n`,
   );
-  onStopSignals(log, running.stop);
+  signals.ready(running.stop, running.kill);
   process.exit(await running.finished);
 }
 
@@ -104,9 +128,10 @@ async function main(): Promise<void> {
     exitOnBadConfig(e);
   }
   const log = createLogger(config.logLevel);
-  if (args.mode === "workers") return supervise(config, args, log);
+  const signals = onStopSignals(log);
+  if (args.mode === "workers") return supervise(config, args, log, signals);
 
-  // Loaded here, not at the top: a supervisor (--workers) runs no gateway itself and stays small.
+  // Loaded here, not at the top: a supervisor (--workers) runs no gateway itself (no SQLite, no bridge, no SSE).
   const { startGateway } = await import("./gateway.ts");
   const gateway = await startGateway(config, { logger: log, processMetrics: true }).catch(exitOnBadConfig);
   const urls = dashboardUrls(config, gateway.port);
@@ -114,7 +139,7 @@ async function main(): Promise<void> {
     `Dashboard: ${urls.join("  ")}\nMQTT broker: ${Object.values(gateway.broker?.urls ?? { mqtt: gateway.mqttUrl }).join("  ")}\n` +
       (gateway.adminToken ? loginLines(urls, gateway.adminToken) : ""),
   );
-  onStopSignals(log, () => gateway.close().then(() => 0));
+  signals.ready(() => gateway.close().then(() => 0));
 }
 
 main().catch((err: unknown) => {

@@ -240,15 +240,6 @@ export function validateSettings(layers: SettingsLayer[], target: SettingsTarget
     (target === "flash" ? errors : warnings).push(issue(target === "flash" ? "error" : "warning", origin[hostsKey], msg));
   }
 
-  if (brokers.length > 1 && settings.QOS === 2) {
-    warnings.push(
-      issue(
-        "warning",
-        origin.QOS,
-        "QOS=2 with several brokers: a QoS 2 flow acknowledged (PUBREC) by a broker that then dies is finished on the next one, which never saw it; separate brokers can lose such a reading (devs/README.md, \"Several brokers\"): use QOS=1, or brokers that share state",
-      ),
-    );
-  }
   if (target !== "simulator") checkTransport(settings, brokers, origin[hostsKey], origin, target, warnings);
 
   if (target !== "simulator" && settings.SENSOR === undefined) {

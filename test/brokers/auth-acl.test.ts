@@ -173,12 +173,14 @@ describe.each(brokers)("$kind: device authentication and ACL", ({ kind, start, s
     await device.publishAsync("sensors/dev-a/telemetry", '{"secret":1}', { qos: 1 });
     await barrier(gateway, received, "sensors/dev-a/status");
     expect(received.filter((m) => m.payload.includes("secret"))).toEqual([]);
-    // and it cannot publish as the gateway or a device
-    const forger = await as(broker.homeAssistant(), { clientId: "home-assistant-2" });
-    forger.publish("sleepy/devices/dev-a/state", '{"forged":true}', { qos: 1 });
-    if (kind === "embedded") await closed(forger);
-    else await forger.endAsync();
-    await barrier(gateway, received, "sleepy/devices/dev-a/state");
+    // and it cannot publish as the gateway (states, discovery configs) or a device
+    for (const topic of ["sleepy/devices/dev-a/state", "homeassistant/sensor/sleepy_dev-a/status/config"]) {
+      const forger = await as(broker.homeAssistant(), { clientId: "home-assistant-2" });
+      forger.publish(topic, '{"forged":true}', { qos: 1 });
+      if (kind === "embedded") await closed(forger);
+      else await forger.endAsync();
+      await barrier(gateway, received, topic);
+    }
     expect(received.filter((m) => m.payload.includes("forged"))).toEqual([]);
   });
 

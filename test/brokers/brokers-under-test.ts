@@ -58,8 +58,8 @@ export interface EmbeddedUnderTest extends BrokerUnderTest {
 const HOME_ASSISTANT_LOGIN = { username: "homeassistant", password: generatePassword() };
 export const HOME_ASSISTANT_DENY: DenyRule = {
   username: "homeassistant",
-  publish: ["sensors/#", "sleepy/#"],
-  subscribe: ["sensors/+/telemetry", "sensors/+/cmd", "sensors/+/cmd/ack"],
+  publish: ["sensors/#", "sleepy/#", "homeassistant/+/+/#"],
+  subscribe: ["sensors/+/telemetry", "sensors/+/cmd", "sensors/+/cmd/ack", "$SYS/#"],
 };
 
 /** The embedded broker with a data dir holding the devices' credentials; device auth unless `mode: "open"`. */

@@ -155,6 +155,59 @@ describe("firmware MQTT client", () => {
     holdPubcomp = false;
   });
 
+  test("QoS 2 after a sleep with sessionPresent=0: the flow past PUBREC starts again from PUBLISH, not PUBREL", async () => {
+    let holdPubcomp = true;
+    const { peer, id, run } = await start(
+      {
+        // every CONNACK says the broker has no session for us (another broker, or one that lost its store)
+        sessionPresent: () => false,
+        hook: (conn, p) => p.cmd === "pubrel" && holdPubcomp && conn.index === 0, // swallow: no PUBCOMP
+      },
+      { QOS: 2, INTERVAL_S: 5 },
+    );
+    const topic = `sensors/${id}/telemetry`;
+    await peer.waitFor("second DISCONNECT", () => peer.packets("disconnect").length >= 2);
+    holdPubcomp = false;
+    const first = peer.packets("publish", topic).find((e) => e.conn === 0)!.packet;
+    expect(telemetrySeq(first)).toBe(1);
+    const second = peer.received.filter((e) => e.conn === 1).map((e) => e.packet);
+    // on the second connection reading 1 is published again, same packet id, before any PUBREL for that id
+    const again = second.findIndex((p) => p.cmd === "publish" && p.topic === topic && telemetrySeq(p) === 1);
+    expect(again).toBeGreaterThanOrEqual(0);
+    expect((second[again] as IPublishPacket).messageId).toBe(first.messageId);
+    expect((second[again] as IPublishPacket).qos).toBe(2);
+    const relBefore = second.slice(0, again).some((p) => p.cmd === "pubrel" && p.messageId === first.messageId);
+    expect(relBefore).toBe(false);
+    // then the new flow runs to its end on that connection, with reading 2
+    expect(second.some((p) => p.cmd === "pubrel" && p.messageId === first.messageId)).toBe(true);
+    expect(second.filter((p) => p.cmd === "publish" && p.topic === topic).map((p) => telemetrySeq(p as IPublishPacket))).toEqual([1, 2]);
+    expect(run.logs.some((l) => l.includes("sessionPresent=0: 1 QoS 2 reading(s) past PUBREC published again (seq 1)"))).toBe(true);
+  });
+
+  test("QoS 2 restart whose new PUBREC never came: the delivery record keeps it to publish (rp), the next wake publishes it even with sessionPresent=1", async () => {
+    const { peer, id } = await start(
+      {
+        sessionPresent: (i) => i >= 2,
+        hook: (conn, p) => {
+          if (p.cmd === "pubrel" && conn.index === 0) return true; // no PUBCOMP: the flow stays in rel
+          // the re-published reading 1 gets no PUBREC on the second connection: that wake's budget runs out
+          return p.cmd === "publish" && conn.index === 1 && p.topic.endsWith("/telemetry") && telemetrySeq(p) === 1;
+        },
+      },
+      { QOS: 2, INTERVAL_S: 15, AWAKE_MAX_S: 8 },
+    );
+    const topic = `sensors/${id}/telemetry`;
+    await peer.waitFor("third DISCONNECT", () => peer.packets("disconnect").length >= 3, 60_000);
+    const third = peer.received.filter((e) => e.conn === 2).map((e) => e.packet);
+    const again = third.find((p) => p.cmd === "publish" && p.topic === topic && telemetrySeq(p) === 1) as IPublishPacket | undefined;
+    expect(again, "reading 1 published again on the third connection (sessionPresent=1)").toBeDefined();
+    expect(again!.qos).toBe(2);
+    const firstId = peer.packets("publish", topic).find((e) => e.conn === 0)!.packet.messageId;
+    // not resumed at PUBREL before it: the record said "publish again", not "release"
+    const idx = third.indexOf(again!);
+    expect(third.slice(0, idx).some((p) => p.cmd === "pubrel" && p.messageId === firstId)).toBe(false);
+  });
+
   test("packets written byte by byte, and several packets coalesced into one write, are all understood", async () => {
     const { peer, id } = await start({
       mode: "bytes",

@@ -56,7 +56,11 @@ describe("robustness", () => {
     await pub.publishAsync("sensors/fz/telemetry", JSON.stringify({ v: 1, seq: 1, boot: 1, t: null, readings: { ok: 1 }, battery: null }), { qos: 1 });
     await sse.waitFor((ev) => ev.some((e) => e.json?.readings?.ok === 1), { timeoutMs: 30_000, message: "the valid reading" });
     expect(sse.events.filter((e) => e.event !== "reset")).toHaveLength(1);
-    expect(await metric(gw, /^gateway_mqtt_messages_rejected_total\{[^}]*\} (\d+)/)).toBe(10_000);
+    // every one counted: as rejected, or (an empty status payload, a deleted retained status) as retained_cleared
+    const rejected = await metric(gw, /^gateway_mqtt_messages_rejected_total\{[^}]*\} (\d+)/);
+    const cleared = await metric(gw, /^gateway_mqtt_retained_cleared_total (\d+)/);
+    expect(cleared).toBeGreaterThan(0);
+    expect(rejected + cleared).toBe(10_000);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect((await fetch(`${gw.url}/healthz`)).status).toBe(200);
   });

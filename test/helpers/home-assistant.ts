@@ -110,6 +110,28 @@ export function parseDiscovery(topic: string, payload: string): Entity {
  * `{{ 'X' if value_json.a == 'v' else 'Y' }}` / `{{ 'X' if value_json.a > 0 else 'Y' }}`. Anything else throws:
  * a new template form needs this evaluator to learn it first.
  */
+/**
+ * Whether an entity is available, as Home Assistant decides it from its availability list and
+ * availability_mode (https://www.home-assistant.io/integrations/sensor.mqtt/#availability_mode): `all` needs
+ * every topic available, `any` one of them; the default, `latest`, needs message times, so only one topic is
+ * supported here. Undefined while a topic has no retained message yet.
+ */
+export function isAvailable(config: Record<string, any>, retained: ReadonlyMap<string, string>): boolean | undefined {
+  const list = config.availability as Array<{ topic: string; value_template?: string; payload_available?: string }>;
+  const states: boolean[] = [];
+  for (const a of list) {
+    const payload = retained.get(a.topic);
+    if (payload === undefined) return undefined;
+    const value = a.value_template ? renderTemplate(a.value_template, payload) : payload;
+    states.push(value === (a.payload_available ?? "online"));
+  }
+  const mode = config.availability_mode ?? "latest";
+  if (mode === "all") return states.every(Boolean);
+  if (mode === "any") return states.some(Boolean);
+  if (states.length > 1) throw new Error("availability_mode latest with several topics is not known to this test");
+  return states[0];
+}
+
 export function renderTemplate(template: string, payload: string): string {
   const value = JSON.parse(payload);
   const path = (p: string) => p.split(".").slice(1).reduce((v: any, k) => (v === undefined || v === null ? undefined : v[k]), value);
@@ -117,7 +139,7 @@ export function renderTemplate(template: string, payload: string): string {
   if (plain) {
     const v = path(plain[1]!);
     if (v === undefined) throw new Error(`template ${template}: no such value in ${payload}`);
-    return String(v);
+    return v === null ? "None" : String(v); // Jinja renders null as None
   }
   const cond = /^\{\{ '([^']*)' if (value_json(?:\.[A-Za-z0-9_]+)+) (==|>) ('[^']*'|-?\d+(?:\.\d+)?) else '([^']*)' \}\}$/.exec(template);
   if (cond) {

@@ -1,8 +1,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { binaryAvailable } from "./binaries.ts";
 import { freePort } from "./ports.ts";
 
 /**
@@ -26,11 +27,7 @@ export const MOSQUITTO_BIN = "/usr/sbin/mosquitto";
  * visible skip message and returns false.
  */
 export function mosquittoAvailable(bin = MOSQUITTO_BIN): boolean {
-  if (existsSync(bin)) return true;
-  const message = `mosquitto not found at ${bin} (apt-get install mosquitto)`;
-  if (process.env.CI === "true") throw new Error(`${message}: required when CI=true`);
-  console.warn(`SKIP: ${message}; Mosquitto tests are skipped`);
-  return false;
+  return binaryAvailable(bin, "mosquitto");
 }
 
 export interface MosquittoPaths {

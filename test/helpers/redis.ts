@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, mkdirSync, rmSync } from "node:fs";
 import { connect } from "node:net";
@@ -8,7 +9,8 @@ import { freePort } from "./ports.ts";
 /**
  * Debian's redis-server for tests: its own port and data dir per instance, append-only with an fsync per write
  * (what hardware/pi/redis/redis.conf ships), started and stopped by pid, restartable on the same port with the
- * same data (a Redis restart) or with an empty one (Redis lost its data).
+ * same data (a Redis restart) or with an empty one (Redis lost its data). It requires a password (as the gateway
+ * does): `url` carries it.
  *
  * @example
  * const hasRedis = redisAvailable();   // skips visibly, or throws when CI=true
@@ -16,7 +18,7 @@ import { freePort } from "./ports.ts";
  *   let redis: RunningRedis;
  *   beforeAll(async () => { redis = await startRedis(); });
  *   afterAll(() => redis.close());
- *   it("...", async () => { new Redis(redis.url); await redis.restart(); });
+ *   it("...", async () => { new Redis(redis.url); await redis.kill(); await redis.start(); });
  * });
  */
 
@@ -32,10 +34,15 @@ export function redisAvailable(bin = REDIS_BIN): boolean {
 }
 
 export interface RunningRedis {
-  /** redis://127.0.0.1:port */
+  /** redis://:password@127.0.0.1:port */
   url: string;
+  password: string;
+  /** SIGSTOP: the process stops answering but its TCP connections stay open (a half-open peer). */
+  pause(): void;
+  /** SIGCONT after pause(). */
+  resume(): void;
   port: number;
-  /** Where the append-only file lives (kept by restart()). */
+  /** Where the append-only file lives (kept by start() after kill()). */
   dataDir: string;
   /** kill -9: only what the AOF already has survives. */
   kill(): Promise<void>;
@@ -60,13 +67,14 @@ export async function startRedis(): Promise<RunningRedis> {
   let exited: Promise<void> = Promise.resolve();
   let output = "";
   let closed = false;
+  const password = randomBytes(12).toString("hex");
 
   async function start(opts: { wiped?: boolean } = {}): Promise<void> {
     if (child) throw new Error("redis-server is running");
     if (opts.wiped) dataDir = join(dir, `data-${++generation}`);
     mkdirSync(dataDir, { recursive: true });
     // `--save ""`: no RDB snapshots, so only the AOF (fsync per write) decides what survives a kill.
-    const args = ["--port", String(port), "--bind", "127.0.0.1", "--dir", dataDir, "--appendonly", "yes", "--appendfsync", "always", "--save", ""];
+    const args = ["--port", String(port), "--bind", "127.0.0.1", "--dir", dataDir, "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--requirepass", password];
     const proc = spawn(REDIS_BIN, args, { stdio: ["ignore", "pipe", "pipe"] });
     child = proc;
     running.add(proc);
@@ -95,14 +103,18 @@ export async function startRedis(): Promise<RunningRedis> {
 
   async function kill(): Promise<void> {
     if (child === undefined) return;
+    child.kill("SIGCONT"); // a paused one too
     child.kill("SIGKILL");
     await exited;
   }
 
   await start();
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: `redis://:${password}@127.0.0.1:${port}`,
     port,
+    password,
+    pause: () => void child?.kill("SIGSTOP"),
+    resume: () => void child?.kill("SIGCONT"),
     get dataDir() {
       return dataDir;
     },

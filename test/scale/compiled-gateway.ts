@@ -14,7 +14,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { freePort } from "../helpers/ports.ts";
+import { freeConsecutivePorts, freePort } from "../helpers/ports.ts";
 import { waitUntil } from "../helpers/wait.ts";
 
 export const ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)));
@@ -95,4 +95,80 @@ export async function startCompiledGateway(env: Record<string, string> = {}): Pr
   }
   const adminToken = readFileSync(join(dataDir, "admin-token"), "utf8").trim();
   return { url, port, mqttUrl: `mqtt://127.0.0.1:${mqttPort}`, adminToken, dataDir, pid: child.pid!, output: () => output, stop };
+}
+
+export interface CompiledWorkers {
+  /** The workers' HTTP ports, base..base+N-1. */
+  ports: number[];
+  /** The supervisor's embedded broker (open on 127.0.0.1). */
+  mqttUrl: string;
+  /** The admin token every worker accepts (the supervisor's file, shared through Redis). */
+  adminToken: string;
+  dataDir: string;
+  output(): string;
+  /** The supervisor's and workers' JSON log lines so far. */
+  logLines(): Array<Record<string, unknown>>;
+  /** pid of the process now serving `port` (the supervisor's last "worker started" line for it). */
+  workerPid(port: number): number;
+  /** SIGTERM to the supervisor, wait for it, remove the data dir; returns its exit code. Safe twice. */
+  stop(): Promise<number | null>;
+}
+
+/**
+ * `server.js --workers N` as `npm run gateway -- --workers N` runs it, on `redisUrl`, with the embedded broker
+ * (in the supervisor) open on 127.0.0.1; resolves once every worker answers /healthz.
+ */
+export async function startCompiledWorkers(workers: number, redisUrl: string): Promise<CompiledWorkers> {
+  buildGateway();
+  const dataDir = mkdtempSync(join(tmpdir(), "gw-workers-"));
+  const basePort = await freeConsecutivePorts(workers);
+  const mqttPort = await freePort();
+  const child = spawn(process.execPath, [...productionNodeFlags(), COMPILED_SERVER, "--workers", String(workers), "--base-port", String(basePort)], {
+    cwd: tmpdir(),
+    env: {
+      ...process.env,
+      HOST: "127.0.0.1",
+      MQTT_HOST: "127.0.0.1",
+      MQTT_PORT: String(mqttPort),
+      MQTT_AUTH: "open",
+      DATA_DIR: dataDir,
+      REDIS_URL: redisUrl,
+      LOG_LEVEL: "info", // the supervisor's "worker started" lines name each worker's pid
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  const ports = Array.from({ length: workers }, (_, i) => basePort + i);
+  const logLines = () =>
+    output
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  let stopped: Promise<number | null> | undefined;
+  const stop = () =>
+    (stopped ??= (async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      const code = await exited;
+      rmSync(dataDir, { recursive: true, force: true });
+      return code;
+    })());
+  const healthy = async (port: number) => (await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined))?.status === 200;
+  try {
+    await waitUntil(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`the supervisor exited with ${child.exitCode}: ${output}`);
+        return (await Promise.all(ports.map(healthy))).every(Boolean);
+      },
+      { timeoutMs: 60_000, message: `${workers} compiled workers healthy` },
+    );
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  const adminToken = readFileSync(join(dataDir, "admin-token"), "utf8").trim();
+  const workerPid = (port: number) => logLines().filter((l) => l.msg === "worker started" && l.port === port).at(-1)!.pid as number;
+  return { ports, mqttUrl: `mqtt://127.0.0.1:${mqttPort}`, adminToken, dataDir, output: () => output, logLines, workerPid, stop };
 }

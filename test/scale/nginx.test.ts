@@ -1,7 +1,8 @@
 /**
  * Issue 12: the shipped nginx config (hardware/pi/nginx/sleepy-sensors.conf, rendered for these gateways) with
- * Debian's nginx in front of the compiled gateway. SSE passes unbuffered and uncompressed and resumes with
- * Last-Event-ID; the API (POST included) and both ways of sending credentials (header, cookie) pass through.
+ * Debian's nginx in front of the compiled gateway's three --workers (Redis mode). SSE passes unbuffered and
+ * uncompressed and resumes with Last-Event-ID; the API (POST included), the dashboard's script (gzip) and both
+ * ways of sending credentials (header, cookie) pass through.
  */
 import mqtt, { type MqttClient } from "mqtt";
 import { createServer, type Server, type ServerResponse } from "node:http";
@@ -9,10 +10,12 @@ import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectSse, type SseClient } from "../helpers/sse.ts";
 import { waitUntil } from "../helpers/wait.ts";
-import { startCompiledGateway } from "./compiled-gateway.ts";
+import { redisAvailable, startRedis } from "../helpers/redis.ts";
+import { startCompiledWorkers } from "./compiled-gateway.ts";
 import { nginxAvailable, startNginx, type RunningNginx } from "./nginx.ts";
 
 const hasNginx = nginxAvailable();
+const hasRedis = redisAvailable();
 const DEVICE = "nginx-1";
 const telemetry = (seq: number) => JSON.stringify({ v: 1, seq, boot: 1, t: null, readings: { temperature: 20 + seq }, battery: null });
 
@@ -27,16 +30,27 @@ interface Backends {
 }
 
 /**
- * The gateways behind nginx: for now one compiled gateway in SQLite mode. With the Redis transport this becomes
- * `server.js --workers N` with REDIS_URL (ports base..base+N-1, one admin token): the tests below only use
- * what this returns, and each request may then land on any worker.
+ * The gateways behind nginx: `server.js --workers 3` in Redis mode (ports base..base+2, one admin token), so
+ * each request below may land on any worker.
  */
 async function startBackends(): Promise<Backends> {
-  const gw = await startCompiledGateway();
-  return { upstreams: [`127.0.0.1:${gw.port}`], mqttUrl: gw.mqttUrl, adminToken: gw.adminToken, stop: () => gw.stop() };
+  const redis = await startRedis();
+  const workers = await startCompiledWorkers(3, redis.url).catch(async (e: unknown) => {
+    await redis.close();
+    throw e;
+  });
+  return {
+    upstreams: workers.ports.map((p) => `127.0.0.1:${p}`),
+    mqttUrl: workers.mqttUrl,
+    adminToken: workers.adminToken,
+    stop: async () => {
+      await workers.stop();
+      await redis.close();
+    },
+  };
 }
 
-describe.skipIf(!hasNginx)("nginx in front of the gateway (shipped config)", () => {
+describe.skipIf(!hasNginx || !hasRedis)("nginx in front of three gateway workers (shipped config)", () => {
   let backends: Backends;
   let proxy: RunningNginx;
   let pub: MqttClient;
@@ -112,6 +126,10 @@ describe.skipIf(!hasNginx)("nginx in front of the gateway (shipped config)", () 
     const devices = await fetch(`${proxy.url}/api/devices`, { headers: { Cookie: cookie, "Accept-Encoding": "gzip" } });
     expect(devices.status).toBe(200);
     expect(devices.headers.get("content-encoding")).toBe("gzip"); // the JSON API is still compressed
+    const script = await fetch(`${proxy.url}/app.js`, { headers: { "Accept-Encoding": "gzip" } });
+    expect(script.status).toBe(200);
+    expect(script.headers.get("content-type")).toMatch(/javascript/);
+    expect(script.headers.get("content-encoding")).toBe("gzip"); // the dashboard's script too (text/javascript)
     expect((await devices.json()).devices.map((d: { deviceId: string }) => d.deviceId)).toContain(DEVICE);
 
     // A browser's same-origin POST: Origin is nginx's address, so the Host nginx forwards must keep the port.

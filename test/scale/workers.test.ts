@@ -40,10 +40,29 @@ describe("server.js --workers: refusals", () => {
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it("exits 2 without a Redis URL, saying why, and starts nothing", () => {
-    const r = runToExit(["--workers", "2"], { ...baseEnv(dir), PORT: "18080" });
+  it("exits 2 without a Redis URL, saying why, and starts nothing", async () => {
+    const r = runToExit(["--workers", "2"], { ...baseEnv(dir), PORT: String(await freePort()) });
     expect(r.status).toBe(2);
     expect(r.stderr).toContain("--workers 2 needs Redis: set REDIS_URL");
+    expect(existsSync(join(dir, "worker-0"))).toBe(false);
+  });
+
+  it("exits 2 on what N workers behind nginx cannot do: TLS in each worker, ws on the supervisor's broker, a broker port among the workers'", async () => {
+    const port = await freePort();
+    const cert = spawnSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem")], { encoding: "utf8" });
+    expect(cert.status, cert.stderr).toBe(0);
+    const r = runToExit(["--workers", "3", "--base-port", String(port)], {
+      ...baseEnv(dir),
+      REDIS_URL: "redis://127.0.0.1:6379",
+      TLS_CERT: join(dir, "cert.pem"),
+      TLS_KEY: join(dir, "key.pem"),
+      MQTT_WS_PORT: String(await freePort()),
+      MQTT_PORT: String(port + 1),
+    });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("--workers: terminate TLS in nginx");
+    expect(r.stderr).toContain("for MQTT over WebSockets (MQTT_WS_PORT) use Mosquitto");
+    expect(r.stderr).toContain(`the broker's port ${port + 1} (MQTT_PORT) is inside the workers' ports ${port}..${port + 2}`);
     expect(existsSync(join(dir, "worker-0"))).toBe(false);
   });
 
@@ -53,7 +72,7 @@ describe("server.js --workers: refusals", () => {
     [["--base-port", "9000"], "--base-port only applies with --workers N"],
     [["--worker", "2"], "Unknown option '--worker'"],
   ])("exits 2 on %j", (args, message) => {
-    const r = runToExit(args, { ...baseEnv(dir), REDIS_URL: "redis://127.0.0.1:6379" });
+    const r = runToExit(args, { ...baseEnv(dir), REDIS_URL: "redis://:pw@127.0.0.1:6379" });
     expect(r.status).toBe(2);
     expect(r.stderr).toContain(message);
     expect(r.stderr).toContain("usage: server.js");
@@ -86,11 +105,11 @@ describe.skipIf(!hasRedis)("server.js --workers 2", () => {
     dataDir = mkdtempSync(join(tmpdir(), "workers-"));
     // The workers share state through Redis (the Redis transport); the supervisor requires its URL.
     const redisPort = await freePort();
-    redis = spawn(REDIS_BIN, ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+    redis = spawn(REDIS_BIN, ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--requirepass", "test-pw"], { stdio: "ignore" });
     basePort = await freeConsecutivePorts(2);
     mqttPort = await freePort();
     supervisor = spawn(process.execPath, [...productionNodeFlags(), COMPILED_SERVER, "--workers", "2", "--base-port", String(basePort)], {
-      env: { ...baseEnv(dataDir), MQTT_PORT: String(mqttPort), REDIS_URL: `redis://127.0.0.1:${redisPort}` },
+      env: { ...baseEnv(dataDir), MQTT_PORT: String(mqttPort), REDIS_URL: `redis://:test-pw@127.0.0.1:${redisPort}` },
       stdio: ["ignore", "pipe", "pipe"],
     });
     supervisor.stdout!.on("data", (d: Buffer) => (output += d.toString()));
@@ -167,16 +186,19 @@ describe.skipIf(!hasRedis)("server.js --workers 1: Ctrl-C in a terminal, and a s
   beforeAll(async () => {
     buildGateway();
     const redisPort = await freePort();
-    redis = spawn(REDIS_BIN, ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
-    redisUrl = `redis://127.0.0.1:${redisPort}`;
+    redis = spawn(REDIS_BIN, ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--requirepass", "test-pw"], { stdio: "ignore" });
+    redisUrl = `redis://:test-pw@127.0.0.1:${redisPort}`;
   });
   afterAll(() => {
     redis?.kill("SIGTERM");
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
 
-  /** A supervisor in its own process group, as a shell starts it; resolves once its worker is healthy. */
-  async function startInOwnGroup() {
+  /**
+   * A supervisor in its own process group, as a shell starts it; resolves once its worker is healthy (or, with
+   * `untilSpawned`, as soon as the supervisor logged the worker's start).
+   */
+  async function startInOwnGroup({ untilSpawned = false } = {}) {
     const dataDir = mkdtempSync(join(tmpdir(), "workers-signals-"));
     dirs.push(dataDir);
     const port = await freePort();
@@ -194,12 +216,15 @@ describe.skipIf(!hasRedis)("server.js --workers 1: Ctrl-C in a terminal, and a s
         .split("\n")
         .filter((l) => l.startsWith("{"))
         .map((l) => JSON.parse(l) as Record<string, unknown>);
-    await waitUntil(async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).status === 200, {
-      timeoutMs: 30_000,
-      message: `the worker on ${port}`,
-    });
+    if (untilSpawned) await waitUntil(() => lines().some((l) => l.msg === "worker started"), { timeoutMs: 30_000, message: "the worker spawned" });
+    else {
+      await waitUntil(async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).status === 200, {
+        timeoutMs: 30_000,
+        message: `the worker on ${port}`,
+      });
+    }
     const workerPid = lines().find((l) => l.msg === "worker started")!.pid as number;
-    return { child, exited, lines, workerPid };
+    return { child, exited, lines, workerPid, output: () => output };
   }
 
   it("Ctrl-C (SIGINT to the terminal's process group) stops the worker gracefully, once", async () => {
@@ -225,6 +250,23 @@ describe.skipIf(!hasRedis)("server.js --workers 1: Ctrl-C in a terminal, and a s
         }
       },
       { timeoutMs: 30_000, message: `worker ${sup.workerPid} to exit after its supervisor died` },
+    );
+  });
+
+  it("a worker still starting stops by itself when its supervisor is killed with SIGKILL", async () => {
+    const sup = await startInOwnGroup({ untilSpawned: true });
+    sup.child.kill("SIGKILL"); // the worker is still loading its modules or opening Redis
+    await sup.exited;
+    await waitUntil(
+      () => {
+        try {
+          process.kill(sup.workerPid, 0);
+          return false;
+        } catch {
+          return true;
+        }
+      },
+      { timeoutMs: 30_000, message: `worker ${sup.workerPid} to exit after its supervisor died during its start` },
     );
   });
 });

@@ -2,7 +2,8 @@
 // clients: SSE over HTTP/2, a wrong CA and an expired certificate refused, the HTTP→HTTPS redirect, Secure cookies.
 import { request as httpRequest } from "node:http";
 import { connect as http2Connect, type ClientHttp2Session } from "node:http2";
-import { get as httpsGet } from "node:https";
+import { Agent as HttpsAgent, get as httpsGet } from "node:https";
+import { connect as tlsConnect } from "node:tls";
 import { readFileSync } from "node:fs";
 import mqtt from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -47,8 +48,11 @@ describe.skipIf(!hasOpenssl)("gateway over HTTPS with a real certificate", () =>
   beforeAll(async () => {
     pki = makePki();
     ca = readFileSync(pki.good.caCert);
-    gw = await startTestGateway({ config: { tls: { cert: pki.good.cert, key: pki.good.key }, httpRedirectPort: 0 } });
+    // heartbeat 1 s: idle connections close after 2 s (gateway.ts), streams stay open with their heartbeat
+    gw = await startTestGateway({ config: { tls: { cert: pki.good.cert, key: pki.good.key }, httpRedirectPort: 0, sse: { heartbeatMs: 1000 } } });
   });
+  const metric = async (pattern: RegExp) => Number(pattern.exec(await gw.metrics.registry.metrics())?.[1] ?? 0);
+  const sseClients = () => metric(/^gateway_sse_clients (\d+)/m);
   afterAll(async () => {
     await gw?.close();
     pki?.close();
@@ -79,6 +83,8 @@ describe.skipIf(!hasOpenssl)("gateway over HTTPS with a real certificate", () =>
       const all = open("/events");
       const onlyTelemetry = open("/events?topic=sensors/%2B/telemetry");
       await waitUntil(() => all.state.body.includes("retry:") && onlyTelemetry.state.body.includes("retry:"), { message: "both streams open" });
+      expect(session.remoteSettings.maxConcurrentStreams).toBe(100); // one connection cannot open any number of streams
+      await waitUntil(async () => (await sseClients()) === 2, { message: "the gateway serving both streams" });
       expect(all.state.headers?.[":status"]).toBe(200);
       expect(all.state.headers?.["content-type"]).toBe("text/event-stream; charset=utf-8");
 
@@ -95,16 +101,48 @@ describe.skipIf(!hasOpenssl)("gateway over HTTPS with a real certificate", () =>
       for (const s of [all, onlyTelemetry]) {
         await waitUntil(() => /event: telemetry\ndata: .*"deviceId":"h2-dev"/.test(s.state.body), { message: "the reading on an HTTP/2 stream" });
       }
-      expect(session.socket.remotePort).toBe(gw.port); // one TCP connection carried both streams
+      // Both streams stay open past the idle timeout (2 s): their heartbeats are traffic.
+      const heartbeats = () => all.state.body.match(/^:/gm)?.length ?? 0;
+      await waitUntil(() => heartbeats() >= 3, { message: "three heartbeats on the stream" });
+      expect(session.closed).toBe(false);
       all.stream.close();
       onlyTelemetry.stream.close();
+      await waitUntil(async () => (await sseClients()) === 0, { message: "the gateway ending both streams closed by the client" });
+      expect(session.closed).toBe(false); // closing streams leaves the connection
     } finally {
       session.close();
     }
   });
 
-  it("a client that trusts another CA is refused", async () => {
+  it("a client that trusts another CA is refused, and the failed handshake is counted", async () => {
+    const handshakeErrors = () => metric(/^gateway_tls_handshake_errors_total\{listener="https"\} (\d+)/m);
+    const before = await handshakeErrors();
     expect(await refusedWith(`${gw.url}/healthz`, readFileSync(pki.otherCaCert))).toBe("UNABLE_TO_VERIFY_LEAF_SIGNATURE");
+    await waitUntil(async () => (await handshakeErrors()) === before + 1, { message: "gateway_tls_handshake_errors_total{listener=https} + 1" });
+  });
+
+  it("closes idle connections: an HTTP/2 session without streams, HTTP/1.1 keep-alive, TLS without a request", async () => {
+    const session = http2Connect(gw.url, { ca });
+    session.on("error", () => {});
+    // HTTP/1.1: one request, then the connection sits idle in the agent
+    const agent = new HttpsAgent({ keepAlive: true, ca });
+    const kept = await new Promise<import("node:net").Socket>((resolve, reject) => {
+      const req = httpsGet(`${gw.url}/healthz`, { agent }, (res) => {
+        res.resume();
+        res.on("end", () => resolve(req.socket!));
+      }).on("error", reject);
+    });
+    // TLS handshake, then nothing
+    const silent = tlsConnect({ host: "127.0.0.1", port: gw.port, ca, servername: "localhost" });
+    silent.on("error", () => {});
+    await new Promise<void>((resolve) => silent.once("secureConnect", () => resolve()));
+    try {
+      await waitUntil(() => session.closed && kept.destroyed && silent.destroyed, { timeoutMs: 15_000, message: "the gateway closing all three idle connections" });
+    } finally {
+      agent.destroy();
+      session.destroy();
+      silent.destroy();
+    }
   });
 
   it("the plain HTTP port redirects every request to the same path on HTTPS (308)", async () => {
@@ -118,6 +156,21 @@ describe.skipIf(!hasOpenssl)("gateway over HTTPS with a real certificate", () =>
     });
     expect(r.status).toBe(308); // 308 keeps the method and body, unlike 301
     expect(r.location).toBe(`https://127.0.0.1:${gw.port}/api/devices?x=1`);
+  });
+
+  it("the redirect echoes only a well-formed Host, takes only path and query, and is not cached", async () => {
+    const redirectOf = (path: string, host: string) =>
+      new Promise<{ location: string | undefined; cache: string | undefined }>((resolve, reject) => {
+        httpRequest({ host: "127.0.0.1", port: gw.redirectPort, path, headers: { host } }, (res) => {
+          res.resume();
+          resolve({ location: res.headers.location, cache: res.headers["cache-control"] });
+        })
+          .on("error", reject)
+          .end();
+      });
+    expect(await redirectOf("/x", "pi.local:8081")).toEqual({ location: `https://pi.local:${gw.port}/x`, cache: "no-store" });
+    expect((await redirectOf("/x", "a@evil.example")).location).toBe(`https://127.0.0.1:${gw.port}/x`);
+    expect((await redirectOf("http://pi.local:8081/api?y=2", "pi.local")).location).toBe(`https://pi.local:${gw.port}/api?y=2`);
   });
 });
 
@@ -155,9 +208,12 @@ describe.skipIf(!hasOpenssl)("a stalled SSE stream over HTTP/2", () => {
       // 16 readings with 32-character keys: ~800-byte payloads, valid per docs/protocol.md.
       const readings = Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`k${i}_`.padEnd(32, "x"), i + 0.5]));
       try {
-        for (let seq = 1; seq <= TOTAL; seq++) {
-          pub.publish("sensors/h2-slow/telemetry", JSON.stringify({ v: 1, seq, boot: 1, t: null, readings, battery: null }), { qos: 0 });
-          if (seq % 25 === 0) await new Promise((r) => setTimeout(r, 10)); // publisher, gateway and client share a thread
+        // QoS 1 in batches of 25: each batch acknowledged before the next (publisher, gateway and client share a thread)
+        for (let seq = 1; seq <= TOTAL; seq += 25) {
+          const batch = Array.from({ length: Math.min(25, TOTAL - seq + 1) }, (_, i) =>
+            pub.publishAsync("sensors/h2-slow/telemetry", JSON.stringify({ v: 1, seq: seq + i, boot: 1, t: null, readings, battery: null }), { qos: 1 }),
+          );
+          await Promise.all(batch);
         }
         const count = () => text.match(/^event: telemetry$/gm)?.length ?? 0;
         await waitUntil(() => count() === TOTAL, { timeoutMs: 60_000, message: `all ${TOTAL} events on the reading stream` });

@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { defaultCredentialsFile, setDevicePassword } from "../../gateway/src/broker/index.ts";
 import { startTestGateway, tempDir, type TestGateway } from "../helpers/gateway.ts";
 import { waitUntil } from "../helpers/wait.ts";
-import { binaryAvailable } from "./binaries.ts";
+import { binaryAvailable } from "../helpers/binaries.ts";
 import { hasOpenssl, makePki, type TestPki } from "./pki.ts";
 
 const MOSQUITTO_SUB = "/usr/bin/mosquitto_sub";

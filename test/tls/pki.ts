@@ -1,6 +1,6 @@
 /**
  * Real certificates for the TLS tests, made in a temp dir by `npm run certs`' own code (gateway/src/tls/certs.ts)
- * and, for the expired one, by `openssl ca` (the only openssl command that sets a start date in the past).
+ * and, for the expired and not-yet-valid ones, by `openssl ca` (the only openssl command that sets any start date).
  */
 import { execFileSync } from "node:child_process";
 import { createHash, X509Certificate } from "node:crypto";
@@ -8,7 +8,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { issueCertificates, type IssueResult } from "../../gateway/src/tls/certs.ts";
 import { tempDir } from "../helpers/gateway.ts";
-import { binaryAvailable } from "./binaries.ts";
+import { binaryAvailable } from "../helpers/binaries.ts";
 
 /** Every test here makes its certificates with openssl: skipped visibly without it (CI=true: fails). */
 export const hasOpenssl = binaryAvailable("/usr/bin/openssl", "openssl");
@@ -24,17 +24,26 @@ export interface TestPki {
   otherCaCert: string;
   /** Signed by `good`'s CA, valid for the loopback names, expired (January 2024). */
   expired: { cert: string; key: string };
+  /** Signed by `good`'s CA, valid for the loopback names, from 2099 on. */
+  notYetValid: { cert: string; key: string };
   close(): void;
 }
 
 export function makePki(): TestPki {
   const root = tempDir("tls-pki-");
-  const good = issueCertificates({ dir: join(root, "good"), names: LOOPBACK_NAMES });
-  const other = issueCertificates({ dir: join(root, "other"), names: LOOPBACK_NAMES });
-  return { root, good, otherCaCert: other.caCert, expired: issueExpired(good, join(root, "expired")), close: () => rmSync(root, { recursive: true, force: true }) };
+  const good = issueCertificates({ dir: join(root, "good"), caDir: join(root, "good-ca"), names: LOOPBACK_NAMES });
+  const other = issueCertificates({ dir: join(root, "other"), caDir: join(root, "other-ca"), names: LOOPBACK_NAMES });
+  return {
+    root,
+    good,
+    otherCaCert: other.caCert,
+    expired: issueDated(good, join(root, "expired"), "20240101000000Z", "20240201000000Z"),
+    notYetValid: issueDated(good, join(root, "not-yet-valid"), "20990101000000Z", "20990201000000Z"),
+    close: () => rmSync(root, { recursive: true, force: true }),
+  };
 }
 
-function issueExpired(ca: IssueResult, dir: string): { cert: string; key: string } {
+function issueDated(ca: IssueResult, dir: string, start: string, end: string): { cert: string; key: string } {
   mkdirSync(dir);
   writeFileSync(join(dir, "index.txt"), "");
   writeFileSync(join(dir, "serial"), "1000\n");
@@ -62,7 +71,7 @@ function issueExpired(ca: IssueResult, dir: string): { cert: string; key: string
   run(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "server.key", "-out", "server.csr",
     "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-addext", "extendedKeyUsage=serverAuth"]);
   run(["ca", "-batch", "-config", "ca.cnf", "-in", "server.csr", "-out", "server.crt", "-notext",
-    "-startdate", "20240101000000Z", "-enddate", "20240201000000Z"]);
+    "-startdate", start, "-enddate", end]);
   return { cert: join(dir, "server.crt"), key: join(dir, "server.key") };
 }
 

@@ -26,6 +26,8 @@ export interface Outgoing {
     onDelivered?: () => void
     /** called on PUBACK or PUBCOMP: the flow is over */
     onComplete?: () => void
+    /** QoS 2: called when the flow was dropped by restartQos2 and must be published again */
+    onRestart?: () => void
 }
 
 export class Session {
@@ -76,7 +78,7 @@ export class Session {
     }
 
     /** A QoS 2 flow found in flash whose PUBREC came in an earlier wake: only PUBREL is left. */
-    addRelease(packetId: number, onComplete: () => void) {
+    addRelease(packetId: number, onComplete: () => void, onRestart: () => void) {
         const o: Outgoing = {
             packetId: packetId,
             qos: 2,
@@ -85,6 +87,7 @@ export class Session {
             received: true,
             releasing: true,
             onComplete: onComplete,
+            onRestart: onRestart,
         }
         this.inflight.push(o)
         return o
@@ -113,6 +116,21 @@ export class Session {
                 r.push(o)
             }
         return r
+    }
+
+    /**
+     * CONNACK said sessionPresent=0: the broker holds no state for us, so a QoS 2 flow past PUBREC has no
+     * message behind it there (another broker took it, or this one lost its store). PUBREL would only get
+     * a PUBCOMP for an id the broker never saw: such flows leave the session (onRestart) to be published
+     * again from PUBLISH. Flows still waiting for PUBREC are resent anyway. Returns how many.
+     */
+    restartQos2(): number {
+        const dropped = this.inflight.filter(o => o.qos === 2 && o.received)
+        for (const o of dropped) {
+            this.remove(o)
+            if (o.onRestart) o.onRestart()
+        }
+        return dropped.length
     }
 
     delivered(packetId: number, qos: number): Outgoing | undefined {

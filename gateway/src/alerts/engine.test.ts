@@ -142,3 +142,17 @@ describe("battery, overdue and offline", () => {
     expect(engine.onTelemetry(reading(1, 20))).toMatchObject([{ type: "resolve", alertId: 1 }]);
   });
 });
+
+describe("a deleted device (forgetDevice)", () => {
+  test("counts its firing alerts until forgotten; back with a lower seq, its readings are evaluated again", () => {
+    const engine = new AlertEngine([hot()]);
+    expect(run(engine, [reading(5, 31)])).toEqual(["fire@5"]);
+    expect(engine.firingCount("d1")).toBe(1);
+    // without forgetting, a reading older than seq 5 is late and says nothing
+    expect(engine.onTelemetry(reading(1, 20))).toEqual([]);
+    engine.forgetDevice("d1");
+    expect(engine.firingCount("d1")).toBe(0);
+    // re-flashed: seq starts over, and a breach fires again
+    expect(run(engine, [reading(1, 32)])).toEqual(["fire@1"]);
+  });
+});

@@ -69,6 +69,21 @@ export class AlertEngine {
     return open.filter((a) => !this.defined.has(a.ruleId)).map((a) => resolve(a, now, "its rule was removed or disabled"));
   }
 
+  /**
+   * Drops everything kept about a deleted device (its pending runs, the last seq seen, its firing alerts): if it
+   * comes back (re-flashed, seq from 0 again), its readings count from the first.
+   */
+  forgetDevice(deviceId: string): void {
+    this.firing.delete(deviceId);
+    for (const k of this.tracks.keys()) if (k.endsWith(`\u0000${deviceId}`)) this.tracks.delete(k);
+    for (const k of this.applicable.keys()) if (k.startsWith(`${deviceId}\u0000`)) this.applicable.delete(k);
+  }
+
+  /** How many alerts of the device fire now. */
+  firingCount(deviceId: string): number {
+    return this.firing.get(deviceId)?.size ?? 0;
+  }
+
   /** Keeps the engine's copy of a firing alert current (after an ack, say). */
   update(alert: AlertData): void {
     let byRule = this.firing.get(alert.deviceId);

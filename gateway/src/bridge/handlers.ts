@@ -8,7 +8,7 @@ import type { Commands } from "../commands/commands.ts";
 import type { Logger } from "../ops/log.ts";
 import type { Metrics } from "../ops/metrics.ts";
 import type { CommandAckData, DeviceStatus, StatusData, TelemetryData } from "../protocol/events.ts";
-import { commandAckSchema, parsePayload, statusSchema, telemetrySchema, type PayloadRejection } from "../protocol/payloads.ts";
+import { commandAckSchema, parsePayload, statusSchema, telemetrySchema, type PayloadRejection, type Status } from "../protocol/payloads.ts";
 import { readingTime } from "../protocol/reading-time.ts";
 import { parseDeviceTopic } from "../protocol/topics.ts";
 import { ErrTransportClosed, type Transport } from "../transport/transport.ts";
@@ -76,7 +76,7 @@ async function handleStatus(ctx: HandlerContext, m: Inbound, reject: Reject): Pr
   // deleted (DELETE /api/devices/:id); the broker forwards it like any message. Not a report: counted, not
   // stored, and not logged as a bad message.
   if (m.payload.length === 0) {
-    ctx.metrics.rejected.inc({ reason: "retained_cleared" });
+    ctx.metrics.retainedCleared.inc();
     return;
   }
   const parsed = parsePayload(statusSchema, m.payload);
@@ -97,16 +97,24 @@ async function handleStatus(ctx: HandlerContext, m: Inbound, reject: Reject): Pr
     nextWakeAt: sleepMs === null ? null : m.receivedAt + sleepMs,
     receivedAt: m.receivedAt,
   };
-  // A status has no seq: its copies (every gateway of Redis mode receives one) are the same payload received at
-  // the same moment; the same report a wake later is a new one (STATUS_DEDUPE_WINDOW_MS).
-  const dedupeKey = `${createHash("sha256").update(m.payload).digest("base64url").slice(0, 22)}@${Math.floor(m.receivedAt / STATUS_DEDUPE_WINDOW_MS)}`;
-  await ctx.transport.dispatch({ kind: "status", topic: m.topic, deviceId: m.deviceId, receivedAt: m.receivedAt, data, dedupeKey }, m.receivedMono);
+  await ctx.transport.dispatch({ kind: "status", topic: m.topic, deviceId: m.deviceId, receivedAt: m.receivedAt, data, dedupeKey: statusDedupeKey(s, m) }, m.receivedMono);
 }
 
 /**
- * Copies of one status reach the gateways of Redis mode within milliseconds; a device reports again a wake later
- * (seconds at least). A copy straddling a window boundary is stored twice: the same state again, harmless.
+ * The identity of a status report, the same on every gateway and however late a copy comes (a persistent
+ * session redelivers hours later): `online` and `sleeping` name their wake (`boot`), and the payload's hash
+ * tells two reports of one boot apart (a low-battery wake sends no reading and keeps the previous boot; its
+ * `sleeping` carries its own wake times). A copy is a no-op, so a redelivery cannot turn a device's state back.
+ * The Last Will (`offline`) and statuses without `boot` have nothing to tell one report from the next: there,
+ * copies within STATUS_DEDUPE_WINDOW_MS of receipt are one report.
  */
+function statusDedupeKey(s: Status, m: Inbound): string {
+  const hash = createHash("sha256").update(m.payload).digest("base64url").slice(0, 22);
+  if (s.state !== "offline" && s.boot !== undefined) return `${s.state}/${s.boot}/${hash}`;
+  return `${hash}@${Math.floor(m.receivedAt / STATUS_DEDUPE_WINDOW_MS)}`;
+}
+
+/** Copies of a Last Will reach the gateways of Redis mode within milliseconds; a straddling copy is stored twice (harmless). */
 const STATUS_DEDUPE_WINDOW_MS = 2_000;
 
 const sameStatus = (known: DeviceStatus | undefined, reported: StatusData["state"]): boolean =>

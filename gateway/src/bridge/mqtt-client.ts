@@ -11,6 +11,7 @@ import mqtt, { type MqttClient } from "mqtt";
 import type { Logger } from "../ops/log.ts";
 import type { Metrics } from "../ops/metrics.ts";
 import { GATEWAY_SUBSCRIPTIONS } from "../protocol/topics.ts";
+import { ackWithin } from "../outbound/ack-timeout.ts";
 
 export interface BridgeOptions {
   url: string;
@@ -24,14 +25,24 @@ export interface BridgeOptions {
    * is true: a broker resends unacknowledged messages only on a new connection of the session (MQTT 3.1.1 §4.4).
    */
   storeReady?: () => boolean;
+  /** How long clearRetained() waits for the broker's PUBACK (default 5 s). */
+  ackTimeoutMs?: number;
 }
 
 const REDELIVERY_CHECK_MS = 500;
+/**
+ * The first reconnect for redelivery waits this long after the failure, each further one twice as long (up to
+ * REDELIVERY_MAX_MS) until a message is stored again: a store that fails again at once (Redis OOM, a full disk)
+ * must not make the gateway reconnect, and the broker replay every retained status, every second forever.
+ */
+const REDELIVERY_FIRST_MS = 1_000;
+const REDELIVERY_MAX_MS = 60_000;
 
 export class MqttBridge {
   private client?: MqttClient;
   private closed = false;
   private redeliveryTimer: NodeJS.Timeout | undefined;
+  private redeliveryDelayMs = REDELIVERY_FIRST_MS;
 
   constructor(
     private readonly opts: BridgeOptions,
@@ -72,7 +83,10 @@ export class MqttBridge {
       const payload = typeof packet.payload === "string" ? Buffer.from(packet.payload) : packet.payload;
       // retain is set only on a retained message a (re)subscription replays (MQTT 3.1.1 §3.3.1.3)
       onMessage(packet.topic, payload, packet.retain).then(
-        () => done(),
+        () => {
+          this.redeliveryDelayMs = REDELIVERY_FIRST_MS;
+          done();
+        },
         (err: Error) => {
           done(err);
           this.redeliverWhenReady();
@@ -108,11 +122,14 @@ export class MqttBridge {
   /** Once the store is ready again, drops the connection: mqtt.js reconnects and the broker resends what we did not ack. */
   private redeliverWhenReady(): void {
     if (this.redeliveryTimer || this.closed) return;
+    const notBefore = performance.now() + this.redeliveryDelayMs;
     this.redeliveryTimer = setInterval(() => {
-      if (this.closed || !(this.opts.storeReady?.() ?? true)) return;
+      if (this.closed || performance.now() < notBefore || !(this.opts.storeReady?.() ?? true)) return;
       clearInterval(this.redeliveryTimer);
       this.redeliveryTimer = undefined;
-      this.log.info("the store takes events again: reconnecting so the broker redelivers what was not acknowledged");
+      this.log.info({ afterMs: this.redeliveryDelayMs }, "reconnecting so the broker redelivers what was not acknowledged");
+      this.redeliveryDelayMs = Math.min(this.redeliveryDelayMs * 2, REDELIVERY_MAX_MS);
+      this.metrics.redeliveryReconnects.inc();
       this.client?.stream.destroy();
     }, REDELIVERY_CHECK_MS);
     this.redeliveryTimer.unref();
@@ -124,11 +141,11 @@ export class MqttBridge {
     await this.client.publishAsync(topic, payload, { qos: 1 });
   }
 
-  /** Deletes a retained message (an empty retained payload); resolves on the broker's PUBACK. */
+  /** Deletes a retained message (an empty retained payload); resolves on the broker's PUBACK, throws after ackTimeoutMs. */
   async clearRetained(topic: string): Promise<void> {
     if (!this.client || this.closed) throw new Error("mqtt bridge is closed");
     if (!this.client.connected) throw new Error("mqtt broker not connected");
-    await this.client.publishAsync(topic, "", { qos: 1, retain: true });
+    await ackWithin(this.client.publishAsync(topic, "", { qos: 1, retain: true }), this.opts.ackTimeoutMs ?? 5_000, `clear ${topic}`);
   }
 
   /** Disconnects cleanly (the broker keeps our session); idempotent. */

@@ -9,6 +9,7 @@ import { createServer as createTcpServer, type Server, type Socket } from "node:
 import type { Duplex } from "node:stream";
 import { createServer as createTlsServer, type Server as TlsServer } from "node:tls";
 import { WebSocketServer, createWebSocketStream } from "ws";
+import { closed, listen } from "../net/listen.ts";
 import type { TlsCredentials } from "../tls/credentials.ts";
 import type { BrokerLogger } from "./logger.ts";
 
@@ -54,8 +55,6 @@ export interface Listeners {
    */
   dropRemaining(): void;
 }
-
-const SCHEME: Record<ListenerKind, string> = { mqtt: "mqtt", mqtts: "mqtts", ws: "ws", wss: "wss" };
 
 /** Answers plain HTTP on a WebSocket port: only the upgrade on /mqtt speaks MQTT. */
 function notWebSocket(_req: IncomingMessage, res: ServerResponse): void {
@@ -115,27 +114,20 @@ export async function startListeners(opts: ListenerOptions, hooks: ListenerHooks
   const listening: Server[] = [];
   const closeAll = async () => {
     for (const wss of webSocketServers) wss.close();
-    await Promise.all(listening.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    await Promise.all(listening.map(closed));
   };
   const urls: Partial<Record<ListenerKind, string>> = {};
   const ports: Partial<Record<ListenerKind, number>> = {};
   const host = opts.host.includes(":") ? `[${opts.host}]` : opts.host;
   try {
     for (const [kind, server] of servers) {
-      await new Promise<void>((resolve, reject) => {
-        server.once("error", reject);
-        server.listen(portOf[kind], opts.host, () => {
-          server.off("error", reject);
-          resolve();
-        });
-      });
+      await listen(server, portOf[kind] ?? 0, opts.host, (err) => hooks.logger.error({ err, listener: kind }, "mqtt listener error"));
       listening.push(server);
-      server.on("error", (err) => hooks.logger.error({ err, listener: kind }, "mqtt listener error"));
       const address = server.address();
       if (address === null || typeof address === "string") throw new Error(`${kind} listener has no TCP address`);
       ports[kind] = address.port;
       const path = kind === "ws" || kind === "wss" ? MQTT_WS_PATH : "";
-      urls[kind] = `${SCHEME[kind]}://${host}:${address.port}${path}`;
+      urls[kind] = `${kind}://${host}:${address.port}${path}`;
     }
   } catch (err) {
     await closeAll();

@@ -13,7 +13,7 @@ import type { CommandData, CommandState } from "../protocol/events.ts";
 import type { CommandAck, CommandBody } from "../protocol/payloads.ts";
 import { deviceTopic } from "../protocol/topics.ts";
 import { NEXT_STATES, type CommandView } from "../transport/sqlite/commands.ts";
-import type { Transport } from "../transport/transport.ts";
+import { ErrAppliedLate, type Transport } from "../transport/transport.ts";
 
 export type { CommandView } from "../transport/sqlite/commands.ts";
 
@@ -24,6 +24,15 @@ export type PublishQos1 = (topic: string, payload: string) => Promise<void>;
 export interface CommandStore {
   dispatch: Transport["dispatch"];
   command(id: string): CommandView | undefined;
+}
+
+/** A command that could not be stored (the store is failing or shutting down): HTTP 503, nothing was sent. */
+export class ErrStoreUnavailable extends Error {
+  readonly code = "store_unavailable";
+  constructor(cause: Error) {
+    super(`the command could not be stored, nothing was sent: ${cause.message}`);
+    this.name = "ErrStoreUnavailable";
+  }
 }
 
 /** Sortable, unguessable, within the protocol's COMMAND_ID_PATTERN. */
@@ -40,19 +49,24 @@ export class Commands {
   /**
    * Stores the command as queued and starts its QoS 1 publish on `sensors/{id}/cmd`. Resolves once it is stored
    * (HTTP 202): while the broker is unreachable mqtt.js holds the publish, and a failure turns the command into
-   * `failed`.
+   * `failed`. Rejects with ErrStoreUnavailable when the command could not be stored (nothing is sent).
    */
-  async create(deviceId: string, body: CommandBody): Promise<CommandView> {
+  async create(deviceId: string, body: CommandBody): Promise<{ id: string; state: CommandState }> {
     const id = newCommandId();
     const { op, ...args } = body;
-    await this.change(deviceId, id, op, "queued", Date.now(), { args });
+    try {
+      await this.change(deviceId, id, op, "queued", Date.now(), { args });
+    } catch (err) {
+      // stored, only not yet on this replica (Redis mode): it is queued for every gateway, so it is sent
+      if (!(err instanceof ErrAppliedLate)) throw new ErrStoreUnavailable(err as Error);
+    }
     this.publish(deviceTopic(deviceId, "cmd"), JSON.stringify({ id, ...body })).catch((e: unknown) => {
       this.log.warn({ err: (e as Error).message, deviceId, commandId: id }, "command publish failed");
       this.fail(deviceId, id, `publish failed: ${(e as Error).message}`).catch((err: unknown) =>
         this.log.warn({ err: (err as Error).message, deviceId, commandId: id }, "cannot record the failed publish"),
       );
     });
-    return this.get(deviceId, id)!;
+    return { id, state: "queued" };
   }
 
   get(deviceId: string, id: string): CommandView | undefined {

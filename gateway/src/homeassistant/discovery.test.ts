@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { newDevice, type DeviceView } from "../protocol/device-state.ts";
-import { discoveryConfigs } from "./discovery.ts";
+import { discoveryConfigs, readingObjectId } from "./discovery.ts";
 
 const opts = { prefix: "homeassistant", origin: { name: "sleepy-sensors gateway", sw: "0.1.0" } };
 const withReading = (deviceId: string, readings: Record<string, number>, battery: number | null): DeviceView => ({
@@ -30,5 +30,33 @@ describe("discoveryConfigs", () => {
     expect(discoveryConfigs(d, opts).map((c) => c.topic)).not.toContain("homeassistant/sensor/sleepy_k1/battery/config");
     expect(discoveryConfigs(d, opts)[0]!.payload.device).toMatchObject({ identifiers: ["sleepy_k1"], name: "k1" });
     expect(discoveryConfigs({ ...d, name: "Kitchen", location: "Ground floor" }, opts)[0]!.payload.device).toMatchObject({ name: "Kitchen", suggested_area: "Ground floor" });
+  });
+
+  it("never gives two reading keys one object id", () => {
+    const keys = ["battery", "reading_battery", "reading_reading_battery", "status", "reading_status", "temperature"];
+    expect(new Set(keys.map(readingObjectId)).size).toBe(keys.length);
+    const configs = discoveryConfigs(withReading("k1", { battery: 1, reading_battery: 2 }, 3.9), opts);
+    expect(new Set(configs.map((c) => c.topic)).size).toBe(configs.length);
+    expect(new Set(configs.map((c) => c.payload.unique_id)).size).toBe(configs.length);
+  });
+
+  it("status and problem follow the gateway only; readings and battery need the gateway and the device", () => {
+    const configs = discoveryConfigs(withReading("k1", { temperature: 20 }, 3.9), opts);
+    const byObject = Object.fromEntries(configs.map((c) => [c.topic.split("/")[3], c.payload]));
+    const topics = (o: string) => (byObject[o]!.availability as Array<{ topic: string }>).map((a) => a.topic);
+    for (const o of ["temperature", "battery"]) {
+      expect(topics(o)).toEqual(["sleepy/gateway/status", "sensors/k1/status"]);
+      expect(byObject[o]!.availability_mode).toBe("all");
+    }
+    for (const o of ["status", "problem"]) {
+      expect(topics(o)).toEqual(["sleepy/gateway/status"]);
+      expect(byObject[o]).not.toHaveProperty("availability_mode");
+    }
+  });
+
+  it("keeps the entities it is given, beyond the latest reading's", () => {
+    const d = withReading("k1", { temperature: 20 }, null);
+    const topics = discoveryConfigs(d, opts, { readingKeys: ["humidity", "temperature"], battery: true }).map((c) => c.topic.split("/")[3]);
+    expect(topics).toEqual(["humidity", "temperature", "battery", "status", "problem"]);
   });
 });

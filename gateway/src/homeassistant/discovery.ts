@@ -1,6 +1,6 @@
 /**
  * Home Assistant MQTT discovery configurations for one device, built from its state (protocol/device-state.ts).
- * Pure: publisher.ts decides when to publish them. The schema is Home Assistant's documented one:
+ * Pure: home-assistant.ts decides when to publish them. The schema is Home Assistant's documented one:
  * https://www.home-assistant.io/integrations/mqtt/#mqtt-discovery (topic `<prefix>/<component>/<node_id>/
  * <object_id>/config`, retained; an empty payload removes the entity),
  * https://www.home-assistant.io/integrations/sensor.mqtt/ and /integrations/binary_sensor.mqtt/ (keys),
@@ -14,11 +14,16 @@
  * - `status` (enum: online, sleeping, overdue, offline, unknown);
  * - `problem` (binary_sensor: on while any alert of the device fires).
  * All read the gateway's retained `sleepy/devices/<id>/state` (state.ts) with a `{{ value_json.… }}` template.
- * Availability follows the device's own retained `sensors/<id>/status` (its Last Will says offline): only
- * `offline` is unavailable. A sleeping battery sensor is asleep, not gone: its last values stay shown.
+ * Availability: `status` and `problem` are the gateway's knowledge, so they follow the gateway's own retained
+ * `sleepy/gateway/status` (its Last Will says offline): they must stay available when the device goes offline,
+ * that is when they matter. Readings and battery need both (availability_mode all): the gateway, and the device's
+ * own retained `sensors/<id>/status`, where only `offline` is unavailable (a sleeping battery sensor is asleep,
+ * not gone: its last values stay shown).
+ * The reading entities are every key seen since the device was last deleted (seen-entities.ts), not only the
+ * latest reading's: a reading that misses a key (a sensor fault) must not remove the entity and its settings.
  */
 import { DEVICE_STATUSES, type DeviceView } from "../protocol/device-state.ts";
-import { deviceStateTopic, deviceTopic } from "../protocol/topics.ts";
+import { deviceStateTopic, deviceTopic, gatewayStatusTopic } from "../protocol/topics.ts";
 
 export interface DiscoveryOptions {
   /** Home Assistant's discovery_prefix (its default is "homeassistant"). */
@@ -29,7 +34,7 @@ export interface DiscoveryOptions {
 
 export interface DiscoveryConfig {
   topic: string;
-  /** The JSON payload; publisher.ts serializes it. */
+  /** The JSON payload; home-assistant.ts serializes it. */
   payload: Record<string, unknown>;
 }
 
@@ -60,24 +65,40 @@ const title = (key: string): string => {
   return words.charAt(0).toUpperCase() + words.slice(1);
 };
 
-/** Object ids of the entities other than readings: a reading key with the same name is prefixed `reading_`. */
+/**
+ * Object ids of the entities other than readings: a reading key with the same name is prefixed `reading_`, and
+ * so is a key that starts with `reading_` (else `reading_battery` and `battery` would share one entity).
+ */
 const FIXED_OBJECTS = ["battery", "status", "problem"];
-export const readingObjectId = (key: string): string => (FIXED_OBJECTS.includes(key) ? `reading_${key}` : key);
+export const readingObjectId = (key: string): string => (FIXED_OBJECTS.includes(key) || key.startsWith("reading_") ? `reading_${key}` : key);
+
+/** The entities a device has: its reading keys and whether it has a battery entity. */
+export interface DeviceEntities {
+  readingKeys: readonly string[];
+  battery: boolean;
+}
+
+/** The entities the device's latest reading alone calls for. */
+export const entitiesOf = (d: DeviceView): DeviceEntities => ({ readingKeys: Object.keys(d.lastReading?.readings ?? {}), battery: d.battery !== null });
+
+const gatewayAvailability = { topic: gatewayStatusTopic, payload_available: "online", payload_not_available: "offline" };
 
 /** Every discovery configuration the device should have now, by topic. */
-export function discoveryConfigs(d: DeviceView, opts: DiscoveryOptions): DiscoveryConfig[] {
+export function discoveryConfigs(d: DeviceView, opts: DiscoveryOptions, entities: DeviceEntities = entitiesOf(d)): DiscoveryConfig[] {
   const id = d.deviceId;
   const stateTopic = deviceStateTopic(id);
+  const deviceAvailability = {
+    topic: deviceTopic(id, "status"),
+    value_template: "{{ 'offline' if value_json.state == 'offline' else 'online' }}",
+    payload_available: "online",
+    payload_not_available: "offline",
+  };
+  /** Readings and battery: the device's values, shown while the gateway and the device are both there. */
+  const measured = { availability: [gatewayAvailability, deviceAvailability], availability_mode: "all" };
+  /** Status and problem: the gateway's knowledge of the device, shown while the gateway is there. */
+  const known = { availability: [gatewayAvailability] };
   const common = {
     state_topic: stateTopic,
-    availability: [
-      {
-        topic: deviceTopic(id, "status"),
-        value_template: "{{ 'offline' if value_json.state == 'offline' else 'online' }}",
-        payload_available: "online",
-        payload_not_available: "offline",
-      },
-    ],
     device: {
       identifiers: [nodeId(id)],
       name: d.name ?? id,
@@ -92,17 +113,18 @@ export function discoveryConfigs(d: DeviceView, opts: DiscoveryOptions): Discove
     payload: { unique_id: `${nodeId(id)}_${objectId}`, default_entity_id: `${component}.${slug(`${nodeId(id)}_${objectId}`)}`, ...fields, ...common },
   });
   const configs: DiscoveryConfig[] = [];
-  for (const key of Object.keys(d.lastReading?.readings ?? {}).sort()) {
+  for (const key of [...entities.readingKeys].sort()) {
     configs.push(
       entity("sensor", readingObjectId(key), {
         name: title(key),
         value_template: `{{ value_json.readings.${key} }}`,
         state_class: "measurement",
         ...READING_CLASSES[key],
+        ...measured,
       }),
     );
   }
-  if (d.battery !== null) {
+  if (entities.battery) {
     configs.push(
       entity("sensor", "battery", {
         name: "Battery",
@@ -111,6 +133,7 @@ export function discoveryConfigs(d: DeviceView, opts: DiscoveryOptions): Discove
         unit_of_measurement: "V",
         state_class: "measurement",
         entity_category: "diagnostic",
+        ...measured,
       }),
     );
   }
@@ -121,6 +144,7 @@ export function discoveryConfigs(d: DeviceView, opts: DiscoveryOptions): Discove
       device_class: "enum",
       options: [...DEVICE_STATUSES],
       entity_category: "diagnostic",
+      ...known,
     }),
   );
   configs.push(
@@ -128,6 +152,7 @@ export function discoveryConfigs(d: DeviceView, opts: DiscoveryOptions): Discove
       name: "Problem",
       value_template: "{{ 'ON' if value_json.alertsFiring > 0 else 'OFF' }}",
       device_class: "problem",
+      ...known,
     }),
   );
   return configs;

@@ -10,8 +10,11 @@ import type { DeviceStatus } from "../protocol/events.ts";
 
 export interface DeviceStatePayload {
   status: DeviceStatus;
-  /** The latest reading's values ({} before the first); battery in volts or null. */
-  readings: Record<string, number>;
+  /**
+   * The latest reading's values, and null for every other key the device has an entity for (Home Assistant
+   * shows a template rendering `None` as unknown); battery in volts or null.
+   */
+  readings: Record<string, number | null>;
   battery: number | null;
   /** When the latest reading was taken and when the device last sent anything, ms since epoch (or null). */
   readingAt: number | null;
@@ -20,10 +23,11 @@ export interface DeviceStatePayload {
   alertsFiring: number;
 }
 
-export function deviceStatePayload(d: DeviceView, alertsFiring: number): DeviceStatePayload {
+export function deviceStatePayload(d: DeviceView, alertsFiring: number, readingKeys: readonly string[] = []): DeviceStatePayload {
+  const readings: Record<string, number | null> = Object.fromEntries(readingKeys.map((k) => [k, null]));
   return {
     status: d.status,
-    readings: d.lastReading?.readings ?? {},
+    readings: Object.assign(readings, d.lastReading?.readings),
     battery: d.battery,
     readingAt: d.lastReading?.t ?? null,
     lastSeen: d.lastSeen,

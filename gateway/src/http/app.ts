@@ -5,6 +5,7 @@
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { serveStatic } from "@hono/node-server/serve-static";
+import type { HttpBindings } from "@hono/node-server";
 import { Hono } from "hono";
 import type { Alerts } from "../alerts/alerts.ts";
 import type { Commands } from "../commands/commands.ts";
@@ -15,7 +16,7 @@ import type { Coverage, SummaryQueries } from "../summaries/series.ts";
 import type { Transport } from "../transport/transport.ts";
 import { createAuthenticator, loginFromUrl, sameOriginWrites, sessionRoutes, type HttpAuth } from "./auth.ts";
 import type { AppEnv } from "./env.ts";
-import { ApiError, errorHandlers } from "./errors.ts";
+import { errorHandlers } from "./errors.ts";
 import { alertsRoutes } from "./routes/alerts.ts";
 import { deviceMetricsRoute } from "./routes/device-metrics.ts";
 import { devicesRoute } from "./routes/devices.ts";
@@ -34,11 +35,10 @@ export interface AppDeps {
   summaries: SummaryQueries & SummaryExport;
   /** How far back raw readings and each bucket width go (series step=auto). */
   coverage: Coverage;
-  /** Undefined in Redis mode (not shared across gateways yet): the alert routes answer 501. */
-  alerts?: Alerts;
+  /** Alerts and rules, shared by every gateway in Redis mode (alerts/alerts.ts). */
+  alerts: Alerts;
   /** DELETE /api/devices/:id (routes/devices.ts). */
-  /** Undefined in Redis mode (not shared across gateways yet): DELETE answers 501. */
-  forgetDevice?: (deviceId: string) => Promise<boolean>;
+  forgetDevice: (deviceId: string) => Promise<boolean>;
   metrics: Metrics;
   /** Bounds of GET /api/metrics/devices (config `metrics`). */
   deviceMetrics: DeviceMetricsLimits;
@@ -46,6 +46,11 @@ export interface AppDeps {
   log: Logger;
   /** Directory served at `/`; default DEFAULT_WEB_ROOT. */
   webRoot?: string;
+  /**
+   * This process's name among several behind nginx (`<hostname>:<port>`), sent as X-Gateway-Instance on every
+   * response: which worker served a stream, for operators and tests. Undefined (no header) until listening.
+   */
+  instance?: () => string | undefined;
 }
 
 const PLACEHOLDER = `<!doctype html><meta charset="utf-8"><title>Sensors</title>
@@ -57,6 +62,18 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const authn = createAuthenticator(deps.auth);
 
+  if (deps.instance) {
+    const instance = deps.instance;
+    app.use("*", async (c, next) => {
+      const name = instance();
+      if (name) {
+        c.header("X-Gateway-Instance", name);
+        // also on Node's response itself: GET /events writes its headers there, past Hono (routes/events.ts)
+        (c.env as Partial<HttpBindings> | undefined)?.outgoing?.setHeader("X-Gateway-Instance", name);
+      }
+      await next();
+    });
+  }
   // First, for every route and every auth mode: no state-changing request from another origin.
   app.use("*", sameOriginWrites());
   app.route("/", opsRoutes({ health: deps.health, metrics: deps.metrics }));
@@ -68,10 +85,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.route("/api/devices", devicesRoute(deps));
   app.route("/api/metrics/devices", deviceMetricsRoute({ transport: deps.transport, limits: deps.deviceMetrics }));
   app.route("/api", summariesRoutes(deps));
-  if (deps.alerts) app.route("/api", alertsRoutes(deps.alerts));
-  else app.all("/api/alert*", () => {
-    throw new ApiError(501, "not_shared", "alerts are not available in Redis mode yet (docs/architecture.md)");
-  });
+  app.route("/api", alertsRoutes(deps.alerts));
 
   // The page itself is public so it can show a login form; its data needs a token. The login URL
   // (`/?token=…`) turns into the cookie here, before the static files.

@@ -169,8 +169,7 @@ export function loadAdminToken(dataDir: string, file = join(dataDir, ADMIN_TOKEN
  * Replaces the admin token file's content (Redis mode: every gateway takes the one the first gateway shared, so a
  * login works on all of them). Written whole under another name, then renamed over the file, mode 0600.
  */
-export function replaceAdminToken(dataDir: string, token: string): void {
-  const file = join(dataDir, ADMIN_TOKEN_FILE);
+export function replaceAdminToken(file: string, token: string): void {
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
   writeFileSync(tmp, `${token}\n`, { mode: 0o600, flag: "wx" });
   renameSync(tmp, file);

@@ -4,11 +4,14 @@
  * HTTP/1.1 clients still get HTTP/1.1 on the same port). Optionally a plain HTTP port that only redirects to
  * HTTPS. Owns graceful shutdown of the connections, which differs between the two servers.
  */
-import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
-import { createSecureServer, type Http2SecureServer, type Http2Session } from "node:http2";
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from "node:http";
+import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from "node:http2";
 import type { AddressInfo, Socket } from "node:net";
-import { serve } from "@hono/node-server";
+import type { TLSSocket } from "node:tls";
+import { createAdaptorServer } from "@hono/node-server";
 import type { Hono } from "hono";
+import { closed, listen } from "../net/listen.ts";
+import type { Logger } from "../ops/log.ts";
 import type { TlsCredentials } from "../tls/credentials.ts";
 import type { AppEnv } from "./env.ts";
 
@@ -19,6 +22,14 @@ export interface HttpListenerOptions {
   tls?: TlsCredentials;
   /** With `tls`: plain HTTP on this port answering every request with a redirect to the HTTPS URL. */
   redirectPort?: number;
+  /**
+   * With `tls`: an HTTP/2 session or HTTPS connection with no traffic this long is closed. Longer than the SSE
+   * heartbeat, so a connection carrying a stream is never idle.
+   */
+  idleTimeoutMs: number;
+  /** With `tls`: a TLS handshake failed (client does not trust the certificate, a scanner, plain HTTP). */
+  handshakeFailed(err: Error): void;
+  log: Logger;
 }
 
 export interface HttpListener {
@@ -30,43 +41,38 @@ export interface HttpListener {
   setCertificate(credentials: TlsCredentials): void;
   /** Stops accepting connections now; `finish` ends the open ones. */
   stopAccepting(): void;
-  /** Closes idle connections at once, every connection after `graceMs`; resolves when all are closed. */
+  /**
+   * Closes idle connections at once (HTTP/1.1 between requests, or once its response ends; HTTP/2 sessions get
+   * GOAWAY and close after their last stream), every connection after `graceMs`; resolves when all are closed.
+   */
   finish(graceMs: number): Promise<void>;
 }
 
-const loopbackFor = (host: string): string =>
+/** Idle HTTP/1.1 keep-alive connections close after this, on HTTP and HTTPS alike (Node's default for HTTP). */
+export const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+/** HTTP/2 streams one connection may have open at once (each SSE stream holds a queue of up to sse.maxQueueBytes). */
+export const MAX_CONCURRENT_STREAMS = 100;
+/** A client that connects but does not finish the TLS handshake (Node's default is 2 minutes). */
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/** The address a local client uses for a server bound to `host` (all interfaces → 127.0.0.1), bracketed if IPv6. */
+export const loopbackFor = (host: string): string =>
   host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host.includes(":") ? `[${host}]` : host;
 
 export function baseUrl(listener: Pick<HttpListener, "secure" | "port">, host: string): string {
   return `${listener.secure ? "https" : "http"}://${loopbackFor(host)}:${listener.port}`;
 }
 
-function listening<S extends HttpServer | Http2SecureServer>(server: S, host: string, port: number): Promise<S> {
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => {
-      server.off("error", reject);
-      resolve(server);
-    });
-  });
-}
-
-const closed = (server: HttpServer | Http2SecureServer): Promise<void> =>
-  new Promise((resolve) => server.close(() => resolve()));
-
 export async function startHttpListener(app: Hono<AppEnv>, opts: HttpListenerOptions): Promise<HttpListener> {
   if (opts.tls === undefined) return plainListener(app, opts);
   return secureListener(app, opts, opts.tls);
 }
 
+const serverError = (opts: HttpListenerOptions, listener: string) => (err: Error) =>
+  opts.log.error({ err, listener }, "http listener error; it keeps serving");
+
 async function plainListener(app: Hono<AppEnv>, opts: HttpListenerOptions): Promise<HttpListener> {
-  const server = await new Promise<HttpServer>((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, hostname: opts.host, port: opts.port }, () => {
-      s.off("error", reject);
-      resolve(s as HttpServer);
-    });
-    s.once("error", reject);
-  });
+  const server = await listen(createAdaptorServer({ fetch: app.fetch }) as HttpServer, opts.port, opts.host, serverError(opts, "http"));
   let serverClosed: Promise<void> | undefined;
   return {
     port: (server.address() as AddressInfo).port,
@@ -88,18 +94,42 @@ async function plainListener(app: Hono<AppEnv>, opts: HttpListenerOptions): Prom
   };
 }
 
+/** A Host header we may echo in a redirect: a DNS name, IPv4 or [IPv6], optionally a port. Nothing else (no userinfo). */
+const HOST_HEADER = /^(\[[0-9a-f:.]+\]|[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*)(:\d{1,5})?$/i;
+
+/** The plain-HTTP port's answer to everything: the same path and query on HTTPS. */
+function redirectToHttps(configuredHost: string, httpsPort: number) {
+  const suffix = httpsPort === 443 ? "" : `:${httpsPort}`;
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    // The Host header names the address the client used; only a well-formed one is echoed, and only its port changes.
+    const host = req.headers.host !== undefined && HOST_HEADER.test(req.headers.host) ? req.headers.host : loopbackFor(configuredHost);
+    const hostname = host.replace(/:\d+$/, "");
+    // path and query only, also from an absolute-form request line (GET http://host/path)
+    const target = new URL(req.url ?? "/", "http://placeholder");
+    // no-store: a 308 is cacheable by default, and a cached one would outlive a change of port or host
+    res.writeHead(308, { Location: `https://${hostname}${suffix}${target.pathname}${target.search}`, "Cache-Control": "no-store" }).end();
+  };
+}
+
 async function secureListener(app: Hono<AppEnv>, opts: HttpListenerOptions, tls: TlsCredentials): Promise<HttpListener> {
-  const server = serve({
+  const server = createAdaptorServer({
     fetch: app.fetch,
     createServer: createSecureServer,
-    serverOptions: { ...tls, allowHTTP1: true },
-    hostname: opts.host,
-    port: opts.port,
-  }) as Http2SecureServer;
-  // Http2SecureServer has no closeIdleConnections/closeAllConnections: its connections are tracked here, from
-  // the raw socket on ('connection'), so a handshake that never finishes cannot hold the shutdown either.
+    serverOptions: { ...tls, allowHTTP1: true, handshakeTimeout: HANDSHAKE_TIMEOUT_MS, settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS } },
+  }) as Http2SecureServer & { keepAliveTimeout?: number };
+  // Http2SecureServer has none of HttpServer's defaults: without these an idle connection stays open forever.
+  server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS; // HTTP/1.1 between requests (read by Node's HTTP/1 fallback)
+  server.setTimeout(opts.idleTimeoutMs); // HTTP/2 sessions and HTTP/1.1 sockets with no traffic at all
+  server.on("tlsClientError", (err) => opts.handshakeFailed(err));
+
+  // Http2SecureServer has no closeIdleConnections/closeAllConnections: its connections are tracked here. Raw
+  // sockets from 'connection', so a handshake that never finishes cannot hold the shutdown either. Its close()
+  // closes the HTTP/1.1 connections idle at that moment; one answering a request is closed after the response.
   const sockets = new Set<Socket>();
   const sessions = new Set<Http2Session>();
+  /** HTTP/1.1 connections that have had a request, with how many requests each is answering now. */
+  const http1 = new Map<TLSSocket, number>();
+  let closing = false;
   server.on("connection", (socket: Socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
@@ -108,26 +138,26 @@ async function secureListener(app: Hono<AppEnv>, opts: HttpListenerOptions, tls:
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
   });
-  await new Promise<void>((resolve, reject) => {
-    if (server.listening) return resolve();
-    server.once("error", reject);
-    server.once("listening", () => {
-      server.off("error", reject);
-      resolve();
+  server.on("request", (req: Http2ServerRequest, res: Http2ServerResponse) => {
+    if (req.httpVersionMajor !== 1) return;
+    const socket = req.socket as unknown as TLSSocket;
+    if (!http1.has(socket)) socket.once("close", () => http1.delete(socket));
+    http1.set(socket, (http1.get(socket) ?? 0) + 1);
+    res.once("close", () => {
+      if (!http1.has(socket)) return; // the connection is gone already
+      const busy = http1.get(socket)! - 1;
+      http1.set(socket, busy);
+      if (closing && busy === 0) socket.destroy(); // shutting down: no next request on it
     });
   });
+  await listen(server, opts.port, opts.host, serverError(opts, "https"));
   const port = (server.address() as AddressInfo).port;
 
   let redirect: HttpServer | undefined;
   if (opts.redirectPort !== undefined) {
-    const suffix = port === 443 ? "" : `:${port}`;
-    redirect = createHttpServer((req, res) => {
-      // The Host header names the address the client used; only its port changes (and the scheme).
-      const hostname = (req.headers.host ?? loopbackFor(opts.host)).replace(/:\d+$/, "");
-      res.writeHead(308, { Location: `https://${hostname}${suffix}${req.url ?? "/"}` }).end();
-    });
+    redirect = createHttpServer(redirectToHttps(opts.host, port));
     try {
-      await listening(redirect, opts.host, opts.redirectPort);
+      await listen(redirect, opts.redirectPort, opts.host, serverError(opts, "http-redirect"));
     } catch (err) {
       await closed(server);
       throw err;
@@ -136,6 +166,7 @@ async function secureListener(app: Hono<AppEnv>, opts: HttpListenerOptions, tls:
 
   let serverClosed: Promise<void> | undefined;
   const stopAccepting = () => {
+    closing = true;
     serverClosed ??= Promise.all([closed(server), redirect && closed(redirect)]).then(() => undefined);
   };
   return {

@@ -21,7 +21,7 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
     }),
     rejected: new Counter({
       name: "gateway_mqtt_messages_rejected_total",
-      help: "MQTT messages acknowledged but not stored, by reason: bad ones (too_large, not_json, bad_shape, bad_topic) and empty status payloads (retained_cleared: a retained status deleted, e.g. by DELETE /api/devices/:id)",
+      help: "Bad MQTT messages, acknowledged but not stored, by reason (too_large, not_json, bad_shape, bad_topic)",
       labelNames: ["reason"] as const,
       registers,
     }),
@@ -34,6 +34,11 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
     duplicates: new Counter({
       name: "gateway_duplicate_readings_total",
       help: "Telemetry dropped because (deviceId, seq) was already stored (MQTT-level redelivery)",
+      registers,
+    }),
+    retainedCleared: new Counter({
+      name: "gateway_mqtt_retained_cleared_total",
+      help: "Empty status payloads (a retained status deleted, e.g. by DELETE /api/devices/:id): no report, not stored",
       registers,
     }),
     retainedReplays: new Counter({
@@ -58,8 +63,22 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
       registers,
     }),
     clients: new Gauge({ name: "gateway_sse_clients", help: "Open SSE streams", registers }),
-    // scaled-out mode only (transport/redis): 0 while Redis is unreachable, when MQTT messages are not acknowledged
-    redisUp: new Gauge({ name: "gateway_redis_up", help: "1 while the shared Redis log is connected (Redis mode)", registers }),
+    // scaled-out mode only (transport/redis): 0 whenever MQTT messages are not acknowledged because of Redis
+    redisUp: new Gauge({
+      name: "gateway_redis_up",
+      help: "1 while this gateway stores events through the shared Redis log: reachable, taking appends, applied locally (Redis mode)",
+      registers,
+    }),
+    redisAppendFailures: new Counter({
+      name: "gateway_redis_append_failures_total",
+      help: "Appends to the shared Redis log that failed (e.g. OOM, timeout); the MQTT message stays unacknowledged",
+      registers,
+    }),
+    redeliveryReconnects: new Counter({
+      name: "gateway_mqtt_redelivery_reconnects_total",
+      help: "MQTT reconnects made so that the broker redelivers messages that could not be stored (exponential backoff)",
+      registers,
+    }),
     drops: new Counter({
       name: "gateway_sse_dropped_clients_total",
       help: "SSE streams closed by the gateway, by reason (queue_events, queue_bytes, stalled)",
@@ -113,7 +132,7 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
     }),
     publishFailed: new Counter({
       name: "gateway_mqtt_publish_failed_total",
-      help: "Retained messages the gateway's publisher could not publish (not connected, or refused), by what (ha_discovery, ha_state, alert, gateway_status); each (re)connection republishes them",
+      help: "Retained messages the gateway's publisher could not publish (not connected, no PUBACK in time, a client error), by what (ha_discovery, ha_state, alert, gateway_status); each (re)connection republishes them. An ACL denial is not seen: MQTT 3.1.1 brokers acknowledge a denied PUBLISH",
       labelNames: ["what"] as const,
       registers,
     }),
@@ -122,9 +141,15 @@ export function createMetrics(opts: { processMetrics?: boolean } = {}) {
       help: "When the certificate in service expires (Unix time): alert on it to renew in time",
       registers,
     }),
+    tlsHandshakeErrors: new Counter({
+      name: "gateway_tls_handshake_errors_total",
+      help: "TLS handshakes that failed on the gateway's HTTPS port, by listener (https): a client that does not trust the certificate, a scanner, plain HTTP",
+      labelNames: ["listener"] as const,
+      registers,
+    }),
     tlsReloads: new Counter({
       name: "gateway_tls_reloads_total",
-      help: "Certificate reloads after the files changed, by result (failed: the previous certificate stays in service)",
+      help: "Certificate reloads after the files changed, by result (failed: unusable, expired or not yet valid, the previous certificate stays in service; watch_failed: the directory cannot be watched, changes are found by a check every minute)",
       labelNames: ["result"] as const,
       registers,
     }),

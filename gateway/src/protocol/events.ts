@@ -123,6 +123,8 @@ export interface DeviceMetaData {
   name: string | null;
   location: string | null;
   at: number;
+  /** DELETE /api/devices/:id: the device's state is forgotten (its next report starts it afresh). */
+  deleted?: boolean;
 }
 
 /** Sent before a replay that cannot start where the client asked: the id was trimmed, or never existed. */

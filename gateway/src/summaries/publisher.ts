@@ -3,6 +3,7 @@
  * changed bucket once as it is now, so a device that sends ten readings a second still costs one event per
  * period. They go through the transport like every other event (ids, resume, topic filters).
  */
+import { createHash } from "node:crypto";
 import type { Logger } from "../ops/log.ts";
 import type { SummaryBucket } from "../protocol/events.ts";
 import { gatewayEventTopic } from "../protocol/topics.ts";
@@ -36,10 +37,13 @@ export class SummaryPublisher {
       for (let i = 0; i < buckets.length; i += MAX_BUCKETS_PER_EVENT) {
         const part = buckets.slice(i, i + MAX_BUCKETS_PER_EVENT);
         try {
-          this.dispatch({ kind: "summary", topic, deviceId, receivedAt: now, data: { deviceId, topic, buckets: part, at: now } });
+          // Buckets only grow, so their content identifies the update: in Redis mode a second leader's copy (two
+          // can overlap for a moment around a lease handover) takes no id.
+          const dedupeKey = createHash("sha256").update(JSON.stringify(part)).digest("base64url").slice(0, 22);
+          this.dispatch({ kind: "summary", topic, deviceId, receivedAt: now, data: { deviceId, topic, buckets: part, at: now }, dedupeKey });
         } catch (err) {
           // The buckets themselves are stored; only their live update is lost (a page reload reads them).
-          this.log.warn({ err, deviceId }, "summary event not stored");
+          this.log.warn({ err: (err as Error).message, deviceId }, "summary event not stored");
         }
       }
     }

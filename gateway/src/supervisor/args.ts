@@ -17,7 +17,7 @@ export type ServerArgs = { mode: "single" } | { mode: "workers"; workers: number
 
 export const USAGE =
   "usage: server.js [--workers N [--base-port P]]\n" +
-  "  --workers N     run N gateway processes on ports P..P+N-1 (needs REDIS_URL: they share state through Redis)\n" +
+  "  --workers N     run N gateway processes in Redis mode on ports P..P+N-1 (needs REDIS_URL or redis.url)\n" +
   "  --base-port P   the first worker's HTTP port (default: PORT / config port)";
 
 function intArg(name: string, raw: string, min: number, max: number): number {

@@ -6,10 +6,15 @@
  * connect to it over loopback with its service login, as to an external broker: N embedded brokers cannot
  * share one port, and devices need one address.
  *
- * Workers share their state through Redis (transport), so a Redis URL is required: without it each worker
- * would hold only the events it received itself, and a browser would see a different history on each.
+ * The embedded broker here is the workers' external broker: plain MQTT only (no mqtts/ws/wss listeners, no
+ * broker counters in /metrics, commands stop at "sent" as with Mosquitto), so those options are refused; use
+ * Mosquitto for them. TLS is nginx's job in front of the workers (they are its http:// upstreams).
+ *
+ * Workers run in Redis mode (config.redis: REDIS_URL or the config file, which they inherit): without it each
+ * worker would hold only the events it received itself, and a browser would see a different history on each.
  */
 import { loadAdminToken, ADMIN_TOKEN_FILE } from "../http/auth.ts";
+import { loopbackFor } from "../http/listener.ts";
 import { startEmbeddedBroker, type EmbeddedBroker } from "../broker/index.ts";
 import type { GatewayConfig } from "../config.ts";
 import type { Logger } from "../ops/log.ts";
@@ -21,8 +26,6 @@ import { planWorkers } from "./worker-plan.ts";
 export interface RunWorkersOptions {
   workers: number;
   basePort: number | undefined;
-  /** The shared-state URL; workers refuse to start without one (see above). */
-  redisUrl: string | undefined;
   /** How to start one gateway: node + this same server.js (or tsx + server.ts in development). */
   command: string;
   args: string[];
@@ -31,25 +34,19 @@ export interface RunWorkersOptions {
 }
 
 export interface RunningWorkers {
-  supervisor: Supervisor;
   broker: EmbeddedBroker | undefined;
   ports: number[];
   /** Resolves with the exit code for the process once every worker has exited and the broker is closed. */
   finished: Promise<number>;
   /** Passes `signal` to the workers; resolves like `finished`. */
   stop(signal: NodeJS.Signals): Promise<number>;
+  /** SIGKILLs the workers now; resolves like `finished`. */
+  kill(): Promise<number>;
 }
 
 export async function runWorkers(config: GatewayConfig, opts: RunWorkersOptions): Promise<RunningWorkers> {
-  if (!opts.redisUrl) {
-    throw new ErrBadArgs(
-      `--workers ${opts.workers} needs Redis: set REDIS_URL (e.g. redis://127.0.0.1:6379). The workers share ` +
-        "history and live events through it; without it each would see only part of the devices' events",
-    );
-  }
   const basePort = opts.basePort ?? config.port;
-  if (basePort === 0) throw new ErrBadArgs("--workers needs fixed ports: set PORT or --base-port (port 0 picks a random one)");
-  if (basePort + opts.workers - 1 > 65535) throw new ErrBadArgs(`--base-port ${basePort} + ${opts.workers} workers goes past port 65535`);
+  checkWorkerConfig(config, opts.workers, basePort);
 
   // Created (or read) once here, before any worker starts: N workers creating it at once would still agree
   // (loadAdminToken links atomically), but a bad file is better reported once, by the supervisor.
@@ -68,11 +65,10 @@ export async function runWorkers(config: GatewayConfig, opts: RunWorkersOptions)
       logger: opts.log.child({ part: "broker" }),
     });
   }
-  const loopback = config.mqtt.host === "0.0.0.0" || config.mqtt.host === "::" ? "127.0.0.1" : config.mqtt.host;
   const plans = planWorkers(config, opts.workers, {
     basePort,
     adminTokenFile,
-    broker: broker && { url: `mqtt://${loopback.includes(":") ? `[${loopback}]` : loopback}:${broker.port}`, ...broker.serviceCredentials },
+    broker: broker && { url: `mqtt://${loopbackFor(config.mqtt.host)}:${broker.port}`, ...broker.serviceCredentials },
   });
   const supervisor = new Supervisor({ command: opts.command, args: opts.args, plans, log: opts.log, policy: opts.policy });
   supervisor.start();
@@ -90,5 +86,33 @@ export async function runWorkers(config: GatewayConfig, opts: RunWorkersOptions)
     supervisor.stop(signal);
     return finished;
   };
-  return { supervisor, broker, ports: plans.map((p) => p.port), finished, stop };
+  const kill = () => {
+    supervisor.kill();
+    return finished;
+  };
+  return { broker, ports: plans.map((p) => p.port), finished, stop, kill };
+}
+
+/** What N workers behind nginx cannot do, refused before anything starts (ErrBadArgs: exit 2). */
+function checkWorkerConfig(config: GatewayConfig, workers: number, basePort: number): void {
+  const problems: string[] = [];
+  if (!config.redis) {
+    problems.push(
+      `--workers ${workers} needs Redis: set REDIS_URL (e.g. redis://:PASSWORD@127.0.0.1:6379). The workers share ` +
+        "history and live events through it; without it each would see only part of the devices' events",
+    );
+  }
+  if (basePort === 0) problems.push("--workers needs fixed ports: set PORT or --base-port (port 0 picks a random one)");
+  const lastPort = basePort + workers - 1;
+  if (lastPort > 65535) problems.push(`--base-port ${basePort} + ${workers} workers goes past port 65535`);
+  if (config.tls) {
+    problems.push("--workers: terminate TLS in nginx (hardware/pi/nginx), not in each worker (TLS_CERT/TLS_KEY): nginx reaches the workers over http://");
+  }
+  if (!config.mqtt.url) {
+    if (config.mqtt.wsPort !== undefined) problems.push("--workers: the supervisor's broker serves plain MQTT only; for MQTT over WebSockets (MQTT_WS_PORT) use Mosquitto (MQTT_URL)");
+    if (config.mqtt.port !== 0 && config.mqtt.port >= basePort && config.mqtt.port <= lastPort) {
+      problems.push(`--workers: the broker's port ${config.mqtt.port} (MQTT_PORT) is inside the workers' ports ${basePort}..${lastPort}`);
+    }
+  }
+  if (problems.length) throw new ErrBadArgs(problems.join("\n"));
 }

@@ -33,7 +33,7 @@ afterEach(async () => {
 describe("Supervisor", () => {
   it("restarts a crashing worker with a doubling delay, capped, and logs each restart", async () => {
     const { log, lines } = capturedLog();
-    running = new Supervisor({ ...node("process.exit(1)"), plans: [plan(0)], log, policy: { initialDelayMs: 10, maxDelayMs: 40 } });
+    running = new Supervisor({ ...node("process.exit(1)"), plans: [plan(0)], log, policy: { initialDelayMs: 10, maxDelayMs: 40, maxCrashesInARow: 100 } });
     running.start();
     const restarts = () => lines.filter((l) => l.msg === "worker exited unexpectedly: restarting");
     await waitUntil(() => restarts().length >= 5, { message: "five restarts" });
@@ -82,6 +82,43 @@ describe("Supervisor", () => {
       running.stop("SIGTERM");
       expect(await running.exited).toEqual({ code: 1 });
       expect(lines.find((l) => l.msg === "worker did not stop in time: SIGKILL")).toMatchObject({ worker: 0 });
+      expect(lines.find((l) => l.msg === "worker stopped")).toMatchObject({ signal: "SIGKILL" });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("gives up after maxCrashesInARow quick crashes: stops the others and exits 1", async () => {
+    const { log, lines } = capturedLog();
+    const script = "if (process.env.WORKER_INDEX === '1') process.exit(1); setInterval(() => {}, 1000)";
+    running = new Supervisor({ ...node(script), plans: [plan(0), plan(1)], log, policy: { initialDelayMs: 5, maxCrashesInARow: 3 } });
+    running.start();
+    expect(await running.exited).toEqual({ code: 1 });
+    expect(lines.filter((l) => l.msg === "worker exited unexpectedly: restarting" && l.worker === 1)).toHaveLength(2);
+    expect(lines.find((l) => l.msg === "worker keeps crashing: stopping all workers")).toMatchObject({ worker: 1, crashesInARow: 3 });
+    expect(lines.find((l) => l.msg === "worker stopped")).toMatchObject({ worker: 0, signal: "SIGTERM" });
+  });
+
+  it("counts a worker that cannot be spawned as a crash, so stop() and giving up still finish", async () => {
+    const { log, lines } = capturedLog();
+    running = new Supervisor({ command: "/nonexistent/node", args: [], plans: [plan(0)], log, policy: { initialDelayMs: 5, maxCrashesInARow: 2 } });
+    running.start();
+    expect(await running.exited).toEqual({ code: 1 });
+    expect(lines.filter((l) => l.msg === "worker could not be started")).toHaveLength(2);
+  });
+
+  it("kill() SIGKILLs at once a worker that ignores SIGTERM (a second Ctrl-C), and exits 1", async () => {
+    const { log, lines } = capturedLog();
+    const dir = mkdtempSync(join(tmpdir(), "supervisor-"));
+    const ready = join(dir, "ready");
+    try {
+      const script = `process.on('SIGTERM', () => {}); require('fs').writeFileSync(${JSON.stringify(ready)}, ''); setInterval(() => {}, 1000)`;
+      running = new Supervisor({ ...node(script), plans: [plan(0)], log, policy: { stopTimeoutMs: 60_000 } });
+      running.start();
+      await waitUntil(() => existsSync(ready), { message: "the worker's SIGTERM handler" });
+      running.stop("SIGTERM");
+      running.kill();
+      expect(await running.exited).toEqual({ code: 1 });
       expect(lines.find((l) => l.msg === "worker stopped")).toMatchObject({ signal: "SIGKILL" });
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -22,6 +22,11 @@ export interface RestartPolicy {
   maxDelayMs: number;
   /** A worker that stayed up this long starts again from initialDelayMs after its next crash. */
   resetAfterMs: number;
+  /**
+   * This many crashes in a row (none after resetAfterMs up) and the supervisor stops every worker and exits 1:
+   * a worker that never starts (its port taken, Redis refusing its password) would otherwise restart forever.
+   */
+  maxCrashesInARow: number;
   /** After a stop signal, how long workers get to shut down before SIGKILL. */
   stopTimeoutMs: number;
 }
@@ -30,7 +35,9 @@ export const DEFAULT_RESTART_POLICY: RestartPolicy = {
   initialDelayMs: 500,
   maxDelayMs: 30_000,
   resetAfterMs: 60_000,
-  stopTimeoutMs: 20_000,
+  maxCrashesInARow: 6,
+  // below the units' TimeoutStopSec (25 s), so the supervisor, not systemd, kills a worker that hangs
+  stopTimeoutMs: 15_000,
 };
 
 export interface SupervisorOptions {
@@ -68,9 +75,16 @@ export class Supervisor {
     for (const w of this.workers) this.spawn(w);
   }
 
-  /** pids of the running workers, by index (undefined while one is waiting to restart). */
-  pids(): Array<number | undefined> {
-    return this.workers.map((w) => w.child?.pid);
+  /** SIGKILLs every worker now (a second Ctrl-C: the user wants out); `exited` resolves with 1. */
+  kill(): void {
+    this.stopping = true;
+    if (this.exitCode === 0) this.exitCode = 1;
+    for (const w of this.workers) {
+      clearTimeout(w.restartTimer);
+      w.restartTimer = undefined;
+      w.child?.kill("SIGKILL");
+    }
+    this.finishIfAllExited();
   }
 
   /** Sends `signal` to every worker (no restarts from now on); `exited` resolves when all are gone. Safe twice. */
@@ -108,11 +122,15 @@ export class Supervisor {
     w.child = child;
     w.startedAt = Date.now();
     this.opts.log.info({ worker: w.plan.index, pid: child.pid, port: w.plan.port, dataDir: w.plan.dataDir }, "worker started");
-    child.once("error", (err) => this.opts.log.error({ err, worker: w.plan.index }, "worker could not be started"));
-    child.once("exit", (code, signal) => this.onExit(w, code, signal));
+    child.once("error", (err) => {
+      this.opts.log.error({ err, worker: w.plan.index }, "worker could not be started");
+      if (child.pid === undefined) this.onExit(w, child, 1, null); // no process, so no "exit" event
+    });
+    child.once("exit", (code, signal) => this.onExit(w, child, code, signal));
   }
 
-  private onExit(w: Worker, code: number | null, signal: NodeJS.Signals | null): void {
+  private onExit(w: Worker, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (w.child !== child) return;
     w.child = undefined;
     if (this.stopping) {
       this.opts.log.info({ worker: w.plan.index, code, signal }, "worker stopped");
@@ -128,6 +146,12 @@ export class Supervisor {
     }
     if (Date.now() - w.startedAt >= this.policy.resetAfterMs) w.crashesInARow = 0;
     w.crashesInARow++;
+    if (w.crashesInARow >= this.policy.maxCrashesInARow) {
+      this.opts.log.error({ worker: w.plan.index, code, signal, crashesInARow: w.crashesInARow }, "worker keeps crashing: stopping all workers");
+      this.exitCode = 1;
+      this.stop("SIGTERM");
+      return;
+    }
     const delayMs = Math.min(this.policy.maxDelayMs, this.policy.initialDelayMs * 2 ** (w.crashesInARow - 1));
     w.restarts++;
     this.opts.log.warn(

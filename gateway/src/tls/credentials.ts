@@ -49,18 +49,25 @@ export function describeCertificate(cert: Buffer): {
   serial: string;
   fingerprint256: string;
   subjectAltName: string;
+  validFrom: string;
   validTo: string;
   expiresAtMs: number;
   expired: boolean;
+  /** Now within validFrom..validTo: clients accept it (as far as dates go). */
+  valid: boolean;
 } {
   const x509 = new X509Certificate(cert);
   const expiresAtMs = Date.parse(x509.validTo);
+  const now = Date.now();
+  const expired = expiresAtMs < now;
   return {
     serial: x509.serialNumber,
     fingerprint256: x509.fingerprint256,
     subjectAltName: x509.subjectAltName ?? "",
+    validFrom: x509.validFrom,
     validTo: x509.validTo,
     expiresAtMs,
-    expired: expiresAtMs < Date.now(),
+    expired,
+    valid: !expired && Date.parse(x509.validFrom) <= now,
   };
 }

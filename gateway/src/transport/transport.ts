@@ -7,6 +7,7 @@
  */
 import type { DeviceView } from "../protocol/device-state.ts";
 import type { StoredEventData, StoredKind } from "../protocol/events.ts";
+import { gatewayEventTopic } from "../protocol/topics.ts";
 import type { SseSink } from "./hub/sink.ts";
 import type { StreamRequest } from "./hub/subscriber.ts";
 
@@ -105,6 +106,12 @@ export interface Transport {
   /** Device state as the reducer derived it from the events, ordered by device id. */
   devices(): DeviceView[];
   device(deviceId: string): DeviceView | undefined;
+  /**
+   * Forgets a device's state in every replica (DELETE /api/devices/:id): dispatches a `device` event with
+   * `deleted`, which the apply step turns into the row's removal; its events stay until retention. False when
+   * there was no such device.
+   */
+  forgetDevice(deviceId: string): Promise<boolean>;
   /** Adds a StoredListener; returns its removal. */
   onStored(listener: StoredListener): () => void;
   /** Whether the storage answers (for /healthz). */
@@ -113,10 +120,28 @@ export interface Transport {
   close(): Promise<void>;
 }
 
+/**
+ * The event is in the shared log (it has its id and every replica will apply it), but this instance's replica
+ * did not apply it in time: not a failure to store, only no read-your-write yet (Redis mode).
+ */
+export class ErrAppliedLate extends Error {
+  readonly code = "applied_late";
+  constructor(readonly id: number, timeoutMs: number) {
+    super(`event ${id} is in Redis but this gateway's replica did not apply it within ${timeoutMs} ms`);
+    this.name = "ErrAppliedLate";
+  }
+}
+
 export class ErrTransportClosed extends Error {
   readonly code = "shutting_down";
   constructor() {
     super("the gateway is shutting down");
     this.name = "ErrTransportClosed";
   }
+}
+
+/** The `device` event of forgetDevice(): the apply step removes the device's row when it meets it. */
+export function deviceDeleted(deviceId: string, at: number): NewEvent {
+  const topic = gatewayEventTopic(deviceId, "device");
+  return { kind: "device", topic, deviceId, receivedAt: at, data: { deviceId, topic, name: null, location: null, at, deleted: true } };
 }

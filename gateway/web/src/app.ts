@@ -98,6 +98,10 @@ export class Dashboard {
         break;
       }
       case "device": {
+        if (ev.data.deleted) {
+          this.forget(ev.data.deviceId);
+          break;
+        }
         const d = this.device(ev.data.deviceId);
         applyDeviceEvent(d.state, ev);
         this.renamed(d);
@@ -331,6 +335,15 @@ export class Dashboard {
     this.updateEmpty();
     if (this.historyReady) void this.loadChart(deviceId);
     return created;
+  }
+
+  /** A device deleted on the gateway (DELETE /api/devices/:id): its card goes; a later report brings a new one. */
+  private forget(deviceId: string): void {
+    const d = this.devices.get(deviceId);
+    if (d === undefined) return;
+    d.card.root.remove();
+    this.devices.delete(deviceId);
+    this.updateEmpty();
   }
 
   /** Keeps cards sorted by what they show (name, else id), so the focus order is stable while devices appear. */

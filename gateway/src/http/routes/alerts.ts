@@ -43,16 +43,16 @@ export function alertsRoutes(alerts: Alerts): Hono<AppEnv> {
     return c.json({ alerts: list });
   });
 
-  app.post("/alerts/:id/ack", (c) => {
+  app.post("/alerts/:id/ack", async (c) => {
     const raw = c.req.param("id");
     const alert = /^\d{1,15}$/.test(raw) ? alerts.get(Number(raw)) : undefined;
     const p = c.get("principal");
     if (!alert || !mayRead(p, alert)) throw new ApiError(404, "not_found", "no such alert");
     requireWrite(p);
-    return c.json({ alert: alerts.ack(alert.alertId, p.name) });
+    return c.json({ alert: await alerts.ack(alert.alertId, p.name) });
   });
 
-  app.get("/alert-rules", (c) => c.json({ rules: alerts.rules() }));
+  app.get("/alert-rules", async (c) => c.json({ rules: await alerts.rules() }));
 
   app.put(
     "/alert-rules/:id",
@@ -71,7 +71,7 @@ export function alertsRoutes(alerts: Alerts): Hono<AppEnv> {
         throw new ApiError(400, "invalid_json", "the body must be JSON");
       }
       try {
-        return c.json({ rule: alerts.putRule(c.req.param("id"), body) });
+        return c.json({ rule: await alerts.putRule(c.req.param("id"), body) });
       } catch (e) {
         if (e instanceof ErrInvalidRule) throw new ApiError(400, e.code, e.message);
         throw e;
@@ -79,9 +79,9 @@ export function alertsRoutes(alerts: Alerts): Hono<AppEnv> {
     },
   );
 
-  app.delete("/alert-rules/:id", (c) => {
+  app.delete("/alert-rules/:id", async (c) => {
     requireWrite(c.get("principal"));
-    const { deleted, rule } = alerts.deleteRule(c.req.param("id"));
+    const { deleted, rule } = await alerts.deleteRule(c.req.param("id"));
     if (!deleted) throw new ApiError(404, "not_found", "no rule of that id was set through the API");
     return c.json({ rule });
   });

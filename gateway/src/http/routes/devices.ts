@@ -1,7 +1,7 @@
 /** Device state, names, readings, series and commands (docs/protocol.md "REST", "Summaries", "Device names"). */
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import type { Commands } from "../../commands/commands.ts";
+import { ErrStoreUnavailable, type Commands } from "../../commands/commands.ts";
 import type { TelemetryData } from "../../protocol/events.ts";
 import { COMMAND_ID_PATTERN, DEVICE_ID_RULE, isDeviceId } from "../../protocol/ids.ts";
 import { commandBodySchema, describeIssues } from "../../protocol/payloads.ts";
@@ -25,10 +25,10 @@ export interface DevicesRouteDeps {
   coverage: Coverage;
   /**
    * Forgets a device: its state, its retained status on the broker, and what the gateway published about it
-   * (Home Assistant entities, MQTT alerts). False: no such device. Throws when the broker cannot be reached.
+   * (Home Assistant entities, MQTT alerts): devices/forget-device.ts. False: no such device. Throws when the
+   * broker did not acknowledge a removal (nothing was deleted).
    */
-  /** Undefined in Redis mode (not shared across gateways yet): DELETE answers 501. */
-  forgetDevice?: (deviceId: string) => Promise<boolean>;
+  forgetDevice: (deviceId: string) => Promise<boolean>;
 }
 
 const MAX_NAME = 64;
@@ -145,13 +145,11 @@ export function devicesRoute(deps: DevicesRouteDeps): Hono<AppEnv> {
     const p = c.get("principal");
     if (!mayRead(p, id)) throw new ApiError(403, "forbidden", "the token may not read this device");
     if (!p.write) throw new ApiError(403, "forbidden", "the token may not change devices");
-    if (!deps.forgetDevice) throw new ApiError(501, "not_shared", "deleting a device is not available in Redis mode yet (docs/architecture.md)");
-    if (!deps.transport.device(id)) throw new ApiError(404, "not_found", "no such device");
     let forgotten: boolean;
     try {
       forgotten = await deps.forgetDevice(id);
     } catch (e) {
-      throw new ApiError(503, "broker_unavailable", `the device's retained status could not be cleared, nothing was deleted: ${(e as Error).message}`);
+      throw new ApiError(503, "broker_unavailable", `the broker did not acknowledge the removal of the device's retained messages, nothing was deleted: ${(e as Error).message}`);
     }
     if (!forgotten) throw new ApiError(404, "not_found", "no such device");
     return c.body(null, 204);
@@ -175,7 +173,9 @@ export function devicesRoute(deps: DevicesRouteDeps): Hono<AppEnv> {
       }
       const parsed = commandBodySchema.safeParse(body);
       if (!parsed.success) throw new ApiError(400, "invalid_command", describeIssues(parsed.error));
-      const command = await deps.commands.create(c.req.param("id"), parsed.data);
+      const command = await deps.commands.create(c.req.param("id"), parsed.data).catch((e: unknown) => {
+        throw e instanceof ErrStoreUnavailable ? new ApiError(503, e.code, e.message) : e;
+      });
       return c.json({ id: command.id, state: command.state }, 202);
     },
   );

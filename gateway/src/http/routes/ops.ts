@@ -8,6 +8,11 @@ export interface HealthProbe {
   db(): boolean;
   /** Redis mode only: the shared log answers and this gateway may write to it. */
   redis?(): boolean;
+  /**
+   * The outbound publisher's connection (Home Assistant, MQTT alerts), when one runs. Reported, but not part of
+   * `ok`: without it the gateway still stores and streams everything, and DELETE /api/devices answers 503.
+   */
+  publisher?(): boolean;
 }
 
 export function opsRoutes(deps: { health: HealthProbe; metrics: Metrics }): Hono<AppEnv> {
@@ -17,7 +22,8 @@ export function opsRoutes(deps: { health: HealthProbe; metrics: Metrics }): Hono
     const db = safe(deps.health.db) ? "up" : "down";
     const redis = deps.health.redis && (safe(deps.health.redis) ? "up" : "down");
     const ok = broker === "up" && db === "up" && redis !== "down";
-    return c.json({ ok, broker, db, ...(redis && { redis }) }, ok ? 200 : 503);
+    const publisher = deps.health.publisher ? { publisher: safe(deps.health.publisher) ? "up" : "down" } : {};
+    return c.json({ ok, broker, db, ...(redis && { redis }), ...publisher }, ok ? 200 : 503);
   });
   app.get("/metrics", async (c) => {
     const body = await deps.metrics.registry.metrics();

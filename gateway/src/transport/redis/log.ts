@@ -10,20 +10,24 @@ import { Redis } from "ioredis";
 import type { NewEvent } from "../transport.ts";
 
 /**
- * KEYS: counter, stream, seen. ARGV: event JSON, receivedAt, de-duplication member ('' = none), floor.
- * Returns {1, id} for a new event, {0, id} for a copy of an event already in the log. The floor is the highest
- * id the caller has seen: a counter below it means Redis lost data, and appending would reuse ids.
+ * KEYS: counter, stream, seen, epoch. ARGV: event JSON, receivedAt, de-duplication member ('' = none), floor,
+ * epoch. Returns {1, id} for a new event, {0, id} for a copy of an event already in the log. The floor is the
+ * highest id the caller has seen: a counter below it means Redis lost data, and appending would reuse ids. The
+ * epoch is the caller's: another one (or none) means this is not the log the caller's replica was built from
+ * (flushed, replaced), even when the counter has since grown past the floor. Each entry carries the epoch, so
+ * a replica tailing a flushed log notices too.
  * The stream is written before the counter: a failed XADD leaves no burnt id behind (scripts do not roll back).
  */
 const APPEND = `
 local last = tonumber(redis.call('GET', KEYS[1]) or '0')
 if last < tonumber(ARGV[4]) then return redis.error_reply('BEHIND ' .. last) end
+if redis.call('GET', KEYS[4]) ~= ARGV[5] then return redis.error_reply('EPOCH') end
 if ARGV[3] ~= '' then
   local seen = redis.call('ZSCORE', KEYS[3], ARGV[3])
   if seen then return {0, tonumber(seen)} end
 end
 local id = last + 1
-redis.call('XADD', KEYS[2], id .. '-0', 'e', ARGV[1], 'r', ARGV[2])
+redis.call('XADD', KEYS[2], id .. '-0', 'e', ARGV[1], 'r', ARGV[2], 'p', ARGV[5])
 redis.call('SET', KEYS[1], id)
 if ARGV[3] ~= '' then redis.call('ZADD', KEYS[3], id, ARGV[3]) end
 return {1, id}
@@ -42,6 +46,19 @@ redis.call('SET', KEYS[3], through)
 return n
 `;
 
+/**
+ * KEYS: lease. ARGV: holder, ttl ms. Takes the lease when free, renews it when `holder` has it: 1; else 0.
+ * One script, so a lease that expires and goes to another between the check and the renewal is never extended.
+ */
+const HOLD = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return 1 end
+return 0
+`;
+
 /** KEYS: lease. ARGV: holder. Deletes the lease only if `holder` has it. */
 const RELEASE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -50,7 +67,8 @@ return 0
 
 type LogRedis = Redis & {
   releaseLease(key: string, holder: string): Promise<number>;
-  appendEvent(counter: string, stream: string, seen: string, event: string, receivedAt: number, member: string, floor: number): Promise<[0 | 1, number]>;
+  holdLease(key: string, holder: string, ttlMs: number): Promise<0 | 1>;
+  appendEvent(counter: string, stream: string, seen: string, epoch: string, event: string, receivedAt: number, member: string, floor: number, epochValue: number): Promise<[0 | 1, number]>;
   trimLog(stream: string, seen: string, evicted: string, through: number): Promise<number>;
 };
 
@@ -66,6 +84,19 @@ export class ErrRedisBehind extends Error {
   }
 }
 
+/** Redis' log is not the one this replica was built from: Redis was flushed or replaced (a new epoch). */
+export class ErrRedisReplaced extends Error {
+  readonly code = "redis_replaced";
+  constructor() {
+    super(
+      `Redis' event log is not the one this gateway's replica was built from (Redis was flushed, or another Redis ` +
+        `answers at this address): its ids mean other events. This gateway refuses to run. Restore Redis' data; or, ` +
+        `to start over, empty Redis and the dataDir of every gateway.`,
+    );
+    this.name = "ErrRedisReplaced";
+  }
+}
+
 /** The de-duplication identity of an event in the shared log; undefined when it has none (every copy is new). */
 export function dedupeMember(event: NewEvent): string | undefined {
   // device ids are single topic levels (no '/'), so the member is unambiguous
@@ -75,6 +106,8 @@ export function dedupeMember(event: NewEvent): string | undefined {
 
 export interface LogEntry {
   id: number;
+  /** The log's epoch when it was appended (undefined: appended before epochs existed). */
+  epoch: number | undefined;
   event: NewEvent;
   receivedAt: number;
 }
@@ -89,27 +122,40 @@ export class RedisLog {
       stream: `${prefix}log`,
       seen: `${prefix}seen`,
       evicted: `${prefix}evicted`,
+      epoch: `${prefix}epoch`,
       leaderLease: `${prefix}lease:leader`,
       client: (clientId: string) => `${prefix}lease:mqtt-client:${clientId}`,
       adminToken: `${prefix}admin-token`,
+      hash: (name: string) => `${prefix}hash:${name}`,
     };
-    redis.defineCommand("appendEvent", { numberOfKeys: 3, lua: APPEND });
+    redis.defineCommand("appendEvent", { numberOfKeys: 4, lua: APPEND });
     redis.defineCommand("trimLog", { numberOfKeys: 3, lua: TRIM });
+    redis.defineCommand("holdLease", { numberOfKeys: 1, lua: HOLD });
     redis.defineCommand("releaseLease", { numberOfKeys: 1, lua: RELEASE });
     this.redis = redis as LogRedis;
   }
 
-  /** Appends unless a copy is in the log: `{ id, isNew }`. Rejects with ErrRedisBehind when Redis is behind `floor`. */
-  async append(event: NewEvent, floor: number): Promise<{ id: number; isNew: boolean }> {
+  /**
+   * Appends unless a copy is in the log: `{ id, isNew }`. Rejects with ErrRedisBehind when Redis is behind
+   * `floor`, ErrRedisReplaced when its epoch is not `epoch`.
+   */
+  async append(event: NewEvent, floor: number, epoch: number): Promise<{ id: number; isNew: boolean }> {
     const { counter, stream, seen } = this.keys;
     try {
-      const [isNew, id] = await this.redis.appendEvent(counter, stream, seen, JSON.stringify(event), event.receivedAt, dedupeMember(event) ?? "", floor);
+      const member = dedupeMember(event) ?? "";
+      const [isNew, id] = await this.redis.appendEvent(counter, stream, seen, this.keys.epoch, JSON.stringify(event), event.receivedAt, member, floor, epoch);
       return { id, isNew: isNew === 1 };
     } catch (err) {
       const behind = /^BEHIND (\d+)/.exec((err as Error).message);
       if (behind) throw new ErrRedisBehind(Number(behind[1]), floor);
+      if (/^EPOCH/.test((err as Error).message)) throw new ErrRedisReplaced();
       throw err;
     }
+  }
+
+  /** The epoch of this log: a random number the first gateway sets, gone with the data when Redis loses it. */
+  async epoch(candidate: number): Promise<number> {
+    return Number(await this.shared(this.keys.epoch, String(candidate)));
   }
 
   /** The counter (latest id ever assigned) and the evicted boundary. */
@@ -147,10 +193,7 @@ export class RedisLog {
 
   /** A short lease (the leader's, an MQTT client id), renewed by its holder; true when `holder` has it. */
   async holdLease(key: string, holder: string, ttlMs: number): Promise<boolean> {
-    if ((await this.redis.set(key, holder, "PX", ttlMs, "NX")) === "OK") return true;
-    if ((await this.redis.get(key)) !== holder) return false;
-    await this.redis.pexpire(key, ttlMs);
-    return true;
+    return (await this.redis.holdLease(key, holder, ttlMs)) === 1;
   }
 
   /** The value at `key`, set to `candidate` first if it has none: the first writer's value, for everyone. */
@@ -170,7 +213,26 @@ export class RedisLog {
   }
 }
 
+/** An entry as stored; throws ErrBadEntry when it is not one this gateway can read. */
 function toEntry(sid: string, fields: string[]): LogEntry {
-  const field = (name: string) => fields[fields.indexOf(name) + 1]!;
-  return { id: Number(sid.slice(0, sid.indexOf("-"))), event: JSON.parse(field("e")) as NewEvent, receivedAt: Number(field("r")) };
+  const id = Number(sid.slice(0, sid.indexOf("-")));
+  const field = (name: string) => {
+    const i = fields.indexOf(name);
+    return i < 0 ? undefined : fields[i + 1];
+  };
+  const epoch = field("p");
+  try {
+    return { id, epoch: epoch === undefined ? undefined : Number(epoch), event: JSON.parse(field("e") ?? "") as NewEvent, receivedAt: Number(field("r")) };
+  } catch (err) {
+    throw new ErrBadEntry(id, (err as Error).message);
+  }
+}
+
+/** An entry of the shared log this gateway cannot read (written by a newer or broken gateway). */
+export class ErrBadEntry extends Error {
+  readonly code = "bad_log_entry";
+  constructor(readonly id: number, detail: string) {
+    super(`event ${id} in the Redis log cannot be read by this gateway (${detail}): replicas wait at it`);
+    this.name = "ErrBadEntry";
+  }
 }

@@ -11,6 +11,9 @@ import { status, telemetry, transportContract, type TransportHarness } from "../
 import { WebStreamSink } from "../hub/sink.ts";
 import { openDatabase } from "../sqlite/db.ts";
 import type { NewEvent, StoredEvent } from "../transport.ts";
+import Database from "better-sqlite3";
+import { Redis } from "ioredis";
+import { ErrTransportClosed } from "../transport.ts";
 import { ErrRedisBehind, type RedisLog } from "./log.ts";
 import { ErrReplicaBehind, RedisTransport } from "./transport.ts";
 
@@ -70,6 +73,18 @@ async function openReplica(
     dispose: async () => {
       await close();
       rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Fault: another process takes the write lock of the replica in `dir` (what a stuck backup would do) until released. */
+function holdWriteLock(dir: string): { release(): void } {
+  const other = new Database(join(dir, "gateway.sqlite"));
+  other.exec("BEGIN EXCLUSIVE");
+  return {
+    release: () => {
+      other.exec("ROLLBACK");
+      other.close();
     },
   };
 }
@@ -175,24 +190,60 @@ describe.skipIf(!hasRedis)("RedisTransport", () => {
     it("a Last-Event-ID ahead of a lagging replica waits for it, then continues without a reset", async () => {
       const prefix = `two${++prefixes}:`;
       const [a, b] = [await replica(prefix), await replica(prefix)];
-      // Fault: b's tail stops reading the log until released (one backend method swapped).
-      const log = b.transport["log"] as RedisLog;
-      const read = log.read.bind(log);
-      let release!: () => void;
-      const gate = new Promise<void>((resolve) => (release = resolve));
-      log.read = async (...args) => {
-        await gate;
-        return read(...args);
-      };
-      await b.transport.dispatch(telemetry("d", 1)); // wakes the XREAD that was already blocked; the next one waits
+      await b.transport.dispatch(telemetry("d", 1));
+      // Fault: another process holds b's replica file locked, so b cannot apply what a appends
+      const lock = holdWriteLock(b.dir);
       for (let seq = 2; seq <= 5; seq++) await a.transport.dispatch(telemetry("d", seq));
-      expect(b.transport.readings("d", {}, 10).map((e) => e.id)).toEqual([1]);
+      await waitUntil(() => !b.transport.healthy(), { message: "b unhealthy while it cannot apply", timeoutMs: 15_000 });
+      expect(b.transport.problem()).toBe("the local replica cannot apply the log");
       const s = watch(b.transport, 4); // a client that saw id 4 on gateway a
-      release();
-      await waitUntil(() => s.events.length >= 1, { message: "the stream to continue" });
+      lock.release();
+      await waitUntil(() => s.events.length >= 1, { message: "the stream to continue", timeoutMs: 15_000 });
       await a.transport.dispatch(telemetry("d", 6));
       await waitUntil(() => s.events.length === 2, { message: "ids 5 and 6" });
       expect(s.events.map((e) => [e.kind, e.id])).toEqual([["telemetry", 5], ["telemetry", 6]]);
+      // nothing skipped: b applied every id in order once it could
+      expect(b.transport.readings("d", {}, 10).map((e) => e.id)).toEqual([1, 2, 3, 4, 5, 6]);
+      expect(b.transport.healthy()).toBe(true);
+    });
+
+    it("an entry this gateway cannot read stops its replica at that id, reported as such (not as an outage)", async () => {
+      const prefix = `two${++prefixes}:`;
+      const a = await replica(prefix);
+      await a.transport.dispatch(telemetry("d", 1));
+      // what a broken or newer writer could leave: id 2 whose event is not JSON
+      const r = a.transport["redis"];
+      await r.xadd(`${prefix}log`, "2-0", "e", "{not json", "r", "0", "p", (await r.get(`${prefix}epoch`))!);
+      await r.set(`${prefix}id`, 2);
+      await waitUntil(() => !a.transport.healthy(), { message: "unhealthy at the bad entry" });
+      expect(a.transport.problem()).toBe("the local replica cannot apply the log");
+      expect(a.transport.readings("d", {}, 10).map((e) => e.id)).toEqual([1]); // waits at id 2, skips nothing
+    });
+
+    it("the leader lease: renewal never extends another holder's lease; a stopped leader hands over at once", async () => {
+      const prefix = `lease${++prefixes}:`;
+      const a = await replica(prefix);
+      await waitUntil(() => a.transport.isLeader(), { message: "a leads" });
+      const log = a.transport["log"] as RedisLog;
+      const r = a.transport["redis"];
+      await r.set("other-lease", "someone", "PX", 1_000);
+      expect(await log.holdLease("other-lease", "me", 60_000)).toBe(false);
+      expect(await r.pttl("other-lease")).toBeLessThanOrEqual(1_000); // not extended to 60 s
+      const b = await replica(prefix);
+      await waitUntil(() => !b.transport["retentionRunning"], { message: "b's first renewal done" });
+      await b.transport["retention"]();
+      expect(b.transport.isLeader()).toBe(false); // a holds it
+      // a stops (Redis lost data, as far as a knows): it releases the lease and ends its streams
+      const s = watch(a.transport);
+      a.transport["stop"](new ErrRedisBehind(0, 1));
+      expect(a.transport.isLeader()).toBe(false);
+      await waitUntil(async () => (await r.get(`${prefix}lease:leader`)) === null, { message: "the lease released" });
+      await waitUntil(async () => {
+        await b.transport["retention"]();
+        return b.transport.isLeader();
+      }, { message: "b leads" });
+      expect(() => watch(a.transport)).toThrow(ErrTransportClosed);
+      void s;
     });
 
     it("a fresh replica takes the trimmed log's boundary: a trimmed Last-Event-ID gets `reset`", async () => {
@@ -244,6 +295,27 @@ describe.skipIf(!hasRedis)("RedisTransport", () => {
     await after.dispose();
   });
 
+  it("a gateway whose MQTT client id claim another gateway took stops, and says so", async () => {
+    const prefix = `claim${++prefixes}:`;
+    const r = await openReplica(redis.url, prefix, undefined, 4, "gw-lost");
+    try {
+      const fatal: Error[] = [];
+      r.transport.onFatal((err) => fatal.push(err));
+      // the claim expired while this one was stalled, and another gateway claimed the id
+      await r.transport["redis"].set(`${prefix}lease:mqtt-client:gw-lost`, "another-replica", "PX", 30_000);
+      // the next renewal (one run at a time: the first one since open may still be going)
+      await waitUntil(async () => {
+        await r.transport["retention"]();
+        return !r.transport.healthy();
+      }, { message: "the renewal to find the claim lost" });
+      expect(r.transport.problem()).toMatch(/MQTT client id "gw-lost" is in use/);
+      expect(fatal.map((e) => e.name)).toEqual(["ErrClientIdInUse"]);
+      expect(await r.transport["redis"].get(`${prefix}lease:mqtt-client:gw-lost`)).toBe("another-replica"); // not released
+    } finally {
+      await r.dispose();
+    }
+  });
+
   describe("Redis outages", () => {
     let own: RunningRedis;
     const open: Replica[] = [];
@@ -278,6 +350,68 @@ describe.skipIf(!hasRedis)("RedisTransport", () => {
       await waitUntil(() => s.events.length === 6, { message: "the stream saw all 6" });
       expect(s.events.map((e) => e.id)).toEqual([1, 2, 3, 4, 5, 6]);
       s.cancel();
+    });
+
+    it("at maxmemory (OOM): appends fail visibly until Redis takes writes again, then it is healthy by itself", async () => {
+      const a = await openReplica(own.url, "oom:");
+      open.push(a);
+      await a.transport.dispatch(telemetry("d", 1));
+      const admin = new Redis(own.url);
+      try {
+        await admin.config("SET", "maxmemory-policy", "noeviction");
+        await admin.config("SET", "maxmemory", "1");
+        await expect(a.transport.dispatch(telemetry("d", 2))).rejects.toThrow(/OOM/);
+        expect(a.transport.healthy()).toBe(false);
+        expect(a.transport.problem()).toMatch(/^redis does not take appends: OOM/);
+        expect(await a.metrics.redisUp.get()).toMatchObject({ values: [{ value: 0 }] });
+        expect(await a.metrics.redisAppendFailures.get()).toMatchObject({ values: [{ value: 1 }] });
+        await admin.config("SET", "maxmemory", "0");
+        await waitUntil(() => a.transport.healthy(), { message: "healthy again (the probe write went through)" });
+        expect((await a.transport.dispatch(telemetry("d", 2)))!.id).toBe(2);
+      } finally {
+        await admin.config("SET", "maxmemory", "0");
+        admin.disconnect();
+      }
+    });
+
+    it("a Redis that stops answering (half-open: SIGSTOP) makes it unhealthy within seconds; after SIGCONT it goes on", async () => {
+      const a = await openReplica(own.url, "paused:");
+      open.push(a);
+      await a.transport.dispatch(telemetry("d", 1));
+      own.pause();
+      try {
+        const started = performance.now();
+        await expect(a.transport.dispatch(telemetry("d", 2))).rejects.toThrow(/timed out/i);
+        expect(performance.now() - started).toBeLessThan(9_000);
+        await waitUntil(() => !a.transport.healthy(), { message: "unhealthy", timeoutMs: 15_000 });
+      } finally {
+        own.resume();
+      }
+      await waitUntil(() => a.transport.healthy(), { message: "healthy after SIGCONT", timeoutMs: 20_000 });
+      // the timed-out append may have run after all: either way the reading is stored once
+      await a.transport.dispatch(telemetry("d", 2));
+      await a.transport.dispatch(telemetry("d", 3));
+      expect(a.transport.readings("d", {}, 10).map((e) => (JSON.parse(e.data) as { seq: number }).seq)).toEqual([1, 2, 3]);
+    }, 60_000);
+
+    it("flushed while a replica runs and a fresh gateway appends past its last id: the replica refuses (new epoch)", async () => {
+      const a = await openReplica(own.url, "flushed:");
+      open.push(a);
+      for (let seq = 1; seq <= 2; seq++) await a.transport.dispatch(telemetry("d", seq));
+      const admin = new Redis(own.url);
+      await admin.flushall();
+      admin.disconnect();
+      const fresh = await openReplica(own.url, "flushed:");
+      open.push(fresh);
+      for (let seq = 1; seq <= 4; seq++) await fresh.transport.dispatch(telemetry("e", seq)); // ids 1..4 again
+      await waitUntil(() => !a.transport.healthy(), { message: "a refuses" });
+      expect(a.transport.problem()).toMatch(/not the one this gateway's replica was built from/);
+      expect(a.transport.readings("e", {}, 10)).toEqual([]); // it applied none of the other log's events
+    });
+
+    it("a wrong password is reported as such", async () => {
+      const wrong = own.url.replace(`:${own.password}@`, ":wrong@");
+      await expect(openReplica(wrong, "pw:")).rejects.toThrow(/WRONGPASS/);
     });
 
     it("wiped (empty data dir): the running gateway stops storing and a restarted one refuses, with the reason", async () => {

@@ -61,7 +61,7 @@ CREATE TABLE IF NOT EXISTS summaries (
   PRIMARY KEY (device_id, metric, step, start)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS summaries_step_start ON summaries(step, start);
--- Alerts and their lifecycle (alerts/store.ts); at most one firing per (rule, device).
+-- Alerts and their lifecycle, derived from alert events (sqlite/alerts.ts); at most one firing per (rule, device).
 CREATE TABLE IF NOT EXISTS alerts (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   rule_id TEXT NOT NULL,
@@ -75,7 +75,7 @@ CREATE TABLE IF NOT EXISTS alerts (
 CREATE UNIQUE INDEX IF NOT EXISTS alerts_open ON alerts(rule_id, device_id) WHERE state = 'firing';
 CREATE INDEX IF NOT EXISTS alerts_device ON alerts(device_id, id);
 CREATE INDEX IF NOT EXISTS alerts_state ON alerts(state, id);
--- Alert rules set through the API (alerts/rules.ts: they override the config's and the defaults by id).
+-- Alert rules set through the API in SQLite mode (alerts/rule-store.ts; they override the config's and the defaults by id).
 CREATE TABLE IF NOT EXISTS alert_rules (id TEXT PRIMARY KEY, rule TEXT NOT NULL, updated_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS commands (
   id TEXT PRIMARY KEY,

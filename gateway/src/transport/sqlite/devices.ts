@@ -39,10 +39,15 @@ export class DeviceTable {
     this.deleteOne = db.prepare<[string]>("DELETE FROM devices WHERE device_id = ?");
   }
 
-  /** Applies a stored event (with the id it was given) to its device; other kinds do not change device state. */
+  /**
+   * Applies a stored event (with the id it was given) to its device; other kinds do not change device state.
+   * Only what the device sends (telemetry, status) makes a device: an alert or name change of a deleted one
+   * (an ack after DELETE) must not bring it back.
+   */
   apply(event: NewEvent, id: number): void {
     if (!changesDevice(event.kind)) return;
-    const d = this.get(event.deviceId) ?? newDevice(event.deviceId);
+    const d = this.get(event.deviceId) ?? (event.kind === "telemetry" || event.kind === "status" ? newDevice(event.deviceId) : undefined);
+    if (!d) return;
     applyDeviceEvent(d, { id, kind: event.kind, data: event.data } as DeviceEvent);
     const last = d.lastReading === null ? null : JSON.stringify(d.lastReading);
     this.upsert.run(d.deviceId, d.name, d.location, d.status, d.nextWakeAt, d.statusAt, d.statusEventId, d.lastSeen, d.battery, last);

@@ -102,6 +102,11 @@ export class SqliteEventLog implements EventLog {
     return { id: row.id, kind: event.kind, topic: event.topic, deviceId: event.deviceId, receivedAt: event.receivedAt, data };
   }
 
+  /** The id append() gives the next event without one (in this process's transaction: single writer). */
+  nextId(): number {
+    return this.bounds().latestId + 1;
+  }
+
   after(afterId: number, limit: number): StoredEvent[] {
     return this.selectAfter.all(afterId, limit).map(toEvent);
   }

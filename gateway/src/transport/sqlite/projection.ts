@@ -1,6 +1,6 @@
 /**
  * The apply step, owned once: an event goes into the SQLite event log with its id and changes the state derived
- * from it (device state, commands, summaries) in the same transaction, or nothing changes. SqliteTransport lets the log
+ * from it (device state, commands, alerts, summaries) in the same transaction, or nothing changes. SqliteTransport lets the log
  * assign the id; RedisTransport applies the shared Redis log here with the ids Redis assigned (a local replica),
  * so readings, devices, series and SSE replay read the same tables in both modes.
  */
@@ -10,6 +10,7 @@ import type { Metrics } from "../../ops/metrics.ts";
 import type { SummaryRetention } from "../../summaries/series.ts";
 import type { NewEvent, StoredEvent } from "../transport.ts";
 import type { Db } from "./db.ts";
+import { AlertTable } from "./alerts.ts";
 import { CommandTable } from "./commands.ts";
 import { DeviceTable } from "./devices.ts";
 import { SqliteEventLog, type Retention } from "./event-log.ts";
@@ -26,6 +27,7 @@ export class Projection {
   readonly eventLog: SqliteEventLog;
   readonly deviceTable: DeviceTable;
   readonly commandTable: CommandTable;
+  readonly alertTable: AlertTable;
   /** Buckets of every reading, kept in the reading's transaction. */
   readonly summaries: SqliteSummaries;
   private readonly applyOne: (event: NewEvent, id: number | undefined) => StoredEvent | undefined;
@@ -40,12 +42,20 @@ export class Projection {
     this.eventLog = new SqliteEventLog(db, opts.retention);
     this.deviceTable = new DeviceTable(db);
     this.commandTable = new CommandTable(db);
+    this.alertTable = new AlertTable(db);
     this.summaries = new SqliteSummaries(db, opts.summaryRetention, () => metrics.summaryValuesSkipped.inc());
     const summarise = opts.summaries ?? true;
     const apply = (event: NewEvent, id: number | undefined): StoredEvent | undefined => {
+      if (event.kind === "alert") {
+        // the table decides what the alert is now (its id, forward-only fields): the event carries that
+        id ??= this.eventLog.nextId();
+        event = { ...event, data: this.alertTable.apply(event.data, id) };
+      }
       const stored = this.eventLog.append(event, id);
       if (stored) {
-        this.deviceTable.apply(event, stored.id);
+        // a device deleted through the API (DELETE /api/devices/:id) leaves every replica with this event
+        if (event.kind === "device" && event.data.deleted) this.deviceTable.delete(event.deviceId);
+        else this.deviceTable.apply(event, stored.id);
         this.commandTable.apply(event);
         if (summarise) this.summaries.apply(event, stored.id);
       }
@@ -64,7 +74,7 @@ export class Projection {
 
   /**
    * Stores `event` (with `id`, or the log's next id) and applies it; undefined for a duplicate reading (only
-   * without `id`). Joins the caller's transaction when there is one (SqliteTransport.atomically).
+   * without `id`).
    */
   apply(event: NewEvent, id?: number): StoredEvent | undefined {
     try {
@@ -94,8 +104,24 @@ export class Projection {
 
   /** A random id of this database, made once: who holds a Redis claim across restarts (transport/redis). */
   replicaId(): string {
-    this.db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES ('replica_id', ?)").run(randomInt(2 ** 47));
-    return String(this.db.prepare<[], { value: number }>("SELECT value FROM meta WHERE key = 'replica_id'").get()!.value);
+    this.replica ??= String(this.metaOnce("replica_id", randomInt(2 ** 47)));
+    return this.replica;
+  }
+  private replica: string | undefined;
+
+  /**
+   * The epoch of the Redis log this replica was built from (transport/redis/log.ts): `current` when it has
+   * none yet, or when it has applied nothing yet (`adopt`).
+   */
+  followedEpoch(current: number, adopt: boolean): number {
+    if (adopt) this.db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('redis_epoch', ?)").run(current);
+    return this.metaOnce("redis_epoch", current);
+  }
+
+  /** The meta value at `key`, set to `candidate` first if it has none. */
+  private metaOnce(key: string, candidate: number): number {
+    this.db.prepare("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)").run(key, candidate);
+    return this.db.prepare<[string], { value: number }>("SELECT value FROM meta WHERE key = ?").get(key)!.value;
   }
 
   healthy(): boolean {

@@ -1,14 +1,16 @@
 /**
  * The one-process Transport: SQLite (db.ts, through projection.ts) for the event log and the state derived from
- * it (device state, summaries), the in-process SSE hub for fan-out. Store and publish happen in one synchronous step, which is what makes resume gap-free
+ * it (device state, commands, alerts, summaries), the in-process SSE hub for fan-out. Store and publish happen in one synchronous step, which is what makes resume gap-free
  * (hub/subscriber.ts): a live event is always already in the log a replay reads.
  */
+import type { AlertTable } from "./alerts.ts";
 import type { CommandView } from "./commands.ts";
 import type { DeviceView } from "../../protocol/device-state.ts";
 import type { Logger } from "../../ops/log.ts";
 import type { Metrics } from "../../ops/metrics.ts";
 import { Hub, type HubOptions } from "../hub/hub.ts";
 import {
+  deviceDeleted,
   ErrTransportClosed,
   type NewEvent,
   type ReadingsQuery,
@@ -35,12 +37,10 @@ export class SqliteTransport implements Transport {
   private readonly hub: Hub;
   private readonly pruneTimer: NodeJS.Timeout;
   private readonly listeners: StoredListener[] = [];
-  /** Events stored inside an atomically() block, published once it committed. */
-  private pending: Array<{ event: StoredEvent; receivedMono: number; source: NewEvent }> | undefined;
   private closed = false;
 
   constructor(
-    private readonly db: Db,
+    db: Db,
     opts: SqliteTransportOptions,
     private readonly metrics: Metrics,
     logger: Logger,
@@ -67,14 +67,13 @@ export class SqliteTransport implements Transport {
     }
   }
 
-  /** dispatch() without the promise, for state changes of this database's other tables (see atomically()). */
+  /** dispatch() without the promise (the summary publisher, which runs in a listener). */
   dispatchNow(event: NewEvent, receivedMono = performance.now()): StoredEvent | undefined {
     if (this.closed) throw new ErrTransportClosed();
     const stored = this.projection.apply(event);
     if (!stored) return undefined;
     this.metrics.eventsStored.inc({ kind: event.kind });
-    if (this.pending) this.pending.push({ event: stored, receivedMono, source: event });
-    else this.committed(event, stored, receivedMono);
+    this.committed(event, stored, receivedMono);
     return stored;
   }
 
@@ -89,43 +88,6 @@ export class SqliteTransport implements Transport {
   private committed(event: NewEvent, stored: StoredEvent, receivedMono: number): void {
     this.hub.publish(stored, receivedMono);
     for (const listener of this.listeners) listener(event, stored);
-  }
-
-  /**
-   * Runs `fn` in one transaction of this database, with the events it dispatches: they are published only
-   * after the commit, and a rollback takes them back (their ids too, which no stream has seen). alerts/
-   * keeps its table in this database and changes it this way.
-   */
-  atomically<T>(fn: () => T): T {
-    if (this.pending) {
-      // nested: a savepoint; the outermost block publishes, and a rolled-back savepoint takes its events back
-      const mark = this.pending.length;
-      try {
-        return this.db.transaction(fn)();
-      } catch (err) {
-        this.pending.length = mark;
-        this.summaries.rolledBack();
-        throw err;
-      }
-    }
-    this.pending = [];
-    try {
-      let result: T;
-      try {
-        result = this.db.transaction(fn)();
-      } catch (err) {
-        this.summaries.rolledBack(); // a reading dispatched in the block may be in the buckets' memory only
-        throw err;
-      }
-      const committed = this.pending;
-      this.pending = undefined;
-      // every event to the streams first: a listener that dispatches must not get ahead of the batch's ids
-      for (const { event, receivedMono } of committed) this.hub.publish(event, receivedMono);
-      for (const { event, source } of committed) for (const listener of this.listeners) listener(source, event);
-      return result;
-    } finally {
-      this.pending = undefined;
-    }
   }
 
   subscribe(request: StreamRequest, sink: SseSink): void {
@@ -154,10 +116,15 @@ export class SqliteTransport implements Transport {
     return this.projection.deviceTable.get(deviceId);
   }
 
-  /** Forgets a device's state (transport/sqlite/devices.ts delete); false when there was none. */
-  forgetDevice(deviceId: string): boolean {
-    if (this.closed) throw new ErrTransportClosed();
-    return this.projection.deviceTable.delete(deviceId);
+  async forgetDevice(deviceId: string): Promise<boolean> {
+    if (!this.device(deviceId)) return false;
+    await this.dispatch(deviceDeleted(deviceId, Date.now()));
+    return true;
+  }
+
+  /** Alerts as the alert events made them (transport/sqlite/alerts.ts). */
+  get alertTable(): AlertTable {
+    return this.projection.alertTable;
   }
 
   async close(): Promise<void> {

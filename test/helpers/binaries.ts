@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 
 /**
  * True when a Debian binary the test needs exists. Missing: throws under CI=true (CI runs every suite), else a
- * visible skip message and false (as test/helpers/mosquitto.ts does for the broker).
+ * visible skip message and false (mosquittoAvailable, hasOpenssl in test/tls/pki.ts).
  */
 export function binaryAvailable(path: string, aptPackage: string): boolean {
   if (existsSync(path)) return true;

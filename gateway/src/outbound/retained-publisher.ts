@@ -1,17 +1,19 @@
 /**
- * The gateway's second MQTT client, for what it publishes to other tools (Home Assistant discovery, device
+ * The gateway's outbound MQTT client, for what it publishes to other tools (Home Assistant discovery, device
  * states, alerts): retained, QoS 1, clean session (nothing to keep: everything is republished on connect).
- * Separate from the bridge (mqtt-client.ts) so its persistent session and acknowledge-after-store intake stay
- * exactly as they are. Its Last Will marks `sleepy/gateway/status` offline; it publishes `online` on connect.
+ * Separate from the bridge (bridge/mqtt-client.ts, the intake) so its persistent session and
+ * acknowledge-after-store intake stay exactly as they are. Its Last Will marks `sleepy/gateway/status` offline; it publishes `online` on connect.
  *
  * @example
- *   const out = new GatewayPublisher({ url, clientId: "sensors-gateway-out" }, log);
+ *   const out = new RetainedPublisher({ url, clientId: "sensors-gateway-out" }, counters, log);
  *   out.onConnect(() => republishEverything());
  *   out.start(); // connects in the background
- *   out.publish("sleepy/devices/k1/state", "{...}"); // never throws; failures are counted and logged
+ *   out.publish("sleepy/devices/k1/state", "{...}", "ha_state"); // never throws; failures are counted and logged
+ *   await out.publishAcked("sleepy/devices/k1/state", "", "ha_state"); // a removal: throws unless the broker has it
  */
 import mqtt, { type MqttClient } from "mqtt";
 import type { Logger } from "../ops/log.ts";
+import { ackWithin } from "./ack-timeout.ts";
 import { gatewayStatusTopic } from "../protocol/topics.ts";
 
 export interface PublisherOptions {
@@ -19,14 +21,26 @@ export interface PublisherOptions {
   clientId: string;
   username?: string;
   password?: string;
+  /** How long publishAcked() and close() wait for a PUBACK (default 5 s). */
+  ackTimeoutMs?: number;
+}
+
+/** publishAcked() while the publisher is not connected: nothing was sent. */
+export class ErrPublisherDisconnected extends Error {
+  constructor() {
+    super("the gateway's MQTT publisher is not connected to the broker");
+  }
 }
 
 export interface PublisherCounters {
-  /** A publish the broker did not acknowledge (not connected, refused by its ACL, closed). */
+  /**
+   * A publish the broker did not acknowledge (not connected, no PUBACK in time, closed). Not an ACL denial: MQTT
+   * 3.1.1 brokers acknowledge a PUBLISH they drop (Mosquitto), or close the connection (the embedded broker).
+   */
   failed: { inc(labels: { what: string }): void };
 }
 
-export class GatewayPublisher {
+export class RetainedPublisher {
   private client?: MqttClient;
   private closed = false;
   private readonly connectListeners: Array<() => void> = [];
@@ -104,13 +118,43 @@ export class GatewayPublisher {
     });
   }
 
-  /** Publishes `offline` (a clean disconnect sends no Last Will) and disconnects; idempotent. */
+  /**
+   * Publishes retained, QoS 1, and resolves on the broker's PUBACK: for removals (an empty payload), which no
+   * later connection would repeat. Throws ErrPublisherDisconnected, ErrAckTimeout or the broker's error (and
+   * counts it).
+   */
+  async publishAcked(topic: string, payload: string, what: string): Promise<void> {
+    const client = this.client;
+    if (!client || this.closed || !client.connected) {
+      this.counters.failed.inc({ what });
+      throw new ErrPublisherDisconnected();
+    }
+    try {
+      await ackWithin(client.publishAsync(topic, payload, { qos: 1, retain: true }), this.ackTimeoutMs, `publish ${topic}`);
+    } catch (err) {
+      this.counters.failed.inc({ what });
+      throw err;
+    }
+  }
+
+  private get ackTimeoutMs(): number {
+    return this.opts.ackTimeoutMs ?? 5_000;
+  }
+
+  /**
+   * Publishes `offline` (a clean disconnect sends no Last Will), waiting at most ackTimeoutMs for the broker, and
+   * disconnects; idempotent.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     const client = this.client;
     if (!client) return;
-    if (client.connected) await client.publishAsync(gatewayStatusTopic, "offline", { qos: 1, retain: true }).catch(() => {});
-    await client.endAsync();
+    if (client.connected) {
+      await ackWithin(client.publishAsync(gatewayStatusTopic, "offline", { qos: 1, retain: true }), this.ackTimeoutMs, "gateway status offline").catch((err: Error) =>
+        this.log.warn({ err: err.message }, "gateway status offline not acknowledged; the Last Will says it when the broker notices"),
+      );
+    }
+    await client.endAsync(true);
   }
 }
