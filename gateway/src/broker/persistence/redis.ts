@@ -31,9 +31,9 @@ import type { BrokerStore, ClientRef, Origin, StoredPacket as AnyPacket, StoredS
  *   in:<client> hash  packet id → inbound QoS 2 packet (between PUBREC and PUBREL)
  *   wills       hash  clientId → will packet, stamped with the id of the broker the client is connected to
  * Every multi-key change runs as one Lua script (atomic in Redis): a node killed mid-call leaves no half row.
- * Lookups by packet id or origin scan the one client's queue inside Redis: cheap for the queues of sensors and
- * a gateway back from a short outage, but linear per ack, so draining a queue of n messages costs O(n²);
- * an index by packet id is the next step if long outages with large queues matter.
+ * Lookups by packet id or origin scan the one client's queue inside Redis, oldest first: an in-order drain
+ * finds each acked message at the front, but every call still reads the queue's seqs (ZRANGE), and an ack
+ * out of order walks further. An index by packet id is the next step if queues of many thousands matter.
  */
 
 type SubRecord = Omit<Sub, "topic">;
