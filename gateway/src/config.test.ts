@@ -69,6 +69,14 @@ describe("config", () => {
     expect(problemsOf(() => loadConfig({ REDIS_URL: "http://127.0.0.1:6379" }))).toMatch(/redis\.url/);
   });
 
+  it("runs the embedded broker on SQLite unless BROKER_STORE=redis, which needs REDIS_URL", () => {
+    expect(loadConfig({}).broker.store).toBe("sqlite");
+    const node = loadConfig({ BROKER_STORE: "redis", REDIS_URL: "redis://:a-long-secret@127.0.0.1:6379", BROKER_HEARTBEAT_MS: "1000" });
+    expect(node.broker).toMatchObject({ store: "redis", heartbeatMs: 1000 });
+    expect(problemsOf(() => loadConfig({ BROKER_STORE: "redis" }))).toMatch(/broker\.store: "redis" needs redis\.url/);
+    expect(problemsOf(() => loadConfig({ BROKER_STORE: "mongodb" }))).toMatch(/broker\.store/);
+  });
+
   it("reports every bad value on its own line", () => {
     let error: unknown;
     try {

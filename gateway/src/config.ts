@@ -148,6 +148,13 @@ export const configSchema = z.strictObject({
           }),
         ])
         .default({ mode: "devices" }),
+      /**
+       * "redis": this broker is one node of several sharing `redis` (sessions, queues, retained messages, wills;
+       * publishes between nodes): gateway/src/broker/nodes.ts, `npm run broker`. Default one broker on SQLite.
+       */
+      store: z.enum(["sqlite", "redis"]).default("sqlite"),
+      /** Broker nodes: heartbeat between nodes; a dead node's wills go out 3–7 heartbeats after it stopped. */
+      heartbeatMs: positiveInt.default(5_000),
     })
     .prefault({}),
   /** Buckets of readings (transport/sqlite/summaries.ts): retention per bucket width in ms, 0 = keep. */
@@ -238,6 +245,8 @@ const ENV: Array<[string, string[], "int" | "string" | "bool"]> = [
   ["MQTT_PASSWORD", ["mqtt", "password"], "string"],
   ["MQTT_CLIENT_ID", ["mqtt", "clientId"], "string"],
   ["MQTT_AUTH", ["broker", "auth", "mode"], "string"],
+  ["BROKER_STORE", ["broker", "store"], "string"],
+  ["BROKER_HEARTBEAT_MS", ["broker", "heartbeatMs"], "int"],
   ["AUTH_MODE", ["auth", "mode"], "string"],
   ["AUTH_ALLOW_NETWORK", ["auth", "allowNetwork"], "bool"],
   ["ADMIN_TOKEN_FILE", ["auth", "adminTokenFile"], "string"],
@@ -311,6 +320,9 @@ function crossFieldProblems(c: GatewayConfig): string[] {
           `the URL: redis://:PASSWORD@host:6379`,
       );
     }
+  }
+  if (c.broker.store === "redis" && !c.redis) {
+    problems.push(`broker.store: "redis" needs redis.url (REDIS_URL): the broker nodes share that Redis`);
   }
   if (c.auth.mode === "open" && !c.auth.allowNetwork && !isLoopbackHost(c.host)) {
     problems.push(

@@ -159,7 +159,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       bridgeUrl = config.mqtt.url;
     } else {
       // Loaded only here: a gateway on an external broker (every --workers worker) does not pay for aedes.
-      const { startEmbeddedBroker } = await import("./broker/index.ts");
+      const { startEmbeddedBroker, brokerNodeOptions } = await import("./broker/index.ts");
       broker = await startEmbeddedBroker({
         host: config.mqtt.host,
         port: config.mqtt.port,
@@ -169,6 +169,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
         wssPort: config.mqtt.wssPort,
         dataDir: config.dataDir,
         auth: config.broker.auth,
+        ...brokerNodeOptions(config),
         logger: log.child({ part: "broker" }),
       });
       const b = broker;

@@ -10,6 +10,7 @@ import {
 } from "../../gateway/src/broker/index.ts";
 import { defaultCredentialsFile, generatePassword, setDevicePassword } from "../../gateway/src/broker/index.ts";
 import { setMosquittoPassword } from "../../gateway/src/provision/mosquitto-passwd.ts";
+import { startRedis, type RunningRedis } from "../helpers/redis.ts";
 import { runAsConfigLine, startMosquitto, type MosquittoPaths, type RunningMosquitto } from "../helpers/mosquitto.ts";
 
 /**
@@ -42,6 +43,8 @@ export interface EmbeddedOptions {
   serviceUsers?: ServiceCredential[];
   deny?: DenyRule[];
   logger?: BrokerLogger;
+  /** A broker node on this Redis (RedisPersistence + mqemitter-redis) instead of SQLite in the data dir. */
+  redisUrl?: string;
 }
 
 export interface EmbeddedUnderTest extends BrokerUnderTest {
@@ -68,11 +71,12 @@ export async function startEmbeddedUnderTest(deviceIds: string[], options: Embed
     await setDevicePassword(defaultCredentialsFile(dataDir), id, password);
     passwords.set(id, password);
   }
-  const start = (port: number, { mode = "devices", serviceUsers, deny, logger }: EmbeddedOptions) =>
+  const start = (port: number, { mode = "devices", serviceUsers, deny, logger, redisUrl }: EmbeddedOptions) =>
     startEmbeddedBroker({
       host: "127.0.0.1",
       port,
       dataDir,
+      redis: redisUrl === undefined ? undefined : { url: redisUrl },
       auth: mode === "open"
         ? { mode, deny }
         : { mode, serviceUsers: [...(serviceUsers ?? []), HOME_ASSISTANT_LOGIN], deny: [...(deny ?? []), HOME_ASSISTANT_DENY] },
@@ -96,6 +100,21 @@ export async function startEmbeddedUnderTest(deviceIds: string[], options: Embed
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** The embedded broker as a broker node on a redis-server of its own (started here, stopped by close()). */
+export async function startEmbeddedOnRedisUnderTest(deviceIds: string[]): Promise<EmbeddedUnderTest> {
+  const redis: RunningRedis = await startRedis();
+  const broker = await startEmbeddedUnderTest(deviceIds, { redisUrl: redis.url });
+  const restart = broker.restart.bind(broker);
+  const close = broker.close.bind(broker);
+  return Object.assign(broker, {
+    restart: (next?: EmbeddedOptions) => restart({ ...next, redisUrl: redis.url }),
+    async close() {
+      await close();
+      await redis.close();
+    },
+  });
 }
 
 export const SHIPPED_MOSQUITTO_CONF = join(import.meta.dirname, "../../hardware/mosquitto/mosquitto.conf");

@@ -6,7 +6,8 @@ import { createInterface } from "node:readline";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { mosquittoAvailable } from "../helpers/mosquitto.ts";
 import { freePort } from "../helpers/ports.ts";
-import { startEmbeddedUnderTest, startShippedMosquittoUnderTest, type BrokerUnderTest } from "./brokers-under-test.ts";
+import { redisAvailable } from "../helpers/redis.ts";
+import { startEmbeddedOnRedisUnderTest, startEmbeddedUnderTest, startShippedMosquittoUnderTest, type BrokerUnderTest } from "./brokers-under-test.ts";
 import { RawClient } from "./raw-client.ts";
 import { connect, connectRecording, endAllClients, recordMessages, waitFor } from "./support.ts";
 
@@ -15,12 +16,14 @@ import { connect, connectRecording, endAllClients, recordMessages, waitFor } fro
  * QoS 1/2 messages and retained status survive a broker restart; QoS 2 reaches a non-clean session once.
  */
 const hasMosquitto = mosquittoAvailable();
+const hasRedis = redisAvailable();
 const brokers = [
-  { kind: "embedded", start: startEmbeddedUnderTest, skip: false },
-  { kind: "mosquitto", start: startShippedMosquittoUnderTest, skip: !hasMosquitto },
+  { name: "embedded", start: startEmbeddedUnderTest, skip: false },
+  { name: "embedded on Redis (broker node)", start: startEmbeddedOnRedisUnderTest, skip: !hasRedis },
+  { name: "mosquitto", start: startShippedMosquittoUnderTest, skip: !hasMosquitto },
 ] as const;
 
-describe.each(brokers)("$kind: durability across restarts", ({ start, skip }) => {
+describe.each(brokers)("$name: durability across restarts", ({ start, skip }) => {
   let broker: BrokerUnderTest;
   beforeAll(async () => {
     if (!skip) broker = await start(["dev-a", "dev-b", "dev-c", "dev-d", "dev-e"]);

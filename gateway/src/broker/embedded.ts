@@ -11,6 +11,8 @@ import { startListeners, type ListenerKind, type Listeners } from "./listeners.t
 import { silentLogger, type BrokerLogger } from "./logger.ts";
 import type { TlsCredentials } from "../tls/credentials.ts";
 import { SqlitePersistence } from "./persistence/sqlite.ts";
+import { RedisPersistence } from "./persistence/redis.ts";
+import { redisMessageBus } from "./nodes.ts";
 import { decoratedPersistence } from "./persistence/stack.ts";
 import type { BrokerStore } from "./persistence/store.ts";
 
@@ -40,6 +42,17 @@ export interface EmbeddedBrokerOptions {
    * without one). Tests pass their own to inject faults.
    */
   persistence?: BrokerStore;
+  /**
+   * Run as one node of several sharing this Redis (nodes.ts): sessions, queues, retained messages and wills in
+   * a RedisPersistence, publishes carried between nodes by mqemitter-redis. `dataDir` then only holds the
+   * device credentials file.
+   */
+  redis?: { url: string; prefix?: string };
+  /**
+   * How often a node tells the others it is alive (aedes' heartbeat); the wills of a node silent for 3
+   * intervals are published by a survivor within 4 more. Default aedes' 60 s.
+   */
+  heartbeatIntervalMs?: number;
   /** Largest MQTT packet a client may send, bytes (packet-size-limit.ts); default 256 KiB. */
   maxPacketBytes?: number;
 }
@@ -158,12 +171,17 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
   if (opts.dataDir !== undefined) mkdirSync(opts.dataDir, { recursive: true });
   // Without a data dir the same store runs on an in-memory database: one implementation, one behaviour.
   const { store: persistence, early, qos2 } = decoratedPersistence(
-    opts.persistence ?? new SqlitePersistence(opts.dataDir === undefined ? { file: ":memory:" } : { dataDir: opts.dataDir }),
+    opts.persistence ??
+      (opts.redis !== undefined
+        ? new RedisPersistence({ ...opts.redis, logger })
+        : new SqlitePersistence(opts.dataDir === undefined ? { file: ":memory:" } : { dataDir: opts.dataDir })),
     hooks.subscriptionGranted,
   );
 
   const aedes = await Aedes.createBroker({
     persistence,
+    ...(opts.redis !== undefined && { mq: redisMessageBus(opts.redis, logger) }),
+    ...(opts.heartbeatIntervalMs !== undefined && { heartbeatInterval: opts.heartbeatIntervalMs }),
     preConnect: hooks.preConnect,
     authenticate: hooks.authenticate,
     authorizeSubscribe: hooks.authorizeSubscribe,
@@ -251,6 +269,9 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
     counters.clientErrors++;
     logger.warn({ err: err.message }, "mqtt connection error before CONNECT");
   });
-  logger.info({ urls: broker.urls, dataDir: opts.dataDir ?? null, auth: auth.mode }, "embedded mqtt broker listening");
+  logger.info(
+    { urls: broker.urls, dataDir: opts.dataDir ?? null, auth: auth.mode, store: opts.redis === undefined ? "sqlite" : "redis", brokerId: aedes.id },
+    "embedded mqtt broker listening",
+  );
   return broker;
 }

@@ -7,6 +7,7 @@ export {
   type ClientEvent,
   type BrokerCounters,
 } from "./embedded.ts";
+export { brokerNodeOptions } from "./nodes.ts";
 export { MQTT_WS_PATH, type ListenerKind } from "./listeners.ts";
 export type { DeviceAuthOptions, ServiceCredential } from "./device-auth.ts";
 export { ErrInvalidDenyRule, type DenyRule } from "./deny-rules.ts";

@@ -45,7 +45,7 @@ export class QueueBeforeAck extends StoreDecorator {
       return this.inner.outgoingEnqueueCombi(subs, packet);
     }
     this.early.delete(payload);
-    const adopted = new Set(this.inner.outgoingAdoptOrigin(origin, { brokerId, brokerCounter }));
+    const adopted = new Set(await this.inner.outgoingAdoptOrigin(origin, { brokerId, brokerCounter }));
     // A persistent subscription made between the two steps still gets its copy.
     const late = subs.filter((sub) => !adopted.has(sub.clientId));
     if (late.length > 0) await this.inner.outgoingEnqueueCombi(late, packet);

@@ -230,14 +230,14 @@ export class SqlitePersistence implements BrokerStore {
    * Gives every queued copy of one message (all subscribers) a new origin; returns the client ids whose copy
    * it moved. Used by queue-before-ack.ts: the message is queued before aedes numbers it.
    */
-  outgoingAdoptOrigin(from: Origin, to: Origin): string[] {
+  async outgoingAdoptOrigin(from: Origin, to: Origin): Promise<string[]> {
     this.open();
     const rows = this.sql.adoptOrigin.all(to.brokerId, to.brokerCounter, from.brokerId, from.brokerCounter) as Array<{ client_id: string }>;
     return rows.map((row) => row.client_id);
   }
 
   /** Whether a queued message of this client other than `origin`'s holds `messageId` (see unique-packet-ids.ts). */
-  outgoingMessageIdTaken(clientId: string, messageId: number, origin: Partial<Origin>): boolean {
+  async outgoingMessageIdTaken(clientId: string, messageId: number, origin: Partial<Origin>): Promise<boolean> {
     this.open();
     return this.sql.messageIdTaken.get(clientId, messageId, origin.brokerId ?? null, origin.brokerCounter ?? null) !== undefined;
   }

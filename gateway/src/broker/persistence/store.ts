@@ -56,12 +56,12 @@ export interface AedesStore {
 /** Lookups in the outgoing queue that the broker's rules (stack.ts) need beyond aedes' interface. */
 export interface OutgoingIndex {
   /** Gives every queued copy of one message a new origin; returns the client ids whose copy moved. */
-  outgoingAdoptOrigin(from: Origin, to: Origin): string[];
+  outgoingAdoptOrigin(from: Origin, to: Origin): Promise<string[]>;
   /** Whether a queued message of this client other than `origin`'s holds `messageId`. */
-  outgoingMessageIdTaken(clientId: string, messageId: number, origin: Partial<Origin>): boolean;
+  outgoingMessageIdTaken(clientId: string, messageId: number, origin: Partial<Origin>): Promise<boolean>;
 }
 
-/** What the embedded broker runs on: SqlitePersistence, or a test's own store. */
+/** What the embedded broker runs on: SqlitePersistence, RedisPersistence (broker nodes), or a test's own store. */
 export interface BrokerStore extends AedesStore, OutgoingIndex {}
 
 /**
@@ -149,10 +149,10 @@ export class StoreDecorator implements BrokerStore {
   destroy(): Promise<void> {
     return this.inner.destroy();
   }
-  outgoingAdoptOrigin(from: Origin, to: Origin): string[] {
+  outgoingAdoptOrigin(from: Origin, to: Origin): Promise<string[]> {
     return this.inner.outgoingAdoptOrigin(from, to);
   }
-  outgoingMessageIdTaken(clientId: string, messageId: number, origin: Partial<Origin>): boolean {
+  outgoingMessageIdTaken(clientId: string, messageId: number, origin: Partial<Origin>): Promise<boolean> {
     return this.inner.outgoingMessageIdTaken(clientId, messageId, origin);
   }
 }

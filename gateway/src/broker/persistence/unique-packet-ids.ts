@@ -19,7 +19,7 @@ export class UniquePacketIds extends StoreDecorator {
     if (packet.cmd === "publish" && typeof packet.messageId === "number") {
       const origin = { brokerId: packet.brokerId, brokerCounter: packet.brokerCounter };
       let id = packet.messageId;
-      for (let tries = 0; this.inner.outgoingMessageIdTaken(client.id, id, origin); tries++) {
+      for (let tries = 0; await this.inner.outgoingMessageIdTaken(client.id, id, origin); tries++) {
         if (tries === MAX_PACKET_ID) throw new ErrNoFreePacketId(`no free packet id for ${client.id}`);
         id = id === MAX_PACKET_ID ? 1 : id + 1;
       }
