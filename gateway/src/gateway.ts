@@ -186,7 +186,9 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     );
     // a Redis-mode instance that must not go on (transport/redis: lost data, lost its client id) leaves the broker
     // session alone: with a client id another gateway now holds, reconnecting would take that session from it
-    redisTransport?.onFatal(() => void bridge.close());
+    redisTransport?.onFatal(() => {
+      bridge.close().catch((err: unknown) => log.warn({ err: (err as Error).message }, "closing the MQTT bridge failed"));
+    });
     const alerts = new Alerts(
       {
         transport,
@@ -229,13 +231,16 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       };
     };
     let outward: Outward | undefined;
+    /** Set by close(): a leadership gained while shutting down starts no outward client. */
+    let shuttingDown = false;
     if (config.homeAssistant.enabled || config.alerts.mqtt) {
       if (redisTransport) {
         redisTransport.onLeadership((leader) => {
-          if (leader) outward ??= startOutward();
-          else {
+          if (leader) {
+            if (!shuttingDown) outward ??= startOutward();
+          } else {
             // the next leader publishes sleepy/gateway/status online when it takes the lease
-            void outward?.close();
+            outward?.close().catch((err: unknown) => log.warn({ err: (err as Error).message }, "closing the outward MQTT client failed"));
             outward = undefined;
           }
         });
@@ -244,9 +249,15 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       cleanups.push(() => outward?.close());
     }
     // The device's row goes in every replica (transport.forgetDevice: an event); its Home Assistant entities and
-    // MQTT alerts are cleared by whoever runs the outward client now (in Redis mode: the leader, if this is it).
-    const forgetDevice = (deviceId: string): Promise<boolean> =>
-      deviceForgetter({ transport, bridge, alerts, out: outward?.out, homeAssistant: outward?.homeAssistant, mqttAlerts: outward?.mqttAlerts })(deviceId);
+    // MQTT alerts are cleared by the gateway that runs the outward client. In Redis mode that is the leader only:
+    // a follower refuses (503) rather than leave them retained on the broker, and the client retries.
+    const outwardConfigured = config.homeAssistant.enabled || config.alerts.mqtt;
+    const forgetDevice = async (deviceId: string): Promise<boolean> => {
+      if (outwardConfigured && outward === undefined) {
+        throw new Error("this gateway does not publish Home Assistant entities or MQTT alerts (in Redis mode the leader does): try again, it may be the leader then");
+      }
+      return deviceForgetter({ transport, bridge, alerts, out: outward?.out, homeAssistant: outward?.homeAssistant, mqttAlerts: outward?.mqttAlerts })(deviceId);
+    };
     const commands = new Commands(transport, (t, p) => bridge.publishQos1(t, p), metrics, log.child({ part: "commands" }));
     const handlers = createHandlers({ transport, commands, metrics, log: log.child({ part: "bridge" }) });
     broker?.on("delivered", handlers.delivered);
@@ -323,6 +334,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     const close = (): Promise<void> =>
       (closing ??= (async () => {
         log.info("gateway shutting down");
+        shuttingDown = true;
         http.stopAccepting();
         await stopIntake(); // the broker keeps for the next start whatever this gateway did not acknowledge
         summaryEvents.close();
