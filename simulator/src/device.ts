@@ -491,8 +491,10 @@ export class SimDevice extends EventEmitter {
     this.state = "sleeping";
     this.sleptAt = Date.now();
     this.bootEnded({ kind: "standby" });
-    this.timeline.sleepStarted(ms, this.options.timeScale);
+    // standby first: its clock is the moment the sleep begins. Once the timeline sleeps it runs timeScale times
+    // faster, so a millisecond between the two would put the event timeScale ms late.
     this.emit("standby", { ms, awakeMs });
+    this.timeline.sleepStarted(ms, this.options.timeScale);
     const realMs = Math.max(0, ms / this.options.timeScale);
     this.timer = setTimeout(() => {
       this.timeline.sleepEnded();
