@@ -7,7 +7,7 @@ import { createParser, type EventSourceMessage } from "eventsource-parser";
 import mqtt from "mqtt";
 import { connect, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { startTestGateway, type TestGateway } from "../helpers/gateway.ts";
+import { metric, startTestGateway, type TestGateway } from "../helpers/gateway.ts";
 import { connectSse } from "../helpers/sse.ts";
 import { waitUntil } from "../helpers/wait.ts";
 
@@ -20,11 +20,6 @@ async function gateway(config = {}): Promise<TestGateway> {
   const gw = await startTestGateway({ config });
   cleanups.push(() => gw.close());
   return gw;
-}
-
-async function metric(gw: TestGateway, pattern: RegExp): Promise<number> {
-  const text = await (await fetch(`${gw.url}/metrics`)).text();
-  return [...text.matchAll(new RegExp(pattern.source, "gm"))].reduce((sum, m) => sum + Number(m[1]), 0);
 }
 
 const telemetry = (seq: number, readings: Record<string, number> = { temperature: seq }) =>

@@ -172,3 +172,9 @@ export async function spawnGateway(opts: SpawnOptions): Promise<GatewayProcess> 
     kill9: () => stopWith("SIGKILL"),
   };
 }
+
+/** The sum over every /metrics line matching `pattern` (multiline; its first group is the value). */
+export async function metric(gw: { url: string }, pattern: RegExp): Promise<number> {
+  const text = await (await fetch(`${gw.url}/metrics`)).text();
+  return [...text.matchAll(new RegExp(pattern.source, "gm"))].reduce((sum, m) => sum + Number(m[1]), 0);
+}

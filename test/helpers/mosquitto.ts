@@ -1,10 +1,9 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { binaryAvailable } from "./binaries.ts";
-import { freePort } from "./ports.ts";
+import { acceptsTcp, freePort } from "./ports.ts";
 
 /**
  * Debian's Mosquitto for tests: a private config, port and persistence dir per instance, started and
@@ -171,15 +170,4 @@ export async function startMosquitto(opts: StartMosquittoOptions = {}): Promise<
     },
     log: () => output,
   };
-}
-
-function acceptsTcp(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: "127.0.0.1", port });
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
 }

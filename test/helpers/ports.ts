@@ -1,4 +1,4 @@
-import { createServer, type Server } from "node:net";
+import { connect, createServer, type Server } from "node:net";
 
 /** A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it). */
 export async function freePort(): Promise<number> {
@@ -35,4 +35,16 @@ export async function freeConsecutivePorts(n: number, attempts = 50): Promise<nu
     if (held.length === n) return base;
   }
   throw new Error(`no ${n} consecutive free ports found in ${attempts} attempts`);
+}
+
+/** Whether something accepts TCP connections on 127.0.0.1:`port` now (a broker or Redis a test started). */
+export function acceptsTcp(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: "127.0.0.1", port });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
 }

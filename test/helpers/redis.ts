@@ -1,10 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, mkdirSync, rmSync } from "node:fs";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort } from "./ports.ts";
+import { acceptsTcp, freePort } from "./ports.ts";
 
 /**
  * Debian's redis-server for tests: its own port and data dir per instance, append-only with an fsync per write
@@ -128,15 +127,4 @@ export async function startRedis(): Promise<RunningRedis> {
     },
     log: () => output,
   };
-}
-
-function acceptsTcp(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: "127.0.0.1", port });
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
 }
