@@ -5,10 +5,10 @@
  * Also: bad MQTT_HOSTS entries are left out with a reason, never a boot loop.
  */
 import { afterEach, describe, expect, test } from "vitest";
-import mqtt, { type MqttClient } from "mqtt";
 import { mosquittoAvailable, startMosquitto, type RunningMosquitto } from "../helpers/mosquitto.ts";
 import { until } from "./helpers/broker.ts";
-import { runFirmware, type FirmwareRun } from "./helpers/fleet.ts";
+import { storedSeqs, watchTelemetry, type Arrival } from "./helpers/arrivals.ts";
+import { runFirmware } from "./helpers/fleet.ts";
 
 const hasMosquitto = mosquittoAvailable();
 
@@ -17,35 +17,8 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-interface Arrival {
-  device: string;
-  seq: number;
-  broker: "A" | "B";
-  at: number;
-}
 
-/** A subscriber on one broker that records every telemetry message; reconnects when the broker is back. */
-async function watch(broker: RunningMosquitto, name: "A" | "B", arrivals: Arrival[]): Promise<MqttClient> {
-  const client = await mqtt.connectAsync(broker.url, { clientId: `watch-${name}`, clean: true, reconnectPeriod: 100 });
-  client.on("connect", () => void client.subscribe("sensors/+/telemetry", { qos: 1 }));
-  client.on("error", () => {}); // refused while the broker is down: reconnectPeriod retries
-  client.on("message", (topic, payload) => {
-    arrivals.push({ device: topic.split("/")[1]!, seq: JSON.parse(payload.toString()).seq, broker: name, at: Date.now() });
-  });
-  await client.subscribeAsync("sensors/+/telemetry", { qos: 1 });
-  return client;
-}
 
-/** seqs the firmware stored in flash ("reading seq=N ... stored"), per device id. */
-function storedSeqs(run: FirmwareRun): Map<string, number[]> {
-  const stored = new Map<string, number[]>();
-  for (const line of run.logs) {
-    const m = /^\[([^\]]+)\] reading seq=(\d+) /.exec(line);
-    if (!m) continue;
-    stored.set(m[1]!, [...(stored.get(m[1]!) ?? []), Number(m[2])]);
-  }
-  return stored;
-}
 
 describe.skipIf(!hasMosquitto)("firmware with two brokers (MQTT_HOSTS)", () => {
   test("kill -9 broker A while devices run: they move to B within a wake or two, nothing lost; A back, B killed: back to A", async () => {
@@ -54,9 +27,9 @@ describe.skipIf(!hasMosquitto)("firmware with two brokers (MQTT_HOSTS)", () => {
     const b = await startMosquitto();
     cleanups.push(() => b.close());
     const arrivals: Arrival[] = [];
-    const watchA = await watch(a, "A", arrivals);
+    const watchA = await watchTelemetry(a, "A", arrivals, 1);
     cleanups.push(() => watchA.endAsync(true));
-    const watchB = await watch(b, "B", arrivals);
+    const watchB = await watchTelemetry(b, "B", arrivals, 1);
     cleanups.push(() => watchB.endAsync(true));
 
     const run = await runFirmware({ brokerPorts: [a.port, b.port], devices: 3, seed: 12, settings: { INTERVAL_S: 5 } });
@@ -128,7 +101,7 @@ describe.skipIf(!hasMosquitto)("firmware with two brokers (MQTT_HOSTS)", () => {
     process.kill(a.pid()!, "SIGSTOP");
     cleanups.push(() => void process.kill(a.pid()!, "SIGCONT")); // before close(): a stopped process ignores SIGTERM
     const arrivals: Arrival[] = [];
-    const watchB = await watch(b, "B", arrivals);
+    const watchB = await watchTelemetry(b, "B", arrivals, 1);
     cleanups.push(() => watchB.endAsync(true));
     // device 0: 20 s awake, room for A's 5 s CONNACK timeout and then B; device 1: 7 s, only one attempt fits
     const run = await runFirmware({
@@ -159,7 +132,7 @@ describe.skipIf(!hasMosquitto)("firmware with two brokers (MQTT_HOSTS)", () => {
     const b = await startMosquitto();
     cleanups.push(() => b.close());
     const arrivals: Arrival[] = [];
-    const watchB = await watch(b, "B", arrivals);
+    const watchB = await watchTelemetry(b, "B", arrivals, 1);
     cleanups.push(() => watchB.endAsync(true));
     const run = await runFirmware({
       brokerPorts: [b.port],

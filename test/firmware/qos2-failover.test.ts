@@ -8,9 +8,9 @@
 import { afterEach, describe, expect, test } from "vitest";
 import { readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import mqtt, { type MqttClient } from "mqtt";
 import { mosquittoAvailable, startMosquitto, type RunningMosquitto } from "../helpers/mosquitto.ts";
 import { until } from "./helpers/broker.ts";
+import { storedSeqs, watchTelemetry, type Arrival } from "./helpers/arrivals.ts";
 import { runFirmware, type FirmwareRun } from "./helpers/fleet.ts";
 import { startMqttTap, type MqttTap } from "./helpers/mqtt-tap.ts";
 
@@ -21,35 +21,8 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-interface Arrival {
-  device: string;
-  seq: number;
-  broker: string;
-  at: number;
-}
 
-/** A QoS 2 subscriber on one broker that records every telemetry message; reconnects when the broker is back. */
-async function watch(broker: RunningMosquitto, name: string, arrivals: Arrival[]): Promise<MqttClient> {
-  const client = await mqtt.connectAsync(broker.url, { clientId: `watch-${name}`, clean: true, reconnectPeriod: 100 });
-  client.on("connect", () => void client.subscribe("sensors/+/telemetry", { qos: 2 }));
-  client.on("error", () => {}); // refused while the broker is down: reconnectPeriod retries
-  client.on("message", (topic, payload) => {
-    arrivals.push({ device: topic.split("/")[1]!, seq: JSON.parse(payload.toString()).seq, broker: name, at: Date.now() });
-  });
-  await client.subscribeAsync("sensors/+/telemetry", { qos: 2 });
-  return client;
-}
 
-/** seqs the firmware stored in flash ("reading seq=N ... stored"), per device id. */
-function storedSeqs(run: FirmwareRun): Map<string, number[]> {
-  const stored = new Map<string, number[]>();
-  for (const line of run.logs) {
-    const m = /^\[([^\]]+)\] reading seq=(\d+) /.exec(line);
-    if (!m) continue;
-    stored.set(m[1]!, [...(stored.get(m[1]!) ?? []), Number(m[2])]);
-  }
-  return stored;
-}
 
 /** Once armed, calls `act` right after the first PUBREC for a telemetry message was written to a device. */
 function onFirstPubrec(tap: MqttTap, act: (device: string, seq: number) => void) {
@@ -88,9 +61,9 @@ describe.skipIf(!hasMosquitto)("QoS 2 flows past PUBREC on a broker without our 
     const tapA = await startMqttTap(a.port);
     cleanups.push(() => tapA.close());
     const arrivals: Arrival[] = [];
-    const watchA = await watch(a, "A", arrivals);
+    const watchA = await watchTelemetry(a, "A", arrivals, 2);
     cleanups.push(() => watchA.endAsync(true));
-    const watchB = await watch(b, "B", arrivals);
+    const watchB = await watchTelemetry(b, "B", arrivals, 2);
     cleanups.push(() => watchB.endAsync(true));
 
     const run = await runFirmware({ brokerPorts: [tapA.port, b.port], devices: 2, seed: 21, settings: { INTERVAL_S: 5, QOS: 2 } });
@@ -125,7 +98,7 @@ describe.skipIf(!hasMosquitto)("QoS 2 flows past PUBREC on a broker without our 
     const tap = await startMqttTap(m.port);
     cleanups.push(() => tap.close());
     const arrivals: Arrival[] = [];
-    const watcher = await watch(m, "M", arrivals);
+    const watcher = await watchTelemetry(m, "M", arrivals, 2);
     cleanups.push(() => watcher.endAsync(true));
 
     const run = await runFirmware({ port: tap.port, seed: 22, settings: { INTERVAL_S: 5, QOS: 2 } });
