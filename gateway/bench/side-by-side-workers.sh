@@ -4,13 +4,16 @@
 # (hardware/pi/README.md section 9), in the foreground, all in DATA_DIR:
 #   - redis-server on a free loopback port, append-only with an fsync per write (hardware/pi/redis/redis.conf);
 #   - `npm run gateway -- --workers N` on it (REDIS_URL), workers on free consecutive ports, the supervisor's
-#     embedded broker on MQTT_PORT (where the bench publishes);
-#   - nginx with the shipped config rendered for the workers (npm run nginx-config), listening on PORT (where
-#     the bench's SSE clients connect), one nginx worker process as nchan gets, started once every worker is healthy.
-# Usage: GATEWAY_START="gateway/bench/side-by-side-workers.sh 2" ../shared/bench/side-by-side.sh .
+#     embedded broker on MQTT_PORT (where the bench publishes), its shared port on PORT (where the bench's SSE
+#     clients connect);
+#   - with --nginx: the supervisor's shared port elsewhere, and nginx with the shipped config rendered for the
+#     workers (npm run nginx-config) on PORT instead, one nginx worker process as nchan gets, started once every
+#     worker is healthy (what gateways on several machines need).
+# Usage: GATEWAY_START="gateway/bench/side-by-side-workers.sh 2 [--nginx]" ../shared/bench/side-by-side.sh .
 # HTTP auth is open on 127.0.0.1 (the bench sends no token). SIGTERM to the process group stops all three.
 set -euo pipefail
 N=${1:-2}
+NGINX=${2:-}
 : "${PORT:?PORT: where nginx listens}" "${MQTT_PORT:?MQTT_PORT: the embedded broker}" "${DATA_DIR:?DATA_DIR}"
 HERE=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$HERE"
@@ -34,6 +37,8 @@ PY
 }
 REDIS_PORT=$(free_ports 1)
 BASE=$(free_ports "$N")
+SHARED_PORT=$PORT
+[ "$NGINX" = "--nginx" ] && SHARED_PORT=$(free_ports 1)
 mkdir -p "$DATA_DIR/redis" "$DATA_DIR/gateway" "$DATA_DIR/nginx/tmp"
 
 REDIS_PASSWORD="bench-$RANDOM$RANDOM"
@@ -41,11 +46,12 @@ redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --requirepass "$REDIS_PASSWOR
   >"$DATA_DIR/redis.log" 2>&1 &
 for _ in $(seq 50); do REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
-REDIS_URL="redis://:$REDIS_PASSWORD@127.0.0.1:$REDIS_PORT" HOST=127.0.0.1 AUTH_MODE=open DATA_DIR="$DATA_DIR/gateway" \
+REDIS_URL="redis://:$REDIS_PASSWORD@127.0.0.1:$REDIS_PORT" HOST=127.0.0.1 AUTH_MODE=open DATA_DIR="$DATA_DIR/gateway" PORT="$SHARED_PORT" \
   npm run -s gateway -- --workers "$N" --base-port "$BASE" &
 for i in $(seq 0 $((N - 1))); do
   for _ in $(seq 120); do curl -sf -o /dev/null "http://127.0.0.1:$((BASE + i))/healthz" && break; sleep 0.5; done
 done
+if [ "$NGINX" != "--nginx" ]; then wait; exit; fi
 
 npx tsx hardware/pi/nginx/cli.ts --workers "$N" --base-port "$BASE" --listen "127.0.0.1:$PORT" >"$DATA_DIR/nginx/sleepy-sensors.conf"
 # The main file Debian's /etc/nginx/nginx.conf would be, for an unprivileged run; connections for the bench's

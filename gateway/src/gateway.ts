@@ -19,6 +19,7 @@ import { deviceForgetter } from "./devices/forget-device.ts";
 import { createApp } from "./http/app.ts";
 import { replaceAdminToken, resolveAuth, type AdminToken } from "./http/auth.ts";
 import { baseUrl, loopbackFor, startHttpListener } from "./http/listener.ts";
+import type { SupervisorChannel } from "./supervisor/handoff.ts";
 import type { AppEnv } from "./http/env.ts";
 import { HomeAssistant } from "./homeassistant/home-assistant.ts";
 import { createLogger, type Logger } from "./ops/log.ts";
@@ -73,6 +74,8 @@ export interface StartOptions {
   logger?: Logger;
   /** Collect Node process metrics (CPU, memory...) in /metrics; on in server.ts. */
   processMetrics?: boolean;
+  /** A --workers worker's IPC channel: the HTTP listener also serves the connections it hands over (handoff.ts). */
+  supervisor?: SupervisorChannel;
 }
 
 /**
@@ -295,6 +298,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       host: config.host,
       port: config.port,
       tls,
+      supervisor: opts.supervisor,
       redirectPort: config.httpRedirectPort,
       idleTimeoutMs: 2 * config.sse.heartbeatMs, // a connection with an SSE stream has traffic every heartbeat
       handshakeFailed: (err) => {

@@ -12,6 +12,7 @@
 import { networkInterfaces } from "node:os";
 import { ErrBadConfig, loadConfig, type GatewayConfig } from "./config.ts";
 import type { AdminToken } from "./http/auth.ts";
+import { loopbackFor } from "./http/listener.ts";
 import { createLogger, type Logger } from "./ops/log.ts";
 import { ErrBadArgs, parseServerArgs, USAGE, type ServerArgs } from "./supervisor/args.ts";
 
@@ -100,10 +101,12 @@ async function supervise(
     args: [...process.execArgv, process.argv[1]],
     log: log.child({ part: "supervisor" }),
   }).catch(exitOnBadConfig);
+  const urls = dashboardUrls(config, running.sharedPort);
   process.stdout.write(
-    `Supervisor: ${args.workers} gateway worker(s) on ports ${running.ports[0]}..${running.ports.at(-1)}` +
-      (running.broker ? `, embedded MQTT broker on port ${running.broker.port}` : "") +
-      `\nPut nginx in front of them: npm run -s nginx-config -- --workers ${args.workers} --base-port ${running.ports[0]}\n`,
+    `Dashboard: ${urls.join("  ")}  (balanced over ${args.workers} gateway worker(s), their own ports ${running.ports[0]}..${running.ports.at(-1)})\n` +
+      (running.broker ? `MQTT broker: mqtt://${loopbackFor(config.mqtt.host)}:${running.broker.port}\n` : "") +
+      (running.adminToken ? loginLines(urls, running.adminToken) : "") +
+      `For TLS or gateways on several machines, nginx: npm run -s nginx-config -- --workers ${args.workers} --base-port ${running.ports[0]}\n`,
   );
   signals.ready(running.stop, running.kill);
   process.exit(await running.finished);
@@ -133,7 +136,11 @@ async function main(): Promise<void> {
 
   // Loaded here, not at the top: a supervisor (--workers) runs no gateway itself (no SQLite, no bridge, no SSE).
   const { startGateway } = await import("./gateway.ts");
-  const gateway = await startGateway(config, { logger: log, processMetrics: true }).catch(exitOnBadConfig);
+  // A --workers worker (worker-plan.ts sets GATEWAY_WORKER) also serves the supervisor's shared port, which the
+  // supervisor prints with the login URL: N workers printing their own would only say where not to go.
+  const worker = process.env.GATEWAY_WORKER !== undefined && typeof process.send === "function";
+  const gateway = await startGateway(config, { logger: log, processMetrics: true, ...(worker && { supervisor: process }) }).catch(exitOnBadConfig);
+  if (worker) return signals.ready(() => gateway.close().then(() => 0));
   const urls = dashboardUrls(config, gateway.port);
   process.stdout.write(
     `Dashboard: ${urls.join("  ")}\nMQTT broker: ${Object.values(gateway.broker?.urls ?? { mqtt: gateway.mqttUrl }).join("  ")}\n` +

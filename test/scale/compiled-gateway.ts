@@ -100,6 +100,8 @@ export async function startCompiledGateway(env: Record<string, string> = {}): Pr
 export interface CompiledWorkers {
   /** The workers' HTTP ports, base..base+N-1. */
   ports: number[];
+  /** The supervisor's shared port (PORT), balanced over the workers. */
+  sharedPort: number;
   /** The supervisor's embedded broker (open on 127.0.0.1). */
   mqttUrl: string;
   /** The admin token every worker accepts (the supervisor's file, shared through Redis). */
@@ -123,11 +125,13 @@ export async function startCompiledWorkers(workers: number, redisUrl: string): P
   const dataDir = mkdtempSync(join(tmpdir(), "gw-workers-"));
   const basePort = await freeConsecutivePorts(workers);
   const mqttPort = await freePort();
+  const sharedPort = await freePort();
   const child = spawn(process.execPath, [...productionNodeFlags(), COMPILED_SERVER, "--workers", String(workers), "--base-port", String(basePort)], {
     cwd: tmpdir(),
     env: {
       ...process.env,
       HOST: "127.0.0.1",
+      PORT: String(sharedPort),
       MQTT_HOST: "127.0.0.1",
       MQTT_PORT: String(mqttPort),
       MQTT_AUTH: "open",
@@ -170,5 +174,5 @@ export async function startCompiledWorkers(workers: number, redisUrl: string): P
   }
   const adminToken = readFileSync(join(dataDir, "admin-token"), "utf8").trim();
   const workerPid = (port: number) => logLines().filter((l) => l.msg === "worker started" && l.port === port).at(-1)!.pid as number;
-  return { ports, mqttUrl: `mqtt://127.0.0.1:${mqttPort}`, adminToken, dataDir, output: () => output, logLines, workerPid, stop };
+  return { ports, sharedPort, mqttUrl: `mqtt://127.0.0.1:${mqttPort}`, adminToken, dataDir, output: () => output, logLines, workerPid, stop };
 }

@@ -1,12 +1,15 @@
 /**
  * Issue 12: `server.js --workers N` (the compiled entry, as `npm run gateway -- --workers N` runs it): N gateways
  * on consecutive ports with their own data dirs and MQTT client ids, one admin token, the embedded broker run
- * once by the supervisor, a crashed worker restarted, SIGTERM passed on; bad arguments and a missing Redis
- * URL exit 2.
+ * once by the supervisor, the supervisor's shared port (PORT) balanced over the workers (its connections handed
+ * over IPC), a crashed worker restarted while the shared port keeps serving, SIGTERM passed on; bad arguments
+ * and a missing Redis URL exit 2.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { get, type IncomingMessage } from "node:http";
+import { connect } from "node:net";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freeConsecutivePorts, freePort } from "../helpers/ports.ts";
@@ -27,6 +30,28 @@ const baseEnv = (dataDir: string): NodeJS.ProcessEnv => ({
   LOG_LEVEL: "debug", // the broker logs each client connect at debug
   REDIS_URL: "",
 });
+
+/** A GET on a connection of its own (fetch would reuse a pooled one, and so always reach the same worker). */
+function getOnNewConnection(url: string, headers: Record<string, string> = {}): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => get(url, { agent: false, headers }, resolve).once("error", reject));
+}
+
+/** Which worker answered: its X-Gateway-Instance ("host:port"), the body read and dropped. */
+async function instanceOf(url: string, headers: Record<string, string> = {}): Promise<{ status: number; instance: string }> {
+  const res = await getOnNewConnection(url, headers);
+  res.resume();
+  return { status: res.statusCode!, instance: String(res.headers["x-gateway-instance"]) };
+}
+
+const refusesConnections = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once("error", () => resolve(true));
+  });
 
 function runToExit(args: string[], env: NodeJS.ProcessEnv) {
   return spawnSync(process.execPath, [...productionNodeFlags(), COMPILED_SERVER, ...args], { env, encoding: "utf8", timeout: 30_000 });
@@ -66,6 +91,17 @@ describe("server.js --workers: refusals", () => {
     expect(existsSync(join(dir, "worker-0"))).toBe(false);
   });
 
+  it("exits 2 when the shared port is one of the workers', or random without --base-port", async () => {
+    const port = await freePort();
+    const inside = runToExit(["--workers", "2", "--base-port", String(port)], { ...baseEnv(dir), REDIS_URL: "redis://:pw@127.0.0.1:6379", PORT: String(port + 1) });
+    expect(inside.status).toBe(2);
+    expect(inside.stderr).toContain(`the shared port ${port + 1} (PORT) is inside the workers' ports ${port}..${port + 1}`);
+    const random = runToExit(["--workers", "2"], { ...baseEnv(dir), REDIS_URL: "redis://:pw@127.0.0.1:6379", PORT: "0" });
+    expect(random.status).toBe(2);
+    expect(random.stderr).toContain("--workers with PORT=0 (a random shared port): give the workers' ports with --base-port P");
+    expect(existsSync(join(dir, "worker-0"))).toBe(false);
+  });
+
   it.each([
     [["--workers", "0"], '--workers "0": expected an integer 1..64'],
     [["--workers", "two"], '--workers "two": expected an integer 1..64'],
@@ -86,6 +122,8 @@ describe.skipIf(!hasRedis)("server.js --workers 2", () => {
   let output = "";
   let basePort: number;
   let mqttPort: number;
+  let sharedPort: number;
+  let token: string;
   const logLines = () =>
     output
       .split("\n")
@@ -108,8 +146,9 @@ describe.skipIf(!hasRedis)("server.js --workers 2", () => {
     redis = spawn(REDIS_BIN, ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--requirepass", "test-pw"], { stdio: "ignore" });
     basePort = await freeConsecutivePorts(2);
     mqttPort = await freePort();
+    sharedPort = await freePort();
     supervisor = spawn(process.execPath, [...productionNodeFlags(), COMPILED_SERVER, "--workers", "2", "--base-port", String(basePort)], {
-      env: { ...baseEnv(dataDir), MQTT_PORT: String(mqttPort), REDIS_URL: `redis://:test-pw@127.0.0.1:${redisPort}` },
+      env: { ...baseEnv(dataDir), PORT: String(sharedPort), MQTT_PORT: String(mqttPort), REDIS_URL: `redis://:test-pw@127.0.0.1:${redisPort}` },
       stdio: ["ignore", "pipe", "pipe"],
     });
     supervisor.stdout!.on("data", (d: Buffer) => (output += d.toString()));
@@ -120,6 +159,7 @@ describe.skipIf(!hasRedis)("server.js --workers 2", () => {
     }).catch((e: Error) => {
       throw new Error(`${e.message}; output:\n${output}`);
     });
+    token = readFileSync(join(dataDir, "admin-token"), "utf8").trim();
   });
   afterAll(async () => {
     if (supervisor && supervisor.exitCode === null) {
@@ -140,7 +180,23 @@ describe.skipIf(!hasRedis)("server.js --workers 2", () => {
     expect(existsSync(join(dataDir, "broker.sqlite"))).toBe(true);
     const connected = logLines().filter((l) => l.part === "broker" && typeof l.clientId === "string").map((l) => l.clientId);
     expect(new Set(connected)).toEqual(new Set(["sensors-gateway-0", "sensors-gateway-1"]));
-    expect(output).toContain(`embedded MQTT broker on port ${mqttPort}`);
+    expect(output).toContain(`MQTT broker: mqtt://127.0.0.1:${mqttPort}`);
+  });
+
+  it("serves the shared port from both workers, one connection each in turn, with one login line on the console", async () => {
+    const workers = [`${hostname()}:${basePort}`, `${hostname()}:${basePort + 1}`];
+    await waitUntil(async () => (await instanceOf(`http://127.0.0.1:${sharedPort}/healthz`)).status === 200, { message: "the shared port answers" });
+    const answers = [];
+    for (let i = 0; i < 6; i++) answers.push(await instanceOf(`http://127.0.0.1:${sharedPort}/api/devices`, { Authorization: `Bearer ${token}` }));
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200, 200, 200]);
+    // round-robin: consecutive connections alternate between the two workers
+    for (let i = 1; i < answers.length; i++) expect(answers[i]!.instance).not.toBe(answers[i - 1]!.instance);
+    expect(new Set(answers.map((a) => a.instance))).toEqual(new Set(workers));
+    expect((await instanceOf(`http://127.0.0.1:${sharedPort}/api/devices`)).status).toBe(401);
+    // the supervisor prints the shared address and the login URL once; workers print none of their own
+    expect(output.match(/^Dashboard: /gm)).toHaveLength(1);
+    expect(output).toContain(`Dashboard: http://127.0.0.1:${sharedPort}/`);
+    expect(output).toContain(`http://127.0.0.1:${sharedPort}/?token=${token}`);
   });
 
   it("accepts the supervisor's admin token on every worker", async () => {
@@ -153,9 +209,24 @@ describe.skipIf(!hasRedis)("server.js --workers 2", () => {
     for (const i of [0, 1]) expect(existsSync(join(dataDir, `worker-${i}`, "admin-token"))).toBe(false);
   });
 
-  it("restarts a worker that crashed, and logs it", async () => {
+  it("restarts a worker that crashed, and logs it; the shared port serves from the other meanwhile and from both after", async () => {
     const victim = started().find((l) => l.worker === 1)!.pid as number;
+    // an open stream on the shared port, served by worker 1, ends when it dies
+    let stream: IncomingMessage | undefined;
+    await waitUntil(async () => {
+      const res = await getOnNewConnection(`http://127.0.0.1:${sharedPort}/events`, { Authorization: `Bearer ${token}` });
+      if (res.headers["x-gateway-instance"] === `${hostname()}:${basePort + 1}`) return (stream = res);
+      res.destroy();
+      return false;
+    }, { message: "a stream on worker 1" });
+    stream!.resume(); // read it, or its end (and close) is never seen
+    const streamEnded = new Promise((r) => stream!.once("close", r));
     process.kill(victim, "SIGKILL");
+    await streamEnded;
+    const whileDown = [];
+    for (let i = 0; i < 4; i++) whileDown.push(await instanceOf(`http://127.0.0.1:${sharedPort}/healthz`).catch(() => undefined));
+    // a connection handed to the dying worker before its exit was seen may be closed (the client retries); the rest reach worker 0
+    expect(whileDown.filter((a) => a?.status === 200).map((a) => a!.instance)).toContain(`${hostname()}:${basePort}`);
     const restart = await waitUntil(() => logLines().find((l) => l.msg === "worker exited unexpectedly: restarting"), {
       message: "the restart log line",
     });
@@ -164,6 +235,9 @@ describe.skipIf(!hasRedis)("server.js --workers 2", () => {
     const newPid = started().filter((l) => l.worker === 1)[1].pid;
     expect(newPid).not.toBe(victim);
     await waitUntil(() => healthy(basePort + 1), { timeoutMs: 30_000, message: "worker 1 healthy again" });
+    await waitUntil(async () => (await instanceOf(`http://127.0.0.1:${sharedPort}/healthz`)).instance === `${hostname()}:${basePort + 1}`, {
+      message: "the restarted worker 1 takes shared-port connections again",
+    });
   });
 
   it("passes SIGTERM on, waits for every worker and exits 0", async () => {
@@ -176,6 +250,7 @@ describe.skipIf(!hasRedis)("server.js --workers 2", () => {
     for (const pid of [...pids, ...started().map((l) => l.pid as number)]) {
       expect(() => process.kill(pid, 0), `worker ${pid} is gone`).toThrow();
     }
+    expect(await refusesConnections(sharedPort)).toBe(true);
   });
 });
 
@@ -203,7 +278,7 @@ describe.skipIf(!hasRedis)("server.js --workers 1: Ctrl-C in a terminal, and a s
     dirs.push(dataDir);
     const port = await freePort();
     const child = spawn(process.execPath, [...productionNodeFlags(), COMPILED_SERVER, "--workers", "1", "--base-port", String(port)], {
-      env: { ...baseEnv(dataDir), MQTT_PORT: String(await freePort()), REDIS_URL: redisUrl },
+      env: { ...baseEnv(dataDir), PORT: String(await freePort()), MQTT_PORT: String(await freePort()), REDIS_URL: redisUrl },
       stdio: ["ignore", "pipe", "pipe"],
       detached: true,
     });

@@ -13,6 +13,7 @@ import type { Hono } from "hono";
 import { closed, listen } from "../net/listen.ts";
 import type { Logger } from "../ops/log.ts";
 import type { TlsCredentials } from "../tls/credentials.ts";
+import { acceptHandedConnections, type SupervisorChannel } from "../supervisor/handoff.ts";
 import type { AppEnv } from "./env.ts";
 
 export interface HttpListenerOptions {
@@ -27,6 +28,8 @@ export interface HttpListenerOptions {
    * heartbeat, so a connection carrying a stream is never idle.
    */
   idleTimeoutMs: number;
+  /** Plain HTTP only: also serve the connections a --workers supervisor hands over on its shared port. */
+  supervisor?: SupervisorChannel;
   /** With `tls`: a TLS handshake failed (client does not trust the certificate, a scanner, plain HTTP). */
   handshakeFailed(err: Error): void;
   log: Logger;
@@ -65,6 +68,7 @@ export function baseUrl(listener: Pick<HttpListener, "secure" | "port">, host: s
 
 export async function startHttpListener(app: Hono<AppEnv>, opts: HttpListenerOptions): Promise<HttpListener> {
   if (opts.tls === undefined) return plainListener(app, opts);
+  if (opts.supervisor) throw new Error("handed connections are plain HTTP: a --workers worker has no certificate (run-workers.ts refuses TLS)");
   return secureListener(app, opts, opts.tls);
 }
 
@@ -73,6 +77,7 @@ const serverError = (opts: HttpListenerOptions, listener: string) => (err: Error
 
 async function plainListener(app: Hono<AppEnv>, opts: HttpListenerOptions): Promise<HttpListener> {
   const server = await listen(createAdaptorServer({ fetch: app.fetch }) as HttpServer, opts.port, opts.host, serverError(opts, "http"));
+  const handed = opts.supervisor && acceptHandedConnections(server, opts.supervisor);
   let serverClosed: Promise<void> | undefined;
   return {
     port: (server.address() as AddressInfo).port,
@@ -82,9 +87,11 @@ async function plainListener(app: Hono<AppEnv>, opts: HttpListenerOptions): Prom
       throw new Error("plain HTTP listener has no certificate");
     },
     stopAccepting() {
+      handed?.stop();
       serverClosed ??= closed(server);
     },
     async finish(graceMs) {
+      handed?.stop();
       serverClosed ??= closed(server);
       server.closeIdleConnections();
       const force = setTimeout(() => server.closeAllConnections(), graceMs);

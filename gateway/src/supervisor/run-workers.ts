@@ -1,5 +1,7 @@
 /**
- * `server.js --workers N`: N gateway processes on one machine behind nginx (hardware/pi/README.md).
+ * `server.js --workers N`: N gateway processes on one machine (hardware/pi/README.md section 9). Browsers use
+ * PORT as with one process: the supervisor accepts there and hands each connection to a worker (handoff.ts).
+ * Each worker also listens on its own port, base..base+N-1 (default PORT+1..), for nginx and health checks.
  *
  * Broker: with `mqtt.url` set every worker connects to that broker. Without it the supervisor itself runs the
  * embedded broker (one listener on mqtt.host:mqtt.port, its state in `<dataDir>/broker.sqlite`) and the workers
@@ -13,13 +15,14 @@
  * Workers run in Redis mode (config.redis: REDIS_URL or the config file, which they inherit): without it each
  * worker would hold only the events it received itself, and a browser would see a different history on each.
  */
-import { loadAdminToken, ADMIN_TOKEN_FILE } from "../http/auth.ts";
+import { loadAdminToken, ADMIN_TOKEN_FILE, type AdminToken } from "../http/auth.ts";
 import { loopbackFor } from "../http/listener.ts";
 import { startEmbeddedBroker, type EmbeddedBroker } from "../broker/index.ts";
 import type { GatewayConfig } from "../config.ts";
 import type { Logger } from "../ops/log.ts";
 import { join, resolve } from "node:path";
 import { ErrBadArgs } from "./args.ts";
+import { SharedPort } from "./handoff.ts";
 import { Supervisor, type RestartPolicy } from "./supervisor.ts";
 import { planWorkers } from "./worker-plan.ts";
 
@@ -35,7 +38,12 @@ export interface RunWorkersOptions {
 
 export interface RunningWorkers {
   broker: EmbeddedBroker | undefined;
+  /** Where browsers connect (PORT), balanced over the workers. */
+  sharedPort: number;
+  /** Each worker's own port, for nginx. */
   ports: number[];
+  /** The admin token every worker accepts, when token auth with the admin token is on. */
+  adminToken: AdminToken | undefined;
   /** Resolves with the exit code for the process once every worker has exited and the broker is closed. */
   finished: Promise<number>;
   /** Passes `signal` to the workers; resolves like `finished`. */
@@ -45,15 +53,19 @@ export interface RunningWorkers {
 }
 
 export async function runWorkers(config: GatewayConfig, opts: RunWorkersOptions): Promise<RunningWorkers> {
-  const basePort = opts.basePort ?? config.port;
+  if (opts.basePort === undefined && config.port === 0) {
+    throw new ErrBadArgs("--workers with PORT=0 (a random shared port): give the workers' ports with --base-port P");
+  }
+  const basePort = opts.basePort ?? config.port + 1;
   checkWorkerConfig(config, opts.workers, basePort);
 
   // Created (or read) once here, before any worker starts: N workers creating it at once would still agree
   // (loadAdminToken links atomically), but a bad file is better reported once, by the supervisor.
-  const adminTokenFile =
+  const adminToken =
     config.auth.mode === "tokens" && config.auth.adminToken
-      ? loadAdminToken(config.dataDir, resolve(config.auth.adminTokenFile ?? join(config.dataDir, ADMIN_TOKEN_FILE))).file
+      ? loadAdminToken(config.dataDir, resolve(config.auth.adminTokenFile ?? join(config.dataDir, ADMIN_TOKEN_FILE)))
       : undefined;
+  const adminTokenFile = adminToken?.file;
 
   let broker: EmbeddedBroker | undefined;
   if (!config.mqtt.url) {
@@ -71,18 +83,26 @@ export async function runWorkers(config: GatewayConfig, opts: RunWorkersOptions)
     broker: broker && { url: `mqtt://${loopbackFor(config.mqtt.host)}:${broker.port}`, ...broker.serviceCredentials },
   });
   const supervisor = new Supervisor({ command: opts.command, args: opts.args, plans, log: opts.log, policy: opts.policy });
+  let shared: SharedPort;
+  try {
+    shared = await SharedPort.open({ host: config.host, port: config.port, nextWorker: () => supervisor.nextReadyWorker(), log: opts.log });
+  } catch (err) {
+    await broker?.close();
+    throw err;
+  }
   supervisor.start();
   opts.log.info(
-    { workers: opts.workers, ports: plans.map((p) => p.port), broker: broker ? `embedded on port ${broker.port}` : config.mqtt.url },
+    { workers: opts.workers, sharedPort: shared.port, ports: plans.map((p) => p.port), broker: broker ? `embedded on port ${broker.port}` : config.mqtt.url },
     "supervisor running",
   );
 
   // Also when the pool ends by itself (a worker refused its config): the broker closes after the last worker.
   const finished = supervisor.exited.then(async ({ code }) => {
-    await broker?.close();
+    await Promise.all([shared.close(), broker?.close()]);
     return code;
   });
   const stop = (signal: NodeJS.Signals) => {
+    void shared.close(); // no new connections while the workers drain theirs
     supervisor.stop(signal);
     return finished;
   };
@@ -90,7 +110,7 @@ export async function runWorkers(config: GatewayConfig, opts: RunWorkersOptions)
     supervisor.kill();
     return finished;
   };
-  return { broker, ports: plans.map((p) => p.port), finished, stop, kill };
+  return { broker, sharedPort: shared.port, ports: plans.map((p) => p.port), adminToken, finished, stop, kill };
 }
 
 /** What N workers behind nginx cannot do, refused before anything starts (ErrBadArgs: exit 2). */
@@ -102,9 +122,12 @@ function checkWorkerConfig(config: GatewayConfig, workers: number, basePort: num
         "history and live events through it; without it each would see only part of the devices' events",
     );
   }
-  if (basePort === 0) problems.push("--workers needs fixed ports: set PORT or --base-port (port 0 picks a random one)");
+  if (basePort === 0) problems.push("--workers needs fixed worker ports: --base-port 0 would pick random ones");
   const lastPort = basePort + workers - 1;
   if (lastPort > 65535) problems.push(`--base-port ${basePort} + ${workers} workers goes past port 65535`);
+  if (config.port >= basePort && config.port <= lastPort) {
+    problems.push(`--workers: the shared port ${config.port} (PORT) is inside the workers' ports ${basePort}..${lastPort} (--base-port)`);
+  }
   if (config.tls) {
     problems.push("--workers: terminate TLS in nginx (hardware/pi/nginx), not in each worker (TLS_CERT/TLS_KEY): nginx reaches the workers over http://");
   }
@@ -113,6 +136,7 @@ function checkWorkerConfig(config: GatewayConfig, workers: number, basePort: num
     if (config.mqtt.port !== 0 && config.mqtt.port >= basePort && config.mqtt.port <= lastPort) {
       problems.push(`--workers: the broker's port ${config.mqtt.port} (MQTT_PORT) is inside the workers' ports ${basePort}..${lastPort}`);
     }
+    if (config.mqtt.port === config.port) problems.push(`--workers: the broker and the shared HTTP port are both ${config.port} (MQTT_PORT, PORT)`);
   }
   if (problems.length) throw new ErrBadArgs(problems.join("\n"));
 }

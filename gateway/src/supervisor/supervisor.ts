@@ -12,6 +12,7 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import type { Logger } from "../ops/log.ts";
+import { DRAINING, READY, workerSaid } from "./handoff.ts";
 import type { WorkerPlan } from "./worker-plan.ts";
 
 export const BAD_CONFIG_EXIT = 2;
@@ -55,6 +56,8 @@ interface Worker {
   crashesInARow: number;
   restartTimer: NodeJS.Timeout | undefined;
   restarts: number;
+  /** Takes connections on the shared port (it said READY and not DRAINING since). */
+  ready: boolean;
 }
 
 export class Supervisor {
@@ -64,15 +67,26 @@ export class Supervisor {
   private stopping = false;
   private exitCode = 0;
   private resolveExited!: (r: { code: number }) => void;
+  private nextIndex = 0;
 
   constructor(private readonly opts: SupervisorOptions) {
     this.policy = { ...DEFAULT_RESTART_POLICY, ...opts.policy };
-    this.workers = opts.plans.map((plan) => ({ plan, child: undefined, startedAt: 0, crashesInARow: 0, restartTimer: undefined, restarts: 0 }));
+    this.workers = opts.plans.map((plan) => ({ plan, child: undefined, startedAt: 0, crashesInARow: 0, restartTimer: undefined, restarts: 0, ready: false }));
     this.exited = new Promise((resolve) => (this.resolveExited = resolve));
   }
 
   start(): void {
     for (const w of this.workers) this.spawn(w);
+  }
+
+  /** Round-robin over the ready workers: the one to take the next connection on the shared port. */
+  nextReadyWorker(): ChildProcess | undefined {
+    if (this.stopping) return undefined;
+    for (let tried = 0; tried < this.workers.length; tried++) {
+      const w = this.workers[this.nextIndex++ % this.workers.length]!;
+      if (w.ready && w.child?.connected) return w.child;
+    }
+    return undefined;
   }
 
   /** SIGKILLs every worker now (a second Ctrl-C: the user wants out); `exited` resolves with 1. */
@@ -112,8 +126,8 @@ export class Supervisor {
   private spawn(w: Worker): void {
     const child = spawn(this.opts.command, this.opts.args, {
       env: { ...process.env, ...w.plan.env },
-      // Workers write their JSON log lines (and the login URL) straight to the supervisor's stdout/stderr. The
-      // IPC channel only tells a worker that the supervisor is gone (server.ts). Their own process group: a
+      // Workers write their JSON log lines straight to the supervisor's stdout/stderr. The IPC channel carries
+      // the shared port's connections (handoff.ts) and tells a worker that the supervisor is gone (server.ts). Their own process group: a
       // terminal's Ctrl-C goes to the supervisor alone, which passes it on once (a second signal would make a
       // gateway exit at once instead of shutting down gracefully).
       stdio: ["ignore", "inherit", "inherit", "ipc"],
@@ -121,6 +135,12 @@ export class Supervisor {
     });
     w.child = child;
     w.startedAt = Date.now();
+    w.ready = false;
+    child.on("message", (msg) => {
+      const said = workerSaid(msg);
+      if (said === READY) w.ready = true;
+      else if (said === DRAINING) w.ready = false;
+    });
     this.opts.log.info({ worker: w.plan.index, pid: child.pid, port: w.plan.port, dataDir: w.plan.dataDir }, "worker started");
     child.once("error", (err) => {
       this.opts.log.error({ err, worker: w.plan.index }, "worker could not be started");
@@ -132,6 +152,7 @@ export class Supervisor {
   private onExit(w: Worker, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
     if (w.child !== child) return;
     w.child = undefined;
+    w.ready = false;
     if (this.stopping) {
       this.opts.log.info({ worker: w.plan.index, code, signal }, "worker stopped");
       if (code !== 0 && code !== null && this.exitCode === 0) this.exitCode = 1;

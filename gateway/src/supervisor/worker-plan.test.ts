@@ -37,6 +37,7 @@ describe("planWorkers", () => {
         PORT: String(8080 + i),
         DATA_DIR: resolve("data", `worker-${i}`),
         MQTT_CLIENT_ID: `gw-${i}`,
+        GATEWAY_WORKER: String(i),
         ADMIN_TOKEN_FILE: "/srv/data/admin-token",
         MQTT_URL: "mqtt://127.0.0.1:1883",
         MQTT_USERNAME: "$gateway",
@@ -47,6 +48,6 @@ describe("planWorkers", () => {
 
   it("leaves the broker and the token to the config when there is no embedded broker or admin token", () => {
     const [plan] = planWorkers(parseConfig({ dataDir: "/d" }), 1, { basePort: 9000, adminTokenFile: undefined });
-    expect(plan.env).toEqual({ PORT: "9000", DATA_DIR: "/d/worker-0", MQTT_CLIENT_ID: "sensors-gateway-0" });
+    expect(plan.env).toEqual({ PORT: "9000", DATA_DIR: "/d/worker-0", MQTT_CLIENT_ID: "sensors-gateway-0", GATEWAY_WORKER: "0" });
   });
 });

@@ -6,7 +6,9 @@
  * - MQTT_CLIENT_ID: `<clientId>-<i>`, its own persistent MQTT session (one id per connection, or the broker
  *   would kick one worker off each time another connects);
  * - ADMIN_TOKEN_FILE: the supervisor's `<dataDir>/admin-token`, so one admin token works on every worker;
- * - MQTT_URL (+ login) when the supervisor runs the embedded broker for them.
+ * - MQTT_URL (+ login) when the supervisor runs the embedded broker for them;
+ * - GATEWAY_WORKER: i, which makes the gateway take the shared port's connections from its IPC channel
+ *   (handoff.ts) and leave the console's login lines to the supervisor.
  */
 import { resolve, join } from "node:path";
 import type { GatewayConfig } from "../config.ts";
@@ -36,6 +38,7 @@ export function planWorkers(config: GatewayConfig, count: number, shared: Shared
       PORT: String(port),
       DATA_DIR: dataDir,
       MQTT_CLIENT_ID: `${config.mqtt.clientId}-${index}`,
+      GATEWAY_WORKER: String(index),
     };
     if (shared.adminTokenFile !== undefined) env.ADMIN_TOKEN_FILE = shared.adminTokenFile;
     if (shared.broker) {
