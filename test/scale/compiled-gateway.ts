@@ -1,8 +1,9 @@
 /**
  * The production gateway for tests: `node <flags> gateway/dist/server.js`, the command and flags of
  * package.json's "gateway" script, as a child process on free loopback ports with token auth (the default) and
- * the embedded broker open on 127.0.0.1 (so tests publish without provisioning). The first start in a test
- * process compiles gateway/src (tsconfig.build.json), so the code under test is the current source.
+ * the embedded broker open on 127.0.0.1 (so tests publish without provisioning); also `server.js --workers N`
+ * and broker nodes (`npm run broker`). The first start in a test process compiles gateway/src
+ * (tsconfig.build.json), so the code under test is the current source.
  *
  * @example
  * const gw = await startCompiledGateway();

@@ -125,10 +125,14 @@ describe.skipIf(!ready)(`${WORKERS} gateways (server.js --workers) on 2 broker n
       });
     step("everything started");
 
-    const moreReadings = (n: number, message: string) =>
-      waitUntil(() => r.readings.length >= n, { timeoutMs: 60_000, message }).catch((e: Error) => {
+    const onStream = (key: string) => r.readings.some((x) => `${x.deviceId}/${x.seq}` === key);
+    /** Waits for a reading of every device that it took after this call, on the stream. */
+    const freshFromEveryDevice = async (message: string) => {
+      const before = new Set(taken());
+      await waitUntil(() => deviceIds.every((id) => r.readings.some((x) => x.deviceId === id && !before.has(`${id}/${x.seq}`))), { timeoutMs: 60_000, message }).catch((e: Error) => {
         throw new Error(`${e.message} (have ${r.readings.length}); supervisor output tail:\n${w.output().slice(-4000)}`);
       });
+    };
     const pidOf = (instance: string): number => w.workerPid(Number(instance.split(":").at(-1)));
     /** The node each device's last "connected to" line names, and each gateway's bridge's last "mqtt connected". */
     const deviceBroker = (id: string) => run!.logs.filter((l) => l.startsWith(`[${id}] mqtt: connected to `)).at(-1)?.split(" ")[4];
@@ -138,7 +142,7 @@ describe.skipIf(!ready)(`${WORKERS} gateways (server.js --workers) on 2 broker n
     const allHealthy = async () => (await Promise.all(w.ports.map(health))).every((h) => h.ok === true);
 
     // Readings flow through node A (first in both lists) to every gateway, and out through nginx
-    await moreReadings(6, "6 readings through nginx");
+    await freshFromEveryDevice("a reading of every device through nginx");
     expect(deviceIds.map(deviceBroker)).toEqual(deviceIds.map(() => `127.0.0.1:${a!.port}`));
     expect(clientIds.map(gatewayBroker)).toEqual(clientIds.map(() => a!.url));
 
@@ -150,7 +154,7 @@ describe.skipIf(!ready)(`${WORKERS} gateways (server.js --workers) on 2 broker n
     process.kill(victim, "SIGKILL");
     step(`gateway ${victimInstance} (pid ${victim}) killed`);
     await waitUntil(() => r.instances.length > streamsBefore, { timeoutMs: 30_000, message: "the reader reconnected" });
-    await moreReadings(r.readings.length + 6, "6 more readings after the gateway died");
+    await freshFromEveryDevice("a reading of every device taken after the gateway died");
     const resumedOn = r.instances.at(-1)!;
     // another gateway, or the victim's port already served by its restarted process: never the dead pid
     if (resumedOn === victimInstance) expect(pidOf(resumedOn)).not.toBe(victim);
@@ -165,7 +169,7 @@ describe.skipIf(!ready)(`${WORKERS} gateways (server.js --workers) on 2 broker n
     await waitUntil(() => clientIds.every((id) => gatewayBroker(id) === b!.url), { timeoutMs: 30_000, message: "every gateway's bridge on node B" });
     step("every gateway's bridge on node B");
     await waitUntil(() => deviceIds.every((id) => deviceBroker(id) === `127.0.0.1:${b!.port}`), { timeoutMs: 30_000, message: "every device on node B" });
-    await moreReadings(r.readings.length + 6, "6 more readings through node B");
+    await freshFromEveryDevice("a reading of every device taken after node A died");
     step("devices and gateways on node B");
 
     // 3. kill -9 of Redis, which the gateways and node B both use, and a restart on the same AOF
@@ -186,14 +190,13 @@ describe.skipIf(!ready)(`${WORKERS} gateways (server.js --workers) on 2 broker n
     // the gateways notice and stop acknowledging; node B, whose sessions are in Redis too, acknowledges nothing
     // either: the devices keep what they measure in flash until a publish of it is acknowledged
     await waitUntil(async () => (await Promise.all(w.ports.map(health))).some((h) => h.redis === "down"), { message: "a gateway reports Redis down" });
-    await waitUntil(() => taken().length >= takenBeforeRedis + DEVICES, { timeoutMs: 30_000, message: `${DEVICES} readings taken while Redis is down` });
+    await waitUntil(() => taken().length > takenBeforeRedis, { timeoutMs: 30_000, message: "a reading taken while Redis is down" });
     await redis.start();
     const takenWhileRedisDown = taken().slice(takenBeforeRedis);
     expect(await runId()).not.toBe(runIdBefore);
-    step(`Redis restarted (${takenWhileRedisDown.length} readings taken while it was down)`);
-    const onStream = (key: string) => r.readings.some((x) => `${x.deviceId}/${x.seq}` === key);
+    step(`Redis restarted (${takenWhileRedisDown.length} reading(s) taken while it was down)`);
     await waitUntil(() => takenWhileRedisDown.every(onStream), { timeoutMs: 60_000, message: "the readings taken while Redis was down, on the stream" });
-    await moreReadings(r.readings.length + 6, "6 more readings after Redis came back");
+    await freshFromEveryDevice("a reading of every device taken after Redis came back");
     await waitUntil(allHealthy, { timeoutMs: 30_000, message: "every gateway healthy again" });
     expect(r.readings.length).toBeGreaterThan(idsBeforeRedis);
 
