@@ -6,8 +6,10 @@
  * SSE client through nginx that behaves like EventSource (reconnects with Last-Event-ID when its stream ends).
  * While the devices publish:
  * 1. kill -9 of the gateway serving the stream: the client resumes through nginx on another process;
- * 2. kill -9 of the broker node the devices and gateways are on: all of them move to the other node;
- * 3. kill -9 of Redis and a restart on the same AOF.
+ * 2. kill -9 of the broker node the devices and gateways are on, as a device's PUBLISH leaves it: all of them
+ *    move to the other node;
+ * 3. kill -9 of Redis (which the gateways and the broker nodes share), as a PUBLISH leaves a device, and a
+ *    restart on the same AOF.
  * Then the devices stop, and every reading they sent has arrived on the stream exactly once (by device, seq),
  * with ids strictly increasing over the whole run (so none reused after the Redis restart).
  */
@@ -114,9 +116,23 @@ describe.skipIf(!ready)(`${WORKERS} gateways (server.js --workers) on 2 broker n
     const clientIds = w.ports.map((_, i) => `sensors-gateway-${i}`);
     /** (device, seq) of every telemetry PUBLISH a device sent (re-sends counted once). */
     const sent = new Set<string>();
+    /** Run once, synchronously, when the next telemetry PUBLISH leaves a device: a kill with a reading in flight. */
+    let atNextPublish: ((key: string) => void) | undefined;
     fleet.on("publish", (e) => {
-      if (e.topic.endsWith("/telemetry")) sent.add(`${e.device.id}/${(JSON.parse(e.payload.toString()) as { seq: number }).seq}`);
+      if (!e.topic.endsWith("/telemetry")) return;
+      const key = `${e.device.id}/${(JSON.parse(e.payload.toString()) as { seq: number }).seq}`;
+      sent.add(key);
+      const action = atNextPublish;
+      atNextPublish = undefined;
+      action?.(key);
     });
+    const underPublish = (kill: () => void) =>
+      new Promise<string>((resolve) => {
+        atNextPublish = (key) => {
+          kill();
+          resolve(key);
+        };
+      });
     /** (device, seq) of every reading the devices took (and stored in flash) so far, by their log lines. */
     const taken = (): string[] =>
       run!.logs.flatMap((l) => {
@@ -164,8 +180,9 @@ describe.skipIf(!ready)(`${WORKERS} gateways (server.js --workers) on 2 broker n
     // 2. kill -9 of node A, which the devices and gateways use (the restarted gateway too): all move to node B
     await waitUntil(allHealthy, { timeoutMs: 30_000, message: "every gateway healthy, the restarted one too" });
     expect(clientIds.map(gatewayBroker)).toEqual(clientIds.map(() => a!.url));
+    const inFlightAtNodeKill = await underPublish(() => void a!.kill());
     await a!.kill();
-    step("broker node A killed");
+    step(`broker node A killed under the PUBLISH of ${inFlightAtNodeKill}`);
     await waitUntil(() => clientIds.every((id) => gatewayBroker(id) === b!.url), { timeoutMs: 30_000, message: "every gateway's bridge on node B" });
     step("every gateway's bridge on node B");
     await waitUntil(() => deviceIds.every((id) => deviceBroker(id) === `127.0.0.1:${b!.port}`), { timeoutMs: 30_000, message: "every device on node B" });
@@ -184,9 +201,10 @@ describe.skipIf(!ready)(`${WORKERS} gateways (server.js --workers) on 2 broker n
     };
     const runIdBefore = await runId();
     const idsBeforeRedis = r.readings.length;
+    const inFlightAtRedisKill = await underPublish(() => void redis!.kill());
     await redis.kill();
     const takenBeforeRedis = taken().length;
-    step("Redis killed");
+    step(`Redis killed under the PUBLISH of ${inFlightAtRedisKill}`);
     // the gateways notice and stop acknowledging; node B, whose sessions are in Redis too, acknowledges nothing
     // either: the devices keep what they measure in flash until a publish of it is acknowledged
     await waitUntil(async () => (await Promise.all(w.ports.map(health))).some((h) => h.redis === "down"), { message: "a gateway reports Redis down" });
@@ -217,6 +235,8 @@ describe.skipIf(!ready)(`${WORKERS} gateways (server.js --workers) on 2 broker n
       const seqs = r.readings.filter((x) => x.deviceId === id).map((x) => x.seq).sort((x, y) => x - y);
       expect(seqs, `${id}: seqs 1..n without a gap`).toEqual(seqs.map((_, i) => i + 1));
     }
+    expect(keys, "the reading in flight when node A was killed").toContain(inFlightAtNodeKill);
+    expect(keys, "the reading in flight when Redis was killed").toContain(inFlightAtRedisKill);
     const ids = r.readings.map((x) => x.id);
     for (let i = 1; i < ids.length; i++) expect(ids[i]!, `id ${ids[i]} after ${ids[i - 1]}`).toBeGreaterThan(ids[i - 1]!);
     expect(r.instances.length).toBeGreaterThanOrEqual(2);
