@@ -36,7 +36,7 @@ describe("config", () => {
       const c = loadConfig({ GATEWAY_CONFIG: file, PORT: "9100", MQTT_URL: "mqtt://127.0.0.1:1884" });
       expect(c.port).toBe(9100);
       expect(c.history.maxEvents).toBe(10);
-      expect(c.mqtt.url).toBe("mqtt://127.0.0.1:1884");
+      expect(c.mqtt.url).toEqual(["mqtt://127.0.0.1:1884"]);
       expect(c.auth).toEqual({
         mode: "tokens",
         tokens: [{ name: "ui", token: "0123456789abcdef", read: ["sensors/#"], write: false }],
@@ -176,10 +176,24 @@ describe("config", () => {
 
   it("moves an MQTT login out of MQTT_URL (which is logged) into username and password", () => {
     const c = loadConfig({ MQTT_URL: "mqtt://gateway:pa%40ss-word-1@127.0.0.1:1884" });
-    expect(c.mqtt).toMatchObject({ url: "mqtt://127.0.0.1:1884", username: "gateway", password: "pa@ss-word-1" });
+    expect(c.mqtt).toMatchObject({ url: ["mqtt://127.0.0.1:1884"], username: "gateway", password: "pa@ss-word-1" });
     const problems = problemsOf(() => loadConfig({ MQTT_URL: "mqtt://gateway:secret-1@127.0.0.1:1884", MQTT_PASSWORD: "secret-2" }));
     expect(problems).toMatch(/either in the URL or as mqtt.username/);
     expect(problems).not.toMatch(/secret-1|secret-2/);
+  });
+
+  it("takes several brokers (the nodes of one broker): MQTT_URL comma-separated, mqtt.url a list, one login for all", () => {
+    const c = loadConfig({ MQTT_URL: "mqtt://gw:pw-1@10.0.0.11:1883, mqtts://gw:pw-1@10.0.0.12" });
+    expect(c.mqtt).toMatchObject({ url: ["mqtt://10.0.0.11:1883", "mqtts://10.0.0.12"], username: "gw", password: "pw-1" });
+    expect(parseConfig({ mqtt: { url: ["mqtt://10.0.0.11", "mqtt://10.0.0.12"] } }).mqtt.url).toEqual(["mqtt://10.0.0.11", "mqtt://10.0.0.12"]);
+
+    const twoLogins = problemsOf(() => loadConfig({ MQTT_URL: "mqtt://gw:secret-1@10.0.0.11,mqtt://10.0.0.12" }));
+    expect(twoLogins).toMatch(/mqtt\.url: every broker URL needs the same MQTT login/);
+    expect(twoLogins).not.toMatch(/secret-1/);
+    expect(problemsOf(() => loadConfig({ MQTT_URL: "mqtt://10.0.0.11,mqtt://10.0.0.11" }))).toMatch(/mqtt\.url: 10\.0\.0\.11 is listed twice/);
+    expect(problemsOf(() => loadConfig({ MQTT_URL: "mqtt://10.0.0.11,http://10.0.0.12" }))).toMatch(/mqtt\.url\.1: expected an mqtt:\/\/ or mqtts:\/\/ URL/);
+    expect(problemsOf(() => loadConfig({ MQTT_URL: Array.from({ length: 6 }, (_, i) => `mqtt://10.0.0.${i + 1}`).join(",") }))).toMatch(/mqtt\.url: at most 5 brokers/);
+    expect(problemsOf(() => parseConfig({ mqtt: { url: [] } }))).toMatch(/mqtt\.url: name at least one broker/);
   });
 
   it("reports a broken JSON file without quoting it (it may hold tokens)", () => {

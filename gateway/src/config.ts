@@ -14,6 +14,10 @@ const positiveInt = z.number().int().positive();
 const nonNegativeInt = z.number().int().min(0);
 const DAY_MS = 24 * 3600_000;
 
+/** Enough for the nodes of one broker; MQTT.js tries them one after the other on every reconnect. */
+const MAX_BROKER_URLS = 5;
+const brokerUrl = z.url({ protocol: /^mqtts?$/, error: "expected an mqtt:// or mqtts:// URL" });
+
 const topicFilter = z.string().superRefine((f, ctx) => {
   try {
     validateTopicFilter(f);
@@ -90,8 +94,13 @@ export const configSchema = z.strictObject({
       wsPort: port.optional(),
       /** Embedded broker: MQTT over secure WebSockets (wss://host:wssPort/mqtt); needs `tls`; off unless set. */
       wssPort: port.optional(),
-      /** External broker, e.g. mqtt://127.0.0.1:1883; unset = start the embedded broker. */
-      url: z.url({ protocol: /^mqtts?$/ }).optional(),
+      /**
+       * External broker, e.g. mqtt://127.0.0.1:1883; unset = start the embedded broker. Or a list of the nodes
+       * of one broker (broker nodes sharing Redis, a cluster), up to MAX_BROKER_URLS: the gateway's clients go
+       * to the next one when theirs is lost (bridge/broker-connection.ts). MQTT_URL: comma-separated. Read as
+       * a list, even of one.
+       */
+      url: z.preprocess((v) => (typeof v === "string" ? [v] : v), z.array(brokerUrl, "expected a broker URL or a list of them").min(1, "name at least one broker").max(MAX_BROKER_URLS, `at most ${MAX_BROKER_URLS} brokers`)).optional(),
       username: z.string().optional(),
       password: z.string().optional(),
       /** Fixed so the broker keeps the gateway's persistent session across restarts. */
@@ -229,7 +238,7 @@ export class ErrBadConfig extends Error {
 }
 
 /** Environment variable → config path, and how to read it. */
-const ENV: Array<[string, string[], "int" | "string" | "bool"]> = [
+const ENV: Array<[string, string[], "int" | "string" | "bool" | "list"]> = [
   ["HOST", ["host"], "string"],
   ["PORT", ["port"], "int"],
   ["MQTT_HOST", ["mqtt", "host"], "string"],
@@ -240,7 +249,7 @@ const ENV: Array<[string, string[], "int" | "string" | "bool"]> = [
   ["TLS_CERT", ["tls", "cert"], "string"],
   ["TLS_KEY", ["tls", "key"], "string"],
   ["HTTP_REDIRECT_PORT", ["httpRedirectPort"], "int"],
-  ["MQTT_URL", ["mqtt", "url"], "string"],
+  ["MQTT_URL", ["mqtt", "url"], "list"],
   ["MQTT_USERNAME", ["mqtt", "username"], "string"],
   ["MQTT_PASSWORD", ["mqtt", "password"], "string"],
   ["MQTT_CLIENT_ID", ["mqtt", "clientId"], "string"],
@@ -348,19 +357,36 @@ function crossFieldProblems(c: GatewayConfig): string[] {
     if (c.httpRedirectPort !== undefined) problems.push("httpRedirectPort (HTTP_REDIRECT_PORT): redirects to HTTPS, which needs tls.cert and tls.key (TLS_CERT, TLS_KEY)");
   }
   problems.push(...portClashes(c));
-  if (c.mqtt.url) {
-    const u = new URL(c.mqtt.url);
-    if (u.username !== "" || u.password !== "") {
-      // Credentials move out of the URL, which is logged and printed; the password never is.
-      if (c.mqtt.username !== undefined || c.mqtt.password !== undefined) {
-        problems.push("mqtt.url: give the MQTT login either in the URL or as mqtt.username/mqtt.password, not both");
-      } else {
-        c.mqtt.username = decodeURIComponent(u.username);
-        c.mqtt.password = decodeURIComponent(u.password);
+  if (c.mqtt.url) problems.push(...moveBrokerLogin(c.mqtt));
+  return problems;
+}
+
+/**
+ * Credentials move out of the broker URLs, which are logged and printed (the password never is), into
+ * mqtt.username/password. One login for every URL: MQTT.js sends the same one to each broker it tries.
+ */
+function moveBrokerLogin(mqtt: GatewayConfig["mqtt"]): string[] {
+  const urls = mqtt.url!.map((href) => new URL(href));
+  const logins = new Set(urls.map((u) => `${u.username}:${u.password}`));
+  const problems: string[] = [];
+  const hosts = new Set<string>();
+  for (const u of urls) {
+    if (hosts.has(u.host)) problems.push(`mqtt.url: ${u.host} is listed twice; list each broker once`);
+    hosts.add(u.host);
+  }
+  if (logins.size > 1) {
+    problems.push("mqtt.url: every broker URL needs the same MQTT login (or none, with mqtt.username/mqtt.password): the gateway logs in to each with one");
+  } else if (!logins.has(":")) {
+    if (mqtt.username !== undefined || mqtt.password !== undefined) {
+      problems.push("mqtt.url: give the MQTT login either in the URL or as mqtt.username/mqtt.password, not both");
+    } else {
+      mqtt.username = decodeURIComponent(urls[0]!.username);
+      mqtt.password = decodeURIComponent(urls[0]!.password);
+      for (const u of urls) {
         u.username = "";
         u.password = "";
-        c.mqtt.url = u.href;
       }
+      mqtt.url = urls.map((u) => u.href);
     }
   }
   return problems;
@@ -414,6 +440,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
         continue;
       }
       setPath(raw, path, v === "true" || v === "1");
+    } else if (type === "list") {
+      setPath(raw, path, value.split(",").map((item) => item.trim()));
     } else {
       setPath(raw, path, value);
     }

@@ -13,6 +13,7 @@ import { SharedRuleStore, SqliteRuleStore } from "./alerts/rule-store.ts";
 import { Webhooks } from "./alerts/webhooks.ts";
 import { createHandlers } from "./bridge/handlers.ts";
 import { MqttBridge } from "./bridge/mqtt-client.ts";
+import type { BrokerTarget } from "./bridge/broker-connection.ts";
 import type { EmbeddedBroker } from "./broker/index.ts";
 import { Commands } from "./commands/commands.ts";
 import { deviceForgetter } from "./devices/forget-device.ts";
@@ -46,7 +47,7 @@ export interface Gateway {
   readonly port: number;
   /** The HTTP→HTTPS redirect listener's port (config httpRedirectPort). */
   readonly redirectPort: number | undefined;
-  /** Broker URL for devices and tests: the embedded broker's, or config.mqtt.url. */
+  /** Broker URL for devices and tests: the embedded broker's, or the first of config.mqtt.url. */
   readonly mqttUrl: string;
   /** The embedded broker, undefined with an external one. */
   readonly broker: EmbeddedBroker | undefined;
@@ -153,13 +154,9 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     cleanups.push(() => summaryEvents.close());
 
     let broker: EmbeddedBroker | undefined;
-    let bridgeUrl: string;
-    let credentials: { username?: string; password?: string } = {
-      username: config.mqtt.username,
-      password: config.mqtt.password,
-    };
+    let brokerTarget: BrokerTarget;
     if (config.mqtt.url) {
-      bridgeUrl = config.mqtt.url;
+      brokerTarget = { urls: config.mqtt.url, username: config.mqtt.username, password: config.mqtt.password };
     } else {
       // Loaded only here: a gateway on an external broker (every --workers worker) does not pay for aedes.
       const { startEmbeddedBroker, brokerNodeOptions } = await import("./broker/index.ts");
@@ -178,12 +175,11 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
       const b = broker;
       cleanups.push(() => b.close());
       exportBrokerCounters(metrics, broker.counters);
-      bridgeUrl = `mqtt://${loopbackFor(config.mqtt.host)}:${broker.port}`;
-      credentials = broker.serviceCredentials;
+      brokerTarget = { urls: [`mqtt://${loopbackFor(config.mqtt.host)}:${broker.port}`], ...broker.serviceCredentials };
     }
 
     const bridge = new MqttBridge(
-      { url: bridgeUrl, clientId: config.mqtt.clientId, ...credentials, storeReady: () => transport.healthy() },
+      { broker: brokerTarget, clientId: config.mqtt.clientId, storeReady: () => transport.healthy() },
       metrics,
       log.child({ part: "bridge" }),
     );
@@ -210,7 +206,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
     // gateways would publish everything N times, and any one stopping would mark the service offline while the
     // others run.
     const startOutward = (): Outward => {
-      const out = new RetainedPublisher({ url: bridgeUrl, clientId: `${config.mqtt.clientId}-out`, ...credentials }, { failed: metrics.publishFailed }, log.child({ part: "publisher" }));
+      const out = new RetainedPublisher({ broker: brokerTarget, clientId: `${config.mqtt.clientId}-out` }, { failed: metrics.publishFailed }, log.child({ part: "publisher" }));
       const mqttAlerts = config.alerts.mqtt
         ? new MqttAlerts(out, (deviceId) => alerts.latestPerRule(deviceId), (deviceId) => transport.device(deviceId) !== undefined)
         : undefined;
@@ -332,7 +328,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
           : "HTTP auth is in OPEN mode on loopback: any local user or program may read and send commands",
       );
     }
-    log.info({ url, redirectPort: http.redirectPort, mqtt: broker?.urls ?? bridgeUrl }, "gateway listening");
+    log.info({ url, redirectPort: http.redirectPort, mqtt: broker?.urls ?? brokerTarget.urls }, "gateway listening");
 
     let closing: Promise<void> | undefined;
     const close = (): Promise<void> =>
@@ -351,7 +347,7 @@ export async function startGateway(config: GatewayConfig, opts: StartOptions = {
         await runCleanups(cleanups, log);
       })());
 
-    return { url, port: http.port, redirectPort: http.redirectPort, mqttUrl: bridgeUrl, broker, app, metrics, log, adminToken: auth.admin, close };
+    return { url, port: http.port, redirectPort: http.redirectPort, mqttUrl: brokerTarget.urls[0]!, broker, app, metrics, log, adminToken: auth.admin, close };
   } catch (err) {
     await runCleanups(cleanups, log);
     throw err;

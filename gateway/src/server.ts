@@ -143,7 +143,7 @@ async function main(): Promise<void> {
   if (worker) return signals.ready(() => gateway.close().then(() => 0));
   const urls = dashboardUrls(config, gateway.port);
   process.stdout.write(
-    `Dashboard: ${urls.join("  ")}\nMQTT broker: ${Object.values(gateway.broker?.urls ?? { mqtt: gateway.mqttUrl }).join("  ")}\n` +
+    `Dashboard: ${urls.join("  ")}\nMQTT broker: ${(gateway.broker ? Object.values(gateway.broker.urls) : (config.mqtt.url ?? [])).join("  ")}\n` +
       (gateway.adminToken ? loginLines(urls, gateway.adminToken) : ""),
   );
   signals.ready(() => gateway.close().then(() => 0));

@@ -16,6 +16,7 @@ import { redisAvailable, startRedis, type RunningRedis } from "../helpers/redis.
 import { waitUntil } from "../helpers/wait.ts";
 import { runFirmware } from "../firmware/helpers/fleet.ts";
 import { RawClient } from "./raw-client.ts";
+import { connectToBroker } from "../../gateway/src/bridge/broker-connection.ts";
 
 const hasRedis = redisAvailable();
 const SERVER = join(import.meta.dirname, "../../gateway/src/broker/server.ts");
@@ -210,18 +211,10 @@ describe.skipIf(!hasRedis)("broker nodes sharing Redis", () => {
 
   it("the firmware with both nodes in MQTT_HOSTS: kill -9 of its node, devices move to the other, 0 readings lost", async () => {
     await startBoth();
-    // The gateway's side: a persistent session (clean=false, QoS 1) on A that fails over to B like the devices
+    // The gateway's side: a persistent session (clean=false, QoS 1) on A that fails over to B like the devices,
+    // with the gateway's own connect options (bridge/broker-connection.ts, MQTT_URL listing both nodes)
     const arrivals: Array<{ device: string; seq: number }> = [];
-    const gateway = mqtt.connect({
-      servers: [
-        { host: "127.0.0.1", port: a.port },
-        { host: "127.0.0.1", port: b.port },
-      ],
-      clientId: "sensors-gateway",
-      clean: false,
-      reconnectPeriod: 100,
-      connectTimeout: 2_000,
-    });
+    const gateway = connectToBroker({ urls: [a.url, b.url] }, { clientId: "sensors-gateway", clean: false });
     gateway.on("error", () => {});
     cleanups.push(() => gateway.endAsync(true));
     gateway.on("message", (topic, payload) => {

@@ -1,8 +1,9 @@
 /**
  * The production gateway for tests: `node <flags> gateway/dist/server.js`, the command and flags of
  * package.json's "gateway" script, as a child process on free loopback ports with token auth (the default) and
- * the embedded broker open on 127.0.0.1 (so tests publish without provisioning). The first start in a test
- * process compiles gateway/src (tsconfig.build.json), so the code under test is the current source.
+ * the embedded broker open on 127.0.0.1 (so tests publish without provisioning); also `server.js --workers N`
+ * and broker nodes (`npm run broker`). The first start in a test process compiles gateway/src
+ * (tsconfig.build.json), so the code under test is the current source.
  *
  * @example
  * const gw = await startCompiledGateway();
@@ -29,10 +30,10 @@ export function buildGateway(): void {
   built = true;
 }
 
-/** The node flags of `npm run gateway` (package.json is their one owner). */
-export function productionNodeFlags(): string[] {
-  const script: string = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).scripts.gateway;
-  return script.split(/\s+/).filter((w) => w.startsWith("--"));
+/** The node flags of `npm run gateway` (or of another script, e.g. "broker"; package.json is their one owner). */
+export function productionNodeFlags(script = "gateway"): string[] {
+  const command: string = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).scripts[script];
+  return command.split(/\s+/).filter((w) => w.startsWith("--"));
 }
 
 export interface CompiledGateway {
@@ -118,9 +119,10 @@ export interface CompiledWorkers {
 
 /**
  * `server.js --workers N` as `npm run gateway -- --workers N` runs it, on `redisUrl`, with the embedded broker
- * (in the supervisor) open on 127.0.0.1; resolves once every worker answers /healthz.
+ * (in the supervisor) open on 127.0.0.1, or the brokers `env.MQTT_URL` names; resolves once every worker
+ * answers /healthz.
  */
-export async function startCompiledWorkers(workers: number, redisUrl: string): Promise<CompiledWorkers> {
+export async function startCompiledWorkers(workers: number, redisUrl: string, env: Record<string, string> = {}): Promise<CompiledWorkers> {
   buildGateway();
   const dataDir = mkdtempSync(join(tmpdir(), "gw-workers-"));
   const basePort = await freeConsecutivePorts(workers);
@@ -138,6 +140,7 @@ export async function startCompiledWorkers(workers: number, redisUrl: string): P
       DATA_DIR: dataDir,
       REDIS_URL: redisUrl,
       LOG_LEVEL: "info", // the supervisor's "worker started" lines name each worker's pid
+      ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -174,5 +177,67 @@ export async function startCompiledWorkers(workers: number, redisUrl: string): P
   }
   const adminToken = readFileSync(join(dataDir, "admin-token"), "utf8").trim();
   const workerPid = (port: number) => logLines().filter((l) => l.msg === "worker started" && l.port === port).at(-1)!.pid as number;
-  return { ports, sharedPort, mqttUrl: `mqtt://127.0.0.1:${mqttPort}`, adminToken, dataDir, output: () => output, logLines, workerPid, stop };
+  return { ports, sharedPort, mqttUrl: env.MQTT_URL ?? `mqtt://127.0.0.1:${mqttPort}`, adminToken, dataDir, output: () => output, logLines, workerPid, stop };
+}
+
+export interface CompiledBrokerNode {
+  /** aedes' broker id, as the node prints it */
+  id: string;
+  port: number;
+  url: string;
+  output(): string;
+  /** kill -9; resolves once the process is gone. */
+  kill(): Promise<void>;
+  /** SIGTERM (if still running), wait, remove the data dir. Safe twice. */
+  stop(): Promise<void>;
+}
+
+/**
+ * One broker node as `npm run broker` runs it (gateway/dist/broker/server.js), with BROKER_STORE=redis on
+ * `redisUrl`, open on 127.0.0.1 (the simulated devices have no passwords), on a free port.
+ */
+export async function startCompiledBrokerNode(redisUrl: string): Promise<CompiledBrokerNode> {
+  buildGateway();
+  const dataDir = mkdtempSync(join(tmpdir(), "broker-node-"));
+  const port = await freePort();
+  const child = spawn(process.execPath, [...productionNodeFlags("broker"), join(ROOT, "gateway/dist/broker/server.js")], {
+    cwd: tmpdir(),
+    env: { ...process.env, MQTT_HOST: "127.0.0.1", MQTT_PORT: String(port), MQTT_AUTH: "open", DATA_DIR: dataDir, REDIS_URL: redisUrl, BROKER_STORE: "redis", LOG_LEVEL: "warn", GATEWAY_CONFIG: "" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  const running = () => child.exitCode === null && child.signalCode === null;
+  let stopped: Promise<void> | undefined;
+  const stop = () =>
+    (stopped ??= (async () => {
+      if (running()) child.kill("SIGTERM");
+      await exited;
+      rmSync(dataDir, { recursive: true, force: true });
+    })());
+  try {
+    await waitUntil(
+      () => {
+        if (!running()) throw new Error(`the broker node exited: ${output}`);
+        return output.includes("Broker node ");
+      },
+      { timeoutMs: 20_000, message: "the compiled broker node listening" },
+    );
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return {
+    id: /Broker node (\S+) on/.exec(output)![1]!,
+    port,
+    url: `mqtt://127.0.0.1:${port}`,
+    output: () => output,
+    async kill() {
+      if (running()) child.kill("SIGKILL");
+      await exited;
+    },
+    stop,
+  };
 }

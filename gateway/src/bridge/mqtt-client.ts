@@ -7,17 +7,16 @@
  * rejects, no acknowledgement goes out and the broker redelivers the message on the next connection, which the
  * bridge makes once the store is ready again.
  */
-import mqtt, { type MqttClient } from "mqtt";
+import type { MqttClient } from "mqtt";
 import type { Logger } from "../ops/log.ts";
 import type { Metrics } from "../ops/metrics.ts";
 import { GATEWAY_SUBSCRIPTIONS } from "../protocol/topics.ts";
 import { ackWithin } from "../outbound/ack-timeout.ts";
+import { connectToBroker, currentBroker, type BrokerTarget } from "./broker-connection.ts";
 
 export interface BridgeOptions {
-  url: string;
+  broker: BrokerTarget;
   clientId: string;
-  username?: string;
-  password?: string;
   /** How long start() waits for the first connection before going on (the client keeps retrying). */
   connectWaitMs?: number;
   /**
@@ -65,15 +64,9 @@ export class MqttBridge {
    * acknowledged when `onMessage` resolves, and left to the broker when it rejects.
    */
   async start(onMessage: (topic: string, payload: Buffer, retained: boolean) => Promise<void>): Promise<void> {
-    const client = mqtt.connect(this.opts.url, {
+    const client = connectToBroker(this.opts.broker, {
       clientId: this.opts.clientId,
       clean: false,
-      protocolVersion: 4,
-      username: this.opts.username,
-      password: this.opts.password,
-      reconnectPeriod: 1000,
-      connectTimeout: 10_000,
-      keepalive: 30,
       // No mqtt-packet number cache (6 MB of heap per process), as in broker/embedded.ts.
       writeCache: false,
     });
@@ -94,12 +87,12 @@ export class MqttBridge {
       );
     };
     client.on("error", (err) => this.log.warn({ err: err.message }, "mqtt client error"));
-    client.on("offline", () => this.log.warn({ url: this.opts.url }, "mqtt broker unreachable, retrying"));
+    client.on("offline", () => this.log.warn({ broker: currentBroker(client) }, "mqtt broker unreachable, retrying"));
     const subscribed = new Promise<void>((resolve) => {
       client.on("close", () => (this.since = undefined));
       client.on("connect", (connack) => {
         this.since = Date.now();
-        this.log.info({ url: this.opts.url, sessionPresent: connack.sessionPresent }, "mqtt connected");
+        this.log.info({ broker: currentBroker(client), clientId: this.opts.clientId, sessionPresent: connack.sessionPresent }, "mqtt connected");
         // Required when the session is gone; when it survived, the broker replays the retained status of every
         // device (flagged retain), which handlers.ts recognises.
         client.subscribe([...GATEWAY_SUBSCRIPTIONS], { qos: 1 }, (err) => {
@@ -111,7 +104,7 @@ export class MqttBridge {
     let timer: NodeJS.Timeout | undefined;
     const waited = new Promise<void>((resolve) => {
       timer = setTimeout(() => {
-        this.log.warn({ url: this.opts.url }, "mqtt broker not reachable yet; starting anyway");
+        this.log.warn({ brokers: this.opts.broker.urls }, "mqtt broker not reachable yet; starting anyway");
         resolve();
       }, this.opts.connectWaitMs ?? 10_000);
     });

@@ -2,7 +2,7 @@
  * One embedded broker alone, without the gateway: `npm run broker` (node gateway/dist/broker/server.js, built by
  * `npm run build:gateway`). With `broker.store: "redis"` (BROKER_STORE=redis) and `redis.url` (REDIS_URL) it is
  * one node of several on that Redis (nodes.ts): run it on two ports or machines, give devices both addresses
- * (MQTT_HOSTS) and point gateways at any node (mqtt.url). Same configuration as the gateway (config.ts: env and
+ * (MQTT_HOSTS) and gateways all of them (mqtt.url, a list). Same configuration as the gateway (config.ts: env and
  * GATEWAY_CONFIG); it uses host/port/wsPort of `mqtt`, `dataDir` (device credentials), `broker`, `redis`,
  * `tls` (mqtts on mqtt.tlsPort). Bad config → one line per problem, exit 2. SIGTERM/SIGINT → close, exit 0.
  */

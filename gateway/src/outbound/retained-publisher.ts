@@ -5,22 +5,21 @@
  * acknowledge-after-store intake stay exactly as they are. Its Last Will marks `sleepy/gateway/status` offline; it publishes `online` on connect.
  *
  * @example
- *   const out = new RetainedPublisher({ url, clientId: "sensors-gateway-out" }, counters, log);
+ *   const out = new RetainedPublisher({ broker: { urls: [url] }, clientId: "sensors-gateway-out" }, counters, log);
  *   out.onConnect(() => republishEverything());
  *   out.start(); // connects in the background
  *   out.publish("sleepy/devices/k1/state", "{...}", "ha_state"); // never throws; failures are counted and logged
  *   await out.publishAcked("sleepy/devices/k1/state", "", "ha_state"); // a removal: throws unless the broker has it
  */
-import mqtt, { type MqttClient } from "mqtt";
+import type { MqttClient } from "mqtt";
+import { connectToBroker, currentBroker, type BrokerTarget } from "../bridge/broker-connection.ts";
 import type { Logger } from "../ops/log.ts";
 import { ackWithin } from "./ack-timeout.ts";
 import { gatewayStatusTopic } from "../protocol/topics.ts";
 
 export interface PublisherOptions {
-  url: string;
+  broker: BrokerTarget;
   clientId: string;
-  username?: string;
-  password?: string;
   /** How long publishAcked() and close() wait for a PUBACK (default 5 s). */
   ackTimeoutMs?: number;
 }
@@ -64,15 +63,9 @@ export class RetainedPublisher {
 
   /** Connects in the background (retrying every second); the onConnect listeners run on each connection. */
   start(): void {
-    const client = mqtt.connect(this.opts.url, {
+    const client = connectToBroker(this.opts.broker, {
       clientId: this.opts.clientId,
       clean: true,
-      protocolVersion: 4,
-      username: this.opts.username,
-      password: this.opts.password,
-      reconnectPeriod: 1000,
-      connectTimeout: 10_000,
-      keepalive: 30,
       will: { topic: gatewayStatusTopic, payload: Buffer.from("offline"), qos: 1, retain: true },
     });
     this.client = client;
@@ -85,6 +78,7 @@ export class RetainedPublisher {
       }
     });
     client.on("connect", () => {
+      this.log.info({ broker: currentBroker(client) }, "mqtt publisher connected");
       this.publish(gatewayStatusTopic, "online", "gateway_status");
       if (this.messageListeners.size) {
         client.subscribe([...this.messageListeners.keys()], { qos: 1 }, (err) => {
