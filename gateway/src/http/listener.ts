@@ -77,7 +77,7 @@ const serverError = (opts: HttpListenerOptions, listener: string) => (err: Error
 
 async function plainListener(app: Hono<AppEnv>, opts: HttpListenerOptions): Promise<HttpListener> {
   const server = await listen(createAdaptorServer({ fetch: app.fetch }) as HttpServer, opts.port, opts.host, serverError(opts, "http"));
-  const handed = opts.supervisor && acceptHandedConnections(server, opts.supervisor);
+  const handed = opts.supervisor && acceptHandedConnections(server, opts.supervisor, opts.log);
   let serverClosed: Promise<void> | undefined;
   return {
     port: (server.address() as AddressInfo).port,
@@ -95,7 +95,7 @@ async function plainListener(app: Hono<AppEnv>, opts: HttpListenerOptions): Prom
       serverClosed ??= closed(server);
       server.closeIdleConnections();
       const force = setTimeout(() => server.closeAllConnections(), graceMs);
-      await serverClosed;
+      await Promise.all([serverClosed, handed?.drained()]);
       clearTimeout(force);
     },
   };

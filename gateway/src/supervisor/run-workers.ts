@@ -82,14 +82,22 @@ export async function runWorkers(config: GatewayConfig, opts: RunWorkersOptions)
     adminTokenFile,
     broker: broker && { url: `mqtt://${loopbackFor(config.mqtt.host)}:${broker.port}`, ...broker.serviceCredentials },
   });
-  const supervisor = new Supervisor({ command: opts.command, args: opts.args, plans, log: opts.log, policy: opts.policy });
   let shared: SharedPort;
   try {
-    shared = await SharedPort.open({ host: config.host, port: config.port, nextWorker: () => supervisor.nextReadyWorker(), log: opts.log });
+    shared = await SharedPort.open({ host: config.host, port: config.port, log: opts.log.child({ part: "shared-port" }) });
   } catch (err) {
     await broker?.close();
     throw err;
   }
+  const supervisor = new Supervisor({
+    command: opts.command,
+    args: opts.args,
+    plans,
+    log: opts.log,
+    policy: opts.policy,
+    onSpawn: (child) => shared.adopt(child),
+    onStopping: () => void shared.close(), // no new connections while the workers drain theirs
+  });
   supervisor.start();
   opts.log.info(
     { workers: opts.workers, sharedPort: shared.port, ports: plans.map((p) => p.port), broker: broker ? `embedded on port ${broker.port}` : config.mqtt.url },
@@ -102,7 +110,6 @@ export async function runWorkers(config: GatewayConfig, opts: RunWorkersOptions)
     return code;
   });
   const stop = (signal: NodeJS.Signals) => {
-    void shared.close(); // no new connections while the workers drain theirs
     supervisor.stop(signal);
     return finished;
   };

@@ -12,7 +12,6 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import type { Logger } from "../ops/log.ts";
-import { DRAINING, READY, workerSaid } from "./handoff.ts";
 import type { WorkerPlan } from "./worker-plan.ts";
 
 export const BAD_CONFIG_EXIT = 2;
@@ -47,6 +46,10 @@ export interface SupervisorOptions {
   plans: WorkerPlan[];
   log: Logger;
   policy?: Partial<RestartPolicy>;
+  /** Each worker process as it is spawned (the shared port adopts it). */
+  onSpawn?(child: ChildProcess): void;
+  /** Once, when the supervisor starts stopping: by a signal, or by itself (a bad config, a crash loop). */
+  onStopping?(): void;
 }
 
 interface Worker {
@@ -56,8 +59,6 @@ interface Worker {
   crashesInARow: number;
   restartTimer: NodeJS.Timeout | undefined;
   restarts: number;
-  /** Takes connections on the shared port (it said READY and not DRAINING since). */
-  ready: boolean;
 }
 
 export class Supervisor {
@@ -67,11 +68,10 @@ export class Supervisor {
   private stopping = false;
   private exitCode = 0;
   private resolveExited!: (r: { code: number }) => void;
-  private nextIndex = 0;
 
   constructor(private readonly opts: SupervisorOptions) {
     this.policy = { ...DEFAULT_RESTART_POLICY, ...opts.policy };
-    this.workers = opts.plans.map((plan) => ({ plan, child: undefined, startedAt: 0, crashesInARow: 0, restartTimer: undefined, restarts: 0, ready: false }));
+    this.workers = opts.plans.map((plan) => ({ plan, child: undefined, startedAt: 0, crashesInARow: 0, restartTimer: undefined, restarts: 0 }));
     this.exited = new Promise((resolve) => (this.resolveExited = resolve));
   }
 
@@ -79,18 +79,9 @@ export class Supervisor {
     for (const w of this.workers) this.spawn(w);
   }
 
-  /** Round-robin over the ready workers: the one to take the next connection on the shared port. */
-  nextReadyWorker(): ChildProcess | undefined {
-    if (this.stopping) return undefined;
-    for (let tried = 0; tried < this.workers.length; tried++) {
-      const w = this.workers[this.nextIndex++ % this.workers.length]!;
-      if (w.ready && w.child?.connected) return w.child;
-    }
-    return undefined;
-  }
-
   /** SIGKILLs every worker now (a second Ctrl-C: the user wants out); `exited` resolves with 1. */
   kill(): void {
+    if (!this.stopping) this.opts.onStopping?.();
     this.stopping = true;
     if (this.exitCode === 0) this.exitCode = 1;
     for (const w of this.workers) {
@@ -103,7 +94,10 @@ export class Supervisor {
 
   /** Sends `signal` to every worker (no restarts from now on); `exited` resolves when all are gone. Safe twice. */
   stop(signal: NodeJS.Signals = "SIGTERM"): void {
-    if (!this.stopping) this.opts.log.info({ signal, workers: this.workers.length }, "stopping workers");
+    if (!this.stopping) {
+      this.opts.log.info({ signal, workers: this.workers.length }, "stopping workers");
+      this.opts.onStopping?.();
+    }
     this.stopping = true;
     for (const w of this.workers) {
       clearTimeout(w.restartTimer);
@@ -135,12 +129,7 @@ export class Supervisor {
     });
     w.child = child;
     w.startedAt = Date.now();
-    w.ready = false;
-    child.on("message", (msg) => {
-      const said = workerSaid(msg);
-      if (said === READY) w.ready = true;
-      else if (said === DRAINING) w.ready = false;
-    });
+    this.opts.onSpawn?.(child);
     this.opts.log.info({ worker: w.plan.index, pid: child.pid, port: w.plan.port, dataDir: w.plan.dataDir }, "worker started");
     child.once("error", (err) => {
       this.opts.log.error({ err, worker: w.plan.index }, "worker could not be started");
@@ -152,7 +141,6 @@ export class Supervisor {
   private onExit(w: Worker, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
     if (w.child !== child) return;
     w.child = undefined;
-    w.ready = false;
     if (this.stopping) {
       this.opts.log.info({ worker: w.plan.index, code, signal }, "worker stopped");
       if (code !== 0 && code !== null && this.exitCode === 0) this.exitCode = 1;
