@@ -9,7 +9,7 @@
  * share one port, and devices need one address.
  *
  * The embedded broker here is the workers' external broker: plain MQTT only (no mqtts/ws/wss listeners, no
- * broker counters in /metrics, commands stop at "sent" as with Mosquitto), so those options are refused; use
+ * broker counters in /metrics, commands are never "delivered", only "queued" then acked, as with Mosquitto), so those options are refused; use
  * Mosquitto for them. TLS is nginx's job in front of the workers (they are its http:// upstreams).
  *
  * Workers run in Redis mode (config.redis: REDIS_URL or the config file, which they inherit): without it each
